@@ -1,0 +1,93 @@
+# Postern - the one build file. `make` builds, `make run` starts a
+# development instance, `make test` runs every test, `make asan` runs them
+# under AddressSanitizer and UndefinedBehaviorSanitizer, `make bench`
+# compares with Postfix, `make install` installs on a production host.
+
+CC      ?= cc
+SAN     ?=
+ifeq ($(SAN),1)
+BUILD   := build/asan
+BIN     := build/asan/bin
+OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD   := build/release
+BIN     := bin
+OPT     := -O2 -D_FORTIFY_SOURCE=2
+endif
+
+CFLAGS  := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+           -fstack-protector-strong -Icommon -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
+LIBS    := -lssl -lcrypto -llmdb
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBCOMMON  := $(BUILD)/libpostern.a
+
+# Each process directory: main.c is the entry point, the other files are
+# modules that unit tests may link too.
+define process
+$(1)_SRC := $$(filter-out $(2)/main.c,$$(wildcard $(2)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=$$(BUILD)/%.o)
+$$(BIN)/$(3): $$(BUILD)/$(2)/main.o $$($(1)_OBJ) $$(LIBCOMMON) | $$(BIN)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(eval $(call process,MASTER,master,postern))
+$(eval $(call process,SMTPD,smtpd,smtpd))
+$(eval $(call process,QMGR,queue-mgr,queue-mgr))
+
+TOOLS := mailq sendmail
+$(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit
+
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(TOOLS:%=$(BIN)/%)
+
+all: $(PROGRAMS) $(BUILD)/unit-tests
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BIN):
+	mkdir -p $@
+
+deps:
+	scripts/deps
+
+run: deps
+	$(MAKE) all
+	scripts/run-dev
+
+test: deps
+	$(MAKE) all
+	BIN=$(BIN) UNIT=$(BUILD)/unit-tests tests/run
+
+test-long: deps
+	$(MAKE) all
+	BIN=$(BIN) UNIT=$(BUILD)/unit-tests LONG=1 tests/run
+
+asan: deps
+	$(MAKE) SAN=1 all
+	BIN=build/asan/bin UNIT=build/asan/unit-tests SAN=1 tests/run
+
+bench: deps
+	$(MAKE) all
+	scripts/bench
+
+install: all
+	scripts/install
+
+clean:
+	rm -rf build bin
+
+.PHONY: all deps run test test-long asan bench install clean
+-include $(shell find build -name '*.d' 2>/dev/null)

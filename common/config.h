@@ -1,0 +1,109 @@
+/*
+ * config.h - postern.conf: parsing, defaults and the typed result.
+ *
+ * Syntax (SPEC.md section 3): "key = value" a line, '#' comments, values
+ * continued on lines that start with white space, lists split on commas or
+ * white space, sizes with K/M/G, durations with s/m/h/d. Unknown keys, bad
+ * values and missing required files are errors reported as "FILE:LINE: text".
+ * $hostname inside a value expands to the hostname setting.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_DEFAULT_PATH "/etc/postern/postern.conf"
+#define CONF_MAX_LIST 64
+#define CONF_MAX_STR 1024
+
+struct strlist {
+    size_t n;
+    char *v[CONF_MAX_LIST];
+};
+
+/* A listener: "0.0.0.0:25", "[::]:25", "127.0.0.1:2525". */
+struct listen_addr {
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char text[80];          /* as written, for logs */
+};
+
+struct listen_list {
+    size_t n;
+    struct listen_addr v[CONF_MAX_LIST];
+};
+
+/* An IPv4 or IPv6 network "10.0.0.0/8", "::1/128", or a bare address. */
+struct cidr {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned prefix;
+};
+
+struct cidr_list {
+    size_t n;
+    struct cidr v[CONF_MAX_LIST];
+};
+
+struct config {
+    char path[CONF_MAX_STR];        /* file it was read from */
+    char hostname[256];
+    struct listen_list listen_smtp, listen_submission, listen_smtps;
+    char spool_dir[CONF_MAX_STR];
+    char run_dir[CONF_MAX_STR];
+    char tls_cert_file[CONF_MAX_STR];   /* "" = none */
+    char tls_key_file[CONF_MAX_STR];
+    struct strlist local_domains;       /* lower case */
+    char mailbox_dir[CONF_MAX_STR];
+    char mailboxes_file[CONF_MAX_STR];
+    char aliases_file[CONF_MAX_STR];
+    struct cidr_list relay_networks;
+    char relayhost[CONF_MAX_STR];       /* "" = none */
+    uint64_t max_message_size;          /* bytes */
+    unsigned max_recipients;
+    unsigned queue_lifetime;            /* seconds */
+    unsigned min_backoff, max_backoff;
+    unsigned delay_warning;
+    unsigned remote_smtp_port;
+    struct strlist dns_forwarders;
+    struct strlist dns_stub_zones;
+    char dnssec_trust_anchor_file[CONF_MAX_STR];
+    char user_smtpd[128], user_queue[128], user_resolver[128], user_deliver[128];
+    int chroot;                         /* yes/no */
+    /* Postern additions, documented in postern.conf.example */
+    unsigned smtpd_processes;           /* worker processes, default 2 */
+    unsigned smtpd_max_sessions;        /* per worker, default 1000 */
+    unsigned smtpd_timeout;             /* seconds, default 300 */
+    unsigned smtpd_error_limit;         /* default 20 */
+    unsigned smtpd_max_line;            /* text line limit incl CRLF, 1000 */
+    int debug;                          /* log_level = debug */
+};
+
+/* Fills in every default (hostname from the system). */
+void config_defaults(struct config *c);
+
+/*
+ * Reads path over the defaults. Returns 0, or -1 with "FILE:LINE: message"
+ * (or "FILE: message") in err. Also checks that files named by keys that
+ * need them exist (tls_cert_file and tls_key_file go together).
+ */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+void config_free(struct config *c);
+
+/* Is the (lower-cased) domain one of local_domains? */
+int config_is_local_domain(const struct config *c, const char *domain);
+/* Does the address fall inside one of the networks? */
+int cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
+
+/* Value parsers, also used by tests: -1 on error. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration(const char *s, unsigned *out);
+int config_parse_cidr(const char *s, struct cidr *out);
+int config_parse_listen(const char *s, struct listen_addr *out);
+
+/* The config path from -c, else $POSTERN_CONF, else the default. */
+const char *config_path(const char *opt);
+
+#endif

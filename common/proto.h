@@ -1,0 +1,84 @@
+/*
+ * proto.h - message types and field tags spoken over ipc.h frames, and the
+ * socket names under run_dir. One table for every process, so that resolver,
+ * map and auth look-ups (ROADMAP.md) are new rows, not new formats.
+ *
+ * queue-mgr listens on:
+ *   RUN/smtpd/queue/queue.sock  smtpd links (inside smtpd's chroot jail)
+ *   RUN/queue/pickup.sock       sendmail (any local user; SO_PEERCRED recorded)
+ *   RUN/queue/control.sock      mailq, posternctl
+ *
+ * Message hand-off (smtpd or sendmail to queue-mgr):
+ *   Q_OPEN            ->  Q_OPENED {QID} + descriptor of a new spool file
+ *   (client writes the message, CRLF lines, into the descriptor)
+ *   Q_COMMIT {QID, envelope fields as in qrecord.h}
+ *                     ->  Q_COMMITTED {QID}    once file and record are durable
+ *                     or  Q_ERROR {CODE, TEXT}
+ *   Q_ABORT {QID}         (no reply) the spool file is removed
+ * Queue listing (mailq):
+ *   Q_LIST            ->  Q_LIST_ITEM {RECORD} ... Q_LIST_END {COUNT}
+ */
+#ifndef POSTERN_PROTO_H
+#define POSTERN_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* socket paths, relative to run_dir */
+#define SOCK_SMTPD_JAIL   "smtpd"              /* smtpd's chroot jail */
+#define SOCK_QUEUE_SMTPD  "smtpd/queue/queue.sock"
+#define SOCK_QUEUE_SMTPD_IN_JAIL "/queue/queue.sock"
+#define SOCK_QUEUE_PICKUP "queue/pickup.sock"
+#define SOCK_QUEUE_CONTROL "queue/control.sock"
+#define PID_FILE          "postern.pid"
+
+enum msg_type {
+    Q_OPEN = 1,
+    Q_OPENED,
+    Q_COMMIT,
+    Q_COMMITTED,
+    Q_ABORT,
+    Q_ERROR,
+    Q_LIST,
+    Q_LIST_ITEM,
+    Q_LIST_END,
+};
+
+enum field_tag {
+    T_QID = 1,          /* str, QID_LEN */
+    T_CODE,             /* str, "451 4.3.0" */
+    T_TEXT,             /* str, human text */
+    T_RECORD,           /* nested: a queue record body */
+    T_COUNT,            /* u64 */
+    /* envelope and record fields: see qrecord.h */
+    T_VERSION = 16,     /* u64, record format version */
+    T_SENDER,           /* str, mailbox or "" */
+    T_RCPT,             /* nested, one recipient */
+    T_ENVID,            /* str, xtext as received (RFC 3461) */
+    T_RET,              /* u64, enum qrec_ret */
+    T_BODY,             /* u64, enum qrec_body */
+    T_FLAGS,            /* u64, QF_* bits */
+    T_AUTH,             /* str, authenticated identity */
+    T_HELO,             /* str */
+    T_CLIENT_ADDR,      /* str, IP address */
+    T_CLIENT_NAME,      /* str, host name or "unknown" */
+    T_PROTO,            /* str, "ESMTPS" etc. */
+    T_UID,              /* u64, local submitter's uid (pickup) */
+    T_ARRIVAL,          /* u64, seconds since the epoch */
+    T_SIZE,             /* u64, bytes in the spool file */
+    T_ORIGIN,           /* str, "smtpd" or "pickup" */
+    /* recipient fields, inside T_RCPT */
+    T_R_ADDR = 48,      /* str, mailbox */
+    T_R_ORCPT,          /* str, "addr-type;xtext" (RFC 3461) */
+    T_R_NOTIFY,         /* u64, NOTIFY_* bits */
+    T_R_STATUS,         /* u64, enum qrcpt_status */
+    T_R_ATTEMPTS,       /* u64 */
+    T_R_NEXT_TRY,       /* u64, seconds since the epoch */
+    T_R_DSN,            /* str, "4.4.1" */
+    T_R_REPLY,          /* str, last reply or reason */
+};
+
+/* Largest body each type may have; 0 for an unknown type (frame refused). */
+size_t proto_limit(uint16_t type);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * qrecord.h - the queue record: the envelope of one queued message and the
+ * state of each of its recipients, as stored in LMDB (value of key = queue id)
+ * and as carried in Q_COMMIT and Q_LIST_ITEM.
+ *
+ * Encoded as ipc.h fields, first T_VERSION. Decoders skip tags they do not
+ * know, so later versions can add fields without rewriting the queue.
+ * Version 1 already holds what delivery, DSN, bounces and queue control need:
+ * per-recipient status, attempts and next try, NOTIFY/ORCPT/RET/ENVID, the
+ * 8BITMIME and SMTPUTF8 flags, the authenticated identity and a hold flag.
+ */
+#ifndef POSTERN_QRECORD_H
+#define POSTERN_QRECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "addr.h"
+#include "ipc.h"
+#include "queueid.h"
+
+#define QREC_VERSION 1
+#define QREC_ENVID_MAX 100
+#define QREC_ORCPT_MAX 500
+#define QREC_REPLY_MAX 512
+#define QREC_MAX_RCPT 100000
+
+enum qrec_ret { RET_NONE = 0, RET_FULL, RET_HDRS };
+enum qrec_body { BODY_NONE = 0, BODY_7BIT, BODY_8BITMIME };
+
+enum {
+    QF_HOLD = 1 << 0,       /* held by the operator */
+    QF_SMTPUTF8 = 1 << 1,   /* MAIL ... SMTPUTF8 */
+};
+
+enum {
+    NOTIFY_NEVER = 1 << 0,
+    NOTIFY_SUCCESS = 1 << 1,
+    NOTIFY_FAILURE = 1 << 2,
+    NOTIFY_DELAY = 1 << 3,
+};
+
+enum qrcpt_status {
+    RCPT_PENDING = 0,   /* not yet tried */
+    RCPT_DEFERRED,      /* tried, will retry at next_try */
+    RCPT_SENT,          /* delivered */
+    RCPT_BOUNCED,       /* failed for good */
+};
+
+struct qrcpt {
+    char addr[ADDR_MAX + 1];
+    char orcpt[QREC_ORCPT_MAX + 1];
+    unsigned notify;
+    unsigned status;
+    unsigned attempts;
+    uint64_t next_try;
+    char dsn[16];
+    char reply[QREC_REPLY_MAX + 1];
+};
+
+struct qrec {
+    unsigned version;
+    char qid[QID_LEN + 1];
+    char sender[ADDR_MAX + 1];
+    char envid[QREC_ENVID_MAX + 1];
+    unsigned ret, body, flags;
+    char auth[256];
+    char helo[256];
+    char client_addr[64];
+    char client_name[256];
+    char proto[16];
+    char origin[16];
+    int64_t uid;            /* -1 when not a local submission */
+    uint64_t arrival, size;
+    size_t nrcpt;
+    struct qrcpt *rcpt;     /* malloc'ed, nrcpt entries */
+};
+
+void qrec_init(struct qrec *r);
+void qrec_free(struct qrec *r);
+/* Appends a recipient (copying addr); -1 on OOM or over QREC_MAX_RCPT. */
+int qrec_add_rcpt(struct qrec *r, const char *addr);
+
+/* Appends the record's fields to a body started with ipc_body_begin() or
+ * ipc_out_begin(). The qid is included. */
+void qrec_encode(const struct qrec *r, struct ipc_out *m);
+
+/* Decodes and validates fields; -1 with a reason in err. Addresses are
+ * checked with addr.h, texts for control characters, numbers for range. */
+int qrec_decode(const unsigned char *body, size_t len, struct qrec *r, char *err, size_t errlen);
+
+/* The Postfix queue name for mailq: "hold", "deferred", "incoming" or "active". */
+const char *qrec_queue_name(const struct qrec *r);
+
+#endif
