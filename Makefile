@@ -15,7 +15,7 @@ BIN     := bin
 OPT     := -O2 -D_FORTIFY_SOURCE=2
 endif
 
-CFLAGS  := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -fstack-protector-strong -Icommon -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
 LIBS    := -lssl -lcrypto -llmdb

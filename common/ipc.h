@@ -27,8 +27,12 @@
 
 struct ipc_out {
     struct buf b;       /* header + body, ready to send */
+    int framed;         /* begins with a frame header */
     int failed;         /* set when a field would overflow the limit */
 };
+
+/* Header flag: a descriptor travels with this frame. */
+#define IPC_F_FD 0x0001
 
 void ipc_out_begin(struct ipc_out *m, uint16_t type, uint32_t reqid);
 void ipc_out_str(struct ipc_out *m, uint16_t tag, const char *s);
@@ -85,9 +89,10 @@ struct ipc_conn {
     struct buf in, out;
     int fdq[8];                 /* received descriptors not yet claimed */
     size_t nfdq;
-    int outfd[8];               /* descriptors to send, with the frame at out.off */
-    size_t outfd_pos[8];        /* byte offset in out where each belongs */
+    int outfd[8];               /* descriptors to send */
+    uint64_t outfd_pos[8];      /* stream offset of the frame each belongs to */
     size_t noutfd;
+    uint64_t out_queued, out_sent; /* stream offsets, for outfd_pos */
     ipc_limit_fn limit;
     struct ipc_msg cur;         /* last frame returned by ipc_conn_next */
     size_t cur_len;
@@ -108,13 +113,13 @@ int ipc_conn_read(struct ipc_conn *c);
  * A descriptor that came with the frame is in m->fd; the caller owns it. */
 int ipc_conn_next(struct ipc_conn *c, struct ipc_msg *m);
 
-/* ---- blocking helpers for command-line tools ---- */
+/* ---- blocking use, for command-line tools ---- */
 
-/* Connects to a UNIX socket path; -1 with errno. */
+/* Connects to a UNIX socket path (non-blocking); -1 with errno. */
 int ipc_connect_unix(const char *path);
-/* Sends a frame with an optional descriptor, blocking. */
-int ipc_send_blocking(int fd, const struct ipc_out *m, int passfd);
-/* Receives one frame into storage b (reset first), blocking, up to timeout_ms. */
-int ipc_recv_blocking(int fd, struct buf *b, struct ipc_msg *m, ipc_limit_fn limit, int timeout_ms);
+/* Queues a frame and waits until it is written; -1 on error or timeout. */
+int ipc_conn_send_wait(struct ipc_conn *c, const struct ipc_out *m, int fd, int timeout_ms);
+/* Waits for the next frame: 1 with *m, 0 on timeout, -1 on error, EOF or a bad frame. */
+int ipc_conn_recv_wait(struct ipc_conn *c, struct ipc_msg *m, int timeout_ms);
 
 #endif

@@ -1,0 +1,90 @@
+/*
+ * log.c - Postfix-shaped log lines to syslog (LOG_MAIL) or stderr.
+ *
+ * Must never block the caller for long or allocate: a line is formatted into
+ * a fixed buffer and written with one write(2) in foreground mode.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static char log_ident[64] = "postern";
+static int log_stderr = 1;
+static int log_debug_on;
+
+void log_init(const char *proc, int to_stderr)
+{
+    snprintf(log_ident, sizeof(log_ident), "postern/%s", proc);
+    log_stderr = to_stderr;
+    if (!to_stderr)
+        /* LOG_NDELAY connects now, before any chroot hides /dev/log. */
+        openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_debug(int on)
+{
+    log_debug_on = on;
+}
+
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+    static const char *const prefix[] = { "debug: ", "", "warning: ", "error: ", "fatal: " };
+    static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
+    char text[2048];
+    int saved = errno;
+
+    if (lvl == LOG_LVL_DEBUG && !log_debug_on)
+        return;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    if (log_stderr) {
+        char line[2200];
+        int n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident, (long)getpid(),
+                         prefix[lvl], text);
+        if (n > (int)sizeof(line) - 1)
+            n = sizeof(line) - 1, line[n - 1] = '\n';
+        if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+            /* nowhere left to report it */
+        }
+    } else {
+        syslog(prio[lvl], "%s%s", prefix[lvl], text);
+    }
+    errno = saved;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(lvl, fmt, ap);
+    va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(LOG_LVL_FATAL, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+const char *log_sanitize(const char *in, size_t len, char *out, size_t outlen)
+{
+    size_t i, o = 0;
+
+    if (outlen == 0)
+        return out;
+    for (i = 0; i < len && o + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        /* UTF-8 is kept: it is text, and SMTPUTF8 addresses need it. */
+        out[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    out[o] = 0;
+    return out;
+}

@@ -1,0 +1,27 @@
+/*
+ * proto.c - per-type frame size limits (proto.h). A frame of a type not in
+ * this table, or longer than its row allows, is refused by the reader.
+ */
+#include "proto.h"
+
+#include "ipc.h"
+
+size_t proto_limit(uint16_t type)
+{
+    switch (type) {
+    case Q_OPEN:
+    case Q_OPENED:
+    case Q_COMMITTED:
+    case Q_ABORT:
+    case Q_ERROR:
+    case Q_LIST:
+    case Q_LIST_END:
+        return 4096;
+    case Q_COMMIT:
+    case Q_LIST_ITEM:
+        /* a record with many recipients, each with ORCPT and a last reply */
+        return IPC_MAX_BODY;
+    default:
+        return 0;
+    }
+}
