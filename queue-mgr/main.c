@@ -1,0 +1,111 @@
+/*
+ * queue-mgr - the durable queue. Owns the LMDB index and the spool files,
+ * takes messages from smtpd and sendmail, answers mailq.
+ *
+ * Started by the master (as root when the master is root); drops to
+ * user_queue before touching the queue, and never runs anything.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "evloop.h"
+#include "log.h"
+#include "privsep.h"
+#include "qstore.h"
+#include "server.h"
+#include "spool.h"
+
+static struct config cfg_a, cfg_b, *cfg = &cfg_a;
+static const char *conf_path;
+
+static void on_term(struct evloop *ev, int signo, void *arg)
+{
+    (void)arg;
+    log_info("stopping on signal %d", signo);
+    ev_stop(ev);
+}
+
+static void on_hup(struct evloop *ev, int signo, void *arg)
+{
+    struct config *next = cfg == &cfg_a ? &cfg_b : &cfg_a;
+    char err[512];
+
+    (void)ev;
+    (void)signo;
+    (void)arg;
+    config_defaults(next);
+    if (config_load(next, conf_path, err, sizeof(err)) < 0) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        config_free(next);
+        return;
+    }
+    server_set_config(next);
+    config_free(cfg);
+    cfg = next;
+    log_info("reload: configuration %s re-read", conf_path);
+}
+
+int main(int argc, char **argv)
+{
+    struct account acct, smtpd_acct;
+    struct evloop *ev;
+    struct qstore *q;
+    char err[1024], last[QID_LEN + 1];
+    long kept;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c')
+            conf_path = optarg;
+        else {
+            fprintf(stderr, "usage: queue-mgr [-c FILE]\n");
+            return 64;
+        }
+    }
+    conf_path = config_path(conf_path);
+    log_init("queue-mgr", getenv("POSTERN_FOREGROUND") != NULL);
+    config_defaults(cfg);
+    if (config_load(cfg, conf_path, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    log_set_debug(cfg->debug);
+    if (priv_is_root()) {
+        if (priv_resolve(cfg->user_queue, &acct, err, sizeof(err)) < 0 ||
+            priv_resolve(cfg->user_smtpd, &smtpd_acct, err, sizeof(err)) < 0)
+            log_fatal("%s", err);
+        priv_drop(&acct, NULL);
+    } else {
+        smtpd_acct.uid = getuid();
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    if (qstore_open(&q, cfg->spool_dir, 0, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    if (spool_init(cfg->spool_dir, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    kept = spool_reconcile(q);
+    if (kept < 0)
+        log_fatal("reconcile of %s failed", cfg->spool_dir);
+    qid_init(qstore_last_id(q, last) == 0 ? last : NULL);
+
+    ev = ev_new();
+    if (!ev)
+        log_fatal("event loop: %s", strerror(errno));
+    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
+        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
+        log_fatal("signals: %s", strerror(errno));
+    if (server_start(ev, cfg, q, smtpd_acct.uid, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    log_info("ready: %ld message(s) in the queue", kept);
+    if (ev_run(ev) < 0)
+        log_fatal("event loop: %s", strerror(errno));
+    server_stop();
+    qstore_close(q);
+    ev_free(ev);
+    config_free(cfg);
+    return 0;
+}

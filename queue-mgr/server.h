@@ -1,0 +1,23 @@
+/*
+ * server.h - queue-mgr's sockets: message hand-off from smtpd and sendmail,
+ * group commit, and queue listing for mailq.
+ */
+#ifndef POSTERN_QMGR_SERVER_H
+#define POSTERN_QMGR_SERVER_H
+
+#include <sys/types.h>
+#include "config.h"
+#include "evloop.h"
+#include "qstore.h"
+
+enum listener_kind { LK_SMTPD, LK_PICKUP, LK_CONTROL };
+
+/* Creates the three sockets under run_dir; -1 with err. */
+int server_start(struct evloop *ev, const struct config *cfg, struct qstore *q,
+                 uid_t smtpd_uid, char *err, size_t errlen);
+/* Takes a new configuration (reload). */
+void server_set_config(const struct config *cfg);
+/* Stops accepting, commits what is pending, closes every connection. */
+void server_stop(void);
+
+#endif

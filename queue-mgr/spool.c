@@ -1,0 +1,146 @@
+/*
+ * spool.c - spool files (spool.h).
+ *
+ * The commit point of a message is its LMDB record, not the file: files are
+ * created under their final name, written by smtpd or sendmail through a
+ * descriptor we pass them, made durable by spool_sync() before the record
+ * commits, and removed at start-up if no record ever named them.
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static int msgdir_fd = -1;
+
+int spool_init(const char *spool_dir, char *err, size_t errlen)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", spool_dir, QSTORE_MSG_DIR);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        return -1;
+    }
+    msgdir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (msgdir_fd < 0) {
+        snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int spool_create(char qid[QID_LEN + 1])
+{
+    for (int tries = 0; tries < 16; tries++) {
+        qid_next(qid);
+        int fd = openat(msgdir_fd, qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+int64_t spool_size(const char *qid)
+{
+    struct stat st;
+
+    if (fstatat(msgdir_fd, qid, &st, 0) < 0)
+        return -1;
+    return (int64_t)st.st_size;
+}
+
+void spool_remove(const char *qid)
+{
+    if (unlinkat(msgdir_fd, qid, 0) < 0 && errno != ENOENT)
+        log_warning("%s: cannot remove spool file: %s", qid, strerror(errno));
+}
+
+int spool_sync(void)
+{
+    /* One syncfs covers file data and directory entries of the whole batch:
+     * the price of durability is paid once per group commit, not per file. */
+    return syncfs(msgdir_fd);
+}
+
+struct idset {
+    char (*id)[QID_LEN + 1];
+    size_t n, cap;
+};
+
+static int collect_id(const char *qid, const void *val, size_t len, void *arg)
+{
+    struct idset *s = arg;
+    (void)val;
+    (void)len;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 1024;
+        void *p = realloc(s->id, ncap * sizeof(*s->id));
+        if (!p)
+            return 1;
+        s->id = p;
+        s->cap = ncap;
+    }
+    memcpy(s->id[s->n++], qid, QID_LEN + 1);
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, QID_LEN);
+}
+
+long spool_reconcile(struct qstore *q)
+{
+    struct idset s = { 0 };
+    DIR *d;
+    struct dirent *de;
+    long kept = 0, orphans = 0;
+    int dfd;
+
+    if (qstore_scan(q, NULL, collect_id, &s) < 0) {
+        free(s.id);
+        return -1;
+    }
+    /* Ids come out of LMDB sorted, so bsearch works without a sort. */
+    for (size_t i = 0; i < s.n; i++) {
+        if (spool_size(s.id[i]) < 0) {
+            log_error("%s: spool file is missing: this message is lost; removing its queue record",
+                      s.id[i]);
+            qstore_delete(q, s.id[i]);
+        } else {
+            kept++;
+        }
+    }
+    dfd = dup(msgdir_fd);
+    d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        free(s.id);
+        return -1;
+    }
+    rewinddir(d);
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (qid_valid(de->d_name) && bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id))
+            continue;
+        /* Never committed: the client was never told 250 for it. */
+        spool_remove(de->d_name);
+        orphans++;
+    }
+    closedir(d);
+    free(s.id);
+    if (orphans)
+        log_info("reconcile: removed %ld spool file(s) of transactions that never committed", orphans);
+    return kept;
+}

@@ -1,0 +1,174 @@
+/*
+ * smtpd - the SMTP server worker. The master starts smtpd_processes of
+ * them, as root, with the listening sockets at the descriptors named in
+ * POSTERN_LISTEN_FDS ("3:smtp,4:submission,5:smtps"). Each reads the TLS
+ * key, chroots into RUN_DIR/smtpd, drops to user_smtpd, and then serves
+ * SMTP sessions from one event loop. It never touches the queue directly:
+ * messages go into spool files that queue-mgr hands it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "evloop.h"
+#include "log.h"
+#include "privsep.h"
+#include "proto.h"
+#include "qlink.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+
+static struct config cfg_a, cfg_b, *cfg = &cfg_a;
+static const char *conf_path;
+static int draining, stopping;
+static uint64_t stop_deadline;
+
+static void maybe_exit(struct evloop *ev)
+{
+    if ((draining || stopping) && session_count() == 0)
+        ev_stop(ev);
+}
+
+static void tick(struct evloop *ev, void *arg)
+{
+    (void)arg;
+    session_tick();
+    if (stopping && now_ms() > stop_deadline) {
+        log_warning("stopping with %u session(s) still open", session_count());
+        ev_stop(ev);
+        return;
+    }
+    maybe_exit(ev);
+    ev_timer(ev, (draining || stopping) ? 100 : 1000, tick, NULL);
+}
+
+static void on_term(struct evloop *ev, int signo, void *arg)
+{
+    (void)signo;
+    (void)arg;
+    if (stopping)
+        return;
+    stopping = 1;
+    stop_deadline = now_ms() + 20000;
+    session_shutdown(0);
+    maybe_exit(ev);
+}
+
+static void on_hup(struct evloop *ev, int signo, void *arg)
+{
+    (void)signo;
+    (void)arg;
+    /* The master has started a new generation with the new configuration;
+     * this one finishes its sessions and leaves. */
+    if (draining || stopping)
+        return;
+    draining = 1;
+    log_info("draining: %u session(s) open", session_count());
+    session_shutdown(1);
+    maybe_exit(ev);
+}
+
+static int listen_fds(struct evloop *ev)
+{
+    const char *spec = getenv("POSTERN_LISTEN_FDS");
+    char tmp[1024], *tok, *save;
+    int n = 0;
+
+    if (!spec || strlen(spec) >= sizeof(tmp))
+        return 0;
+    str_copy(tmp, spec, sizeof(tmp));
+    for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        uint64_t fd;
+        enum port_kind kind;
+        if (!colon)
+            log_fatal("bad POSTERN_LISTEN_FDS entry \"%s\"", tok);
+        *colon = 0;
+        if (parse_u64(tok, &fd) < 0 || fd < 3 || fd > 1024)
+            log_fatal("bad descriptor in POSTERN_LISTEN_FDS: \"%s\"", tok);
+        if (!strcmp(colon + 1, "smtp"))
+            kind = PORT_SMTP;
+        else if (!strcmp(colon + 1, "submission"))
+            kind = PORT_SUBMISSION;
+        else if (!strcmp(colon + 1, "smtps"))
+            kind = PORT_SMTPS;
+        else
+            log_fatal("bad listener kind in POSTERN_LISTEN_FDS: \"%s\"", colon + 1);
+        if (kind != PORT_SMTP && !tls_available()) {
+            log_warning("no TLS certificate: not serving %s on descriptor %d", colon + 1, (int)fd);
+            close((int)fd);
+            continue;
+        }
+        set_nonblock((int)fd, 1);
+        if (session_listen(ev, (int)fd, kind) < 0)
+            log_fatal("cannot watch listener %d: %s", (int)fd, strerror(errno));
+        n++;
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    struct account acct;
+    struct evloop *ev;
+    char err[1024], jail[4096], qsock[4096];
+    int opt, jailed;
+
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c')
+            conf_path = optarg;
+        else {
+            fprintf(stderr, "usage: smtpd [-c FILE]\n");
+            return 64;
+        }
+    }
+    conf_path = config_path(conf_path);
+    log_init("smtpd", getenv("POSTERN_FOREGROUND") != NULL);
+    config_defaults(cfg);
+    if (config_load(cfg, conf_path, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    log_set_debug(cfg->debug);
+    signal(SIGPIPE, SIG_IGN);
+    tzset(); /* the zone must be known before the chroot hides it */
+
+    if (tls_init(cfg->tls_cert_file, cfg->tls_key_file, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    ev = ev_new();
+    if (!ev)
+        log_fatal("event loop: %s", strerror(errno));
+    session_set_config(cfg);
+    if (listen_fds(ev) == 0)
+        log_fatal("no listening sockets passed (POSTERN_LISTEN_FDS)");
+
+    if ((size_t)snprintf(jail, sizeof(jail), "%s/%s", cfg->run_dir, SOCK_SMTPD_JAIL) >= sizeof(jail))
+        log_fatal("run_dir too long");
+    jailed = priv_is_root() && cfg->chroot;
+    if (priv_is_root()) {
+        if (priv_resolve(cfg->user_smtpd, &acct, err, sizeof(err)) < 0)
+            log_fatal("%s", err);
+        priv_drop(&acct, jailed ? jail : NULL);
+    }
+    if (jailed)
+        str_copy(qsock, SOCK_QUEUE_SMTPD_IN_JAIL, sizeof(qsock));
+    else
+        if ((size_t)snprintf(qsock, sizeof(qsock), "%s/%s", cfg->run_dir, SOCK_QUEUE_SMTPD) >= sizeof(qsock))
+            log_fatal("run_dir too long");
+
+    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
+        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
+        log_fatal("signals: %s", strerror(errno));
+    qlink_init(ev, qsock);
+    ev_timer(ev, 1000, tick, NULL);
+    if (ev_run(ev) < 0)
+        log_fatal("event loop: %s", strerror(errno));
+    ev_free(ev);
+    config_free(cfg);
+    (void)cfg_b;
+    return 0;
+}
