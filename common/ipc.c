@@ -213,6 +213,9 @@ int ipc_conn_send(struct ipc_conn *c, const struct ipc_out *m, int fd)
         return -1;
     }
     if (fd >= 0) {
+        /* Each queued descriptor needs a slot until its frame is sent. */
+        if (c->noutfd >= ARRAY_LEN(c->outfd) && ipc_conn_flush(c) < 0)
+            return -1;
         if (c->noutfd >= ARRAY_LEN(c->outfd)) {
             errno = ENOBUFS;
             return -1;

@@ -87,10 +87,10 @@ long ipc_frame_check(const unsigned char *p, size_t n, ipc_limit_fn limit);
 struct ipc_conn {
     int fd;
     struct buf in, out;
-    int fdq[8];                 /* received descriptors not yet claimed */
+    int fdq[16];                /* received descriptors not yet claimed */
     size_t nfdq;
-    int outfd[8];               /* descriptors to send */
-    uint64_t outfd_pos[8];      /* stream offset of the frame each belongs to */
+    int outfd[64];              /* descriptors to send */
+    uint64_t outfd_pos[64];     /* stream offset of the frame each belongs to */
     size_t noutfd;
     uint64_t out_queued, out_sent; /* stream offsets, for outfd_pos */
     ipc_limit_fn limit;

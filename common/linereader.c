@@ -22,6 +22,9 @@ void lr_init(struct linereader *lr, size_t max)
 void lr_set_max(struct linereader *lr, size_t max)
 {
     lr->max = max > LR_MAX_LINE ? LR_MAX_LINE : max;
+    /* A held partial line longer than the new limit is cut to it. */
+    if (lr->carry_len > lr->max)
+        lr->carry_len = lr->max;
 }
 
 void lr_reset(struct linereader *lr)

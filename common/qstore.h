@@ -28,7 +28,8 @@ struct qstore_item {
 int qstore_open(struct qstore **out, const char *spool_dir, int readonly, char *err, size_t errlen);
 void qstore_close(struct qstore *q);
 
-/* Stores n records in one transaction and one sync (group commit). */
+/* Stores n records in one transaction (group commit). They are durable
+ * once the filesystem is synced afterwards (see qstore.c). */
 int qstore_put_batch(struct qstore *q, const struct qstore_item *items, size_t n, char *err, size_t errlen);
 /* Removes a record; 0 done, 1 not found, -1 error. */
 int qstore_delete(struct qstore *q, const char *qid);

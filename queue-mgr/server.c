@@ -24,6 +24,7 @@
 #include "net.h"
 #include "proto.h"
 #include "qrecord.h"
+#include "committer.h"
 #include "spool.h"
 #include "util.h"
 
@@ -33,6 +34,7 @@
 
 struct openfile {
     char qid[QID_LEN + 1];
+    int committing;                 /* Q_COMMIT received: no abort now */
     struct openfile *next;
 };
 
@@ -59,14 +61,23 @@ struct pending {
     struct pending *next;
 };
 
+/* A batch of commits: collected by the loop, made durable by the committer. */
+struct batch {
+    struct pending *head, **tail;
+    size_t n;
+    struct qstore_item *items;
+    struct ipc_out *bodies;
+    struct commit_job job;
+};
+
+static struct batch collecting = { .tail = &collecting.head }, inflight;
+
 static struct evloop *ev;
 static const struct config *cfg;
 static struct qstore *store;
 static uid_t smtpd_uid;
 static int lfd[3] = { -1, -1, -1 };
 static struct client *clients;
-static struct pending *batch, **batch_tail = &batch;
-static size_t batch_len;
 
 static const char *kind_name(enum listener_kind k)
 {
@@ -217,7 +228,8 @@ static void handle_abort(struct client *c, const struct ipc_msg *m)
     while (ipc_iter_next(&it, &f) == 1)
         if (f.tag == T_QID && ipc_field_str(&f, qid, sizeof(qid)) < 0)
             qid[0] = 0;
-    if (!qid_valid(qid) || !find_open(c, qid)) {
+    struct openfile **o = qid_valid(qid) ? find_open(c, qid) : NULL;
+    if (!o || (*o)->committing) {
         client_close(c, "Q_ABORT for a queue file it does not own");
         return;
     }
@@ -244,7 +256,8 @@ static void handle_commit(struct client *c, const struct ipc_msg *m)
         client_close(c, "invalid Q_COMMIT envelope");
         return;
     }
-    if (!find_open(c, p->rec.qid)) {
+    struct openfile **o = find_open(c, p->rec.qid);
+    if (!o || (*o)->committing) {
         qrec_free(&p->rec);
         free(p);
         client_close(c, "Q_COMMIT for a queue file it does not own");
@@ -275,51 +288,37 @@ static void handle_commit(struct client *c, const struct ipc_msg *m)
         r->next_try = p->rec.arrival;
         r->dsn[0] = r->reply[0] = 0;
     }
+    (*o)->committing = 1;
     p->c = c;
     p->reqid = m->reqid;
     c->pending++;
-    *batch_tail = p;
-    batch_tail = &p->next;
-    batch_len++;
+    *collecting.tail = p;
+    collecting.tail = &p->next;
+    collecting.n++;
 }
 
-/* Runs after every event-loop round: the group commit. */
-static void commit_batch(struct evloop *loop, void *arg)
+static void flush_replies(void)
+{
+    for (struct client *c = clients, *cn; c; c = cn) {
+        cn = c->next;
+        if (c->dead || !ipc_conn_want_write(&c->conn))
+            continue;
+        if (ipc_conn_flush(&c->conn) < 0)
+            client_close(c, NULL);
+        else
+            client_update_events(c);
+    }
+}
+
+/* Tells every client of the finished batch how it went. */
+static void batch_finish(struct batch *b, int ok, const char *err)
 {
     struct pending *p, *next;
-    struct qstore_item *items;
-    struct ipc_out *bodies;
-    char err[256];
-    int ok = 0;
     size_t i;
 
-    (void)loop;
-    (void)arg;
-    if (!batch)
-        return;
-    items = calloc(batch_len, sizeof(*items));
-    bodies = calloc(batch_len, sizeof(*bodies));
-    if (items && bodies) {
-        for (p = batch, i = 0; p; p = p->next, i++) {
-            ipc_body_begin(&bodies[i]);
-            qrec_encode(&p->rec, &bodies[i]);
-            items[i].qid = p->rec.qid;
-            items[i].val = buf_head(&bodies[i].b);
-            items[i].len = bodies[i].b.len;
-            if (bodies[i].failed)
-                goto done;
-        }
-        if (spool_sync() < 0) {
-            snprintf(err, sizeof(err), "syncfs: %s", strerror(errno));
-            log_error("group commit of %zu message(s) failed: %s", batch_len, err);
-        } else if (qstore_put_batch(store, items, batch_len, err, sizeof(err)) < 0) {
-            log_error("group commit of %zu message(s) failed: %s", batch_len, err);
-        } else {
-            ok = 1;
-        }
-    }
-done:
-    for (p = batch, i = 0; p; p = next, i++) {
+    if (!ok)
+        log_error("group commit of %zu message(s) failed: %s", b->n, err);
+    for (p = b->head, i = 0; p; p = next, i++) {
         struct client *c = p->c;
         next = p->next;
         if (ok) {
@@ -336,29 +335,67 @@ done:
             forget_open(c, p->rec.qid, 1);
             send_error(c, p->reqid, "451 4.3.0", "queue file write error");
         }
-        if (items && bodies)
-            ipc_out_free(&bodies[i]);
+        if (b->bodies)
+            ipc_out_free(&b->bodies[i]);
         qrec_free(&p->rec);
         free(p);
         c->pending--;
         if (c->dead && !c->pending)
             client_free(c);
     }
-    batch = NULL;
-    batch_tail = &batch;
-    batch_len = 0;
-    free(items);
-    free(bodies);
-    /* Replies were queued; send them now. */
-    for (struct client *c = clients, *cn; c; c = cn) {
-        cn = c->next;
-        if (c->dead || !ipc_conn_want_write(&c->conn))
-            continue;
-        if (ipc_conn_flush(&c->conn) < 0)
-            client_close(c, NULL);
-        else
-            client_update_events(c);
+    free(b->items);
+    free(b->bodies);
+    memset(b, 0, sizeof(*b));
+    b->tail = &b->head;
+    flush_replies();
+}
+
+/* Encodes the records of a batch; -1 on failure. */
+static int batch_encode(struct batch *b)
+{
+    struct pending *p;
+    size_t i;
+
+    b->items = calloc(b->n, sizeof(*b->items));
+    b->bodies = calloc(b->n, sizeof(*b->bodies));
+    if (!b->items || !b->bodies)
+        return -1;
+    for (p = b->head, i = 0; p; p = p->next, i++) {
+        ipc_body_begin(&b->bodies[i]);
+        qrec_encode(&p->rec, &b->bodies[i]);
+        if (b->bodies[i].failed)
+            return -1;
+        b->items[i].qid = p->rec.qid;
+        b->items[i].val = buf_head(&b->bodies[i].b);
+        b->items[i].len = b->bodies[i].b.len;
     }
+    b->job.items = b->items;
+    b->job.n = b->n;
+    return 0;
+}
+
+static void commit_done(struct commit_job *job)
+{
+    log_debug("group commit: %zu message(s) in %llu ms", job->n, (unsigned long long)job->elapsed_ms);
+    batch_finish(&inflight, inflight.job.ok, inflight.job.err);
+}
+
+/* Runs after every event-loop round: whatever arrived since the last batch
+ * left becomes the next batch, as soon as the committer is free. */
+static void commit_batch(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    if (!collecting.head || committer_busy())
+        return;
+    inflight = collecting;
+    memset(&collecting, 0, sizeof(collecting));
+    collecting.tail = &collecting.head;
+    if (batch_encode(&inflight) < 0) {
+        batch_finish(&inflight, 0, "out of memory");
+        return;
+    }
+    committer_submit(&inflight.job);
 }
 
 static int list_visit(const char *qid, const void *val, size_t len, void *arg)
@@ -548,6 +585,10 @@ int server_start(struct evloop *loop, const struct config *conf, struct qstore *
             return -1;
         }
     }
+    if (committer_start(loop, q, commit_done) < 0) {
+        snprintf(err, errlen, "cannot start the commit thread: %s", strerror(errno));
+        return -1;
+    }
     ev_set_idle(loop, commit_batch, NULL);
     return 0;
 }
@@ -566,7 +607,20 @@ void server_stop(void)
             lfd[i] = -1;
         }
     }
-    commit_batch(ev, NULL);
+    /* Finish the batch in flight, then commit what is still collected. */
+    committer_stop();
+    if (collecting.head) {
+        inflight = collecting;
+        memset(&collecting, 0, sizeof(collecting));
+        collecting.tail = &collecting.head;
+        if (batch_encode(&inflight) < 0)
+            batch_finish(&inflight, 0, "out of memory");
+        else if (qstore_put_batch(store, inflight.items, inflight.n, inflight.job.err,
+                                  sizeof(inflight.job.err)) < 0 || spool_sync() < 0)
+            batch_finish(&inflight, 0, inflight.job.err[0] ? inflight.job.err : "syncfs failed");
+        else
+            batch_finish(&inflight, 1, "");
+    }
     while (clients) {
         struct client *c = clients;
         ipc_conn_flush(&c->conn);

@@ -13,6 +13,8 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,7 +69,7 @@ struct session {
     struct buf out;
     uint64_t deadline;
     unsigned errors;
-    int helo_kind;              /* 0 none, CMD_HELO or CMD_EHLO */
+    int helo_kind;              /* 0 none, 1 HELO, 2 EHLO */
     char helo[256];
     /* the transaction */
     int in_mail;
@@ -257,7 +259,7 @@ static const char *protocol_name(struct session *s)
 {
     int utf8 = (s->env.flags & QF_SMTPUTF8) != 0;
 
-    if (s->helo_kind == CMD_HELO)
+    if (s->helo_kind == 1)
         return "SMTP";
     if (utf8)
         return s->tls_active ? "UTF8SMTPS" : "UTF8SMTP";
@@ -276,7 +278,7 @@ static void write_received(struct session *s)
         snprintf(tls, sizeof(tls), "\t(using %s)\r\n", d);
     }
     n = snprintf(hdr, sizeof(hdr),
-                 "Received: from %s (unknown [%s%s])\r\n%s\tby %s (Postern) with %s id %s%s%s%s;\r\n\t%s\r\n",
+                 "Received: from %s (unknown [%s%s])\r\n%s\tby %s (Postern) with %s id %s%s%s%s; %s\r\n",
                  s->helo, strchr(s->addr, ':') ? "IPv6:" : "", s->addr, tls, cfg->hostname,
                  protocol_name(s), s->qid, s->env.nrcpt == 1 ? "\r\n\tfor <" : "",
                  s->env.nrcpt == 1 ? s->env.rcpt[0].addr : "", s->env.nrcpt == 1 ? ">" : "", date);
@@ -546,7 +548,7 @@ static void cmd_helo(struct session *s, int kind, const char *arg)
             *p = '?';
     txn_reset(s);
     str_copy(s->helo, clean, sizeof(s->helo));
-    s->helo_kind = kind;
+    s->helo_kind = kind == CMD_EHLO ? 2 : 1;
     if (kind == CMD_HELO) {
         reply(s, "250 %s", cfg->hostname);
     } else {
@@ -1219,6 +1221,9 @@ static void accept_cb(struct evloop *loop, int lfd, uint32_t events, void *arg)
             return;
         }
         net_addr_text((struct sockaddr *)&ss, ip, sizeof(ip));
+        int one = 1;
+        /* Replies are small and each one is awaited: never let Nagle hold one. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (nsessions >= cfg->smtpd_max_sessions) {
             char msg[300];
             int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);

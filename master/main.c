@@ -1,0 +1,567 @@
+/*
+ * postern - the master: `postern [-c FILE] run|start|stop|reload|status|check`
+ * (SPEC.md sections 2 and 4).
+ *
+ * As root it prepares the directories, binds the listening ports, and runs
+ * the other processes (supervise.c), which drop privileges themselves. It
+ * keeps root, so it must stay small: it parses no network input, reads
+ * nothing from its children, passes them no envelope data, and never runs a
+ * shell.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dirs.h"
+#include "evloop.h"
+#include "listeners.h"
+#include "log.h"
+#include "pidfile.h"
+#include "privsep.h"
+#include "proto.h"
+#include "supervise.h"
+#include "util.h"
+
+/* The master waits 30 s for its children, then kills them; stop allows that
+ * and a little more. */
+#define STOP_WAIT_MS 40000
+
+/* What the running master holds. */
+static struct {
+    struct config *cfg;
+    char conf[PATH_MAX];            /* absolute path, for children and reloads */
+    struct dir_owners owners;
+    struct listeners lis[2];        /* current and the one a reload builds */
+    int cur;
+    struct sup *sup;
+    int daemon_pipe;                /* start: tells the waiting parent we are up */
+    int tell_terminal;              /* start, until detached: errors also to stderr */
+} m = { .daemon_pipe = -1 };
+
+/*
+ * A start-up failure: logged, and in `start` mode also said on the terminal,
+ * since the log goes to syslog there and nobody is watching it yet.
+ */
+__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg(LOG_LVL_FATAL, "%s", msg);
+    if (m.tell_terminal)
+        fprintf(stderr, "postern: %s\n", msg);
+    exit(1);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: postern [-c FILE] run|start|stop|reload|status|check\n");
+    exit(64);
+}
+
+static struct config *load(const char *path, char *err, size_t errlen)
+{
+    struct config *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    config_defaults(c);
+    if (config_load(c, path, err, errlen) < 0) {
+        config_free(c);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void unload(struct config *c)
+{
+    config_free(c);
+    free(c);
+}
+
+/* As root, the configured accounts; otherwise everything is the caller's. */
+static int resolve_owners(const struct config *c, struct dir_owners *o, char *err, size_t errlen)
+{
+    struct account other;
+    char why[512];
+
+    memset(o, 0, sizeof(*o));
+    if (!priv_is_root()) {
+        o->root.uid = getuid();
+        o->root.gid = getgid();
+        snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
+        o->queue = o->deliver = o->root;
+        return 0;
+    }
+    const struct {
+        const char *key, *val;
+        struct account *out;
+    } a[] = {
+        { "user_smtpd", c->user_smtpd, &other },
+        { "user_queue", c->user_queue, &o->queue },
+        { "user_resolver", c->user_resolver, &other },
+        { "user_deliver", c->user_deliver, &o->deliver },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(a); i++) {
+        if (priv_resolve(a[i].val, a[i].out, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s: %s: %s", c->path, a[i].key, why);
+            return -1;
+        }
+    }
+    str_copy(o->root.name, "root", sizeof(o->root.name));
+    return 0;
+}
+
+static int pid_path(const struct config *c, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s/%s", c->run_dir, PID_FILE);
+
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/* Where the role binaries are: next to this one. */
+static void find_bindir(char *out, size_t outlen)
+{
+    ssize_t n = readlink("/proc/self/exe", out, outlen - 1);
+    char *slash;
+
+    if (n <= 0)
+        fail("cannot find my own binary: readlink /proc/self/exe: %s", strerror(errno));
+    out[n] = 0;
+    slash = strrchr(out, '/');
+    if (!slash)
+        fail("cannot find my own binary: %s", out);
+    *slash = 0;
+    if (!out[0])
+        str_copy(out, "/", outlen);
+}
+
+/* Descriptors 0-2 open, so that no socket or file of ours ever lands there. */
+static void open_std_fds(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+        ;
+    if (fd > 2)
+        close(fd);
+}
+
+/* ----------------------------------------------------------------- check */
+
+static int cmd_check(const char *path)
+{
+    static struct listeners plan;
+    struct dir_owners owners;
+    struct config *c;
+    char err[2048];
+    int rc = 1;
+
+    log_init("master", 1);
+    c = load(path, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (listeners_plan(&plan, c, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (priv_is_root() && resolve_owners(c, &owners, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (dirs_prepare(c, priv_is_root() ? &owners : NULL, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        goto out;
+    }
+    printf("postern: configuration %s is valid\n", path);
+    rc = 0;
+out:
+    unload(c);
+    return rc;
+}
+
+/* ------------------------------------------------------- run and start */
+
+/* Returns in the daemon (session leader's child, cwd /); the original
+ * process waits for daemon_ready() or the daemon's death, then exits. */
+static void daemonize(void)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        fail("pipe: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid > 0) {
+        pid_t daemon_pid = 0;
+        ssize_t n;
+        close(p[1]);
+        do
+            n = read(p[0], &daemon_pid, sizeof(daemon_pid));
+        while (n < 0 && errno == EINTR);
+        waitpid(pid, NULL, 0);
+        if (n != (ssize_t)sizeof(daemon_pid))
+            _exit(1);       /* the daemon said why on stderr */
+        printf("postern: started (pid %ld)\n", (long)daemon_pid);
+        exit(0);
+    }
+    close(p[0]);
+    if (setsid() < 0)
+        fail("setsid: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") < 0)
+        fail("chdir /: %s", strerror(errno));
+    m.daemon_pipe = p[1];
+}
+
+/* The daemon is set up: detach from the terminal and release the parent. */
+static void daemon_ready(void)
+{
+    pid_t me = getpid();
+    int nul = open("/dev/null", O_RDWR);
+
+    if (nul < 0)
+        fail("/dev/null: %s", strerror(errno));
+    m.tell_terminal = 0;
+    dup2(nul, STDIN_FILENO);
+    dup2(nul, STDOUT_FILENO);
+    dup2(nul, STDERR_FILENO);
+    if (nul > 2)
+        close(nul);
+    if (write_all(m.daemon_pipe, &me, sizeof(me)) < 0)
+        log_warning("cannot tell the starting command we are up: %s", strerror(errno));
+    close(m.daemon_pipe);
+    m.daemon_pipe = -1;
+}
+
+/* Keys whose change needs a restart: the pid file, the queue's open index
+ * and sockets, and the owners of the directories. */
+static int restart_needed(const struct config *a, const struct config *b, char *why, size_t len)
+{
+    const struct {
+        const char *key, *old, *new;
+    } k[] = {
+        { "run_dir", a->run_dir, b->run_dir },
+        { "spool_dir", a->spool_dir, b->spool_dir },
+        { "user_smtpd", a->user_smtpd, b->user_smtpd },
+        { "user_queue", a->user_queue, b->user_queue },
+        { "user_resolver", a->user_resolver, b->user_resolver },
+        { "user_deliver", a->user_deliver, b->user_deliver },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(k); i++) {
+        if (strcmp(k[i].old, k[i].new) != 0) {
+            snprintf(why, len, "%s: %s changed from %s to %s, which takes a restart "
+                     "(postern stop; postern start)", b->path, k[i].key, k[i].old, k[i].new);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void on_hup(struct evloop *ev, int signo, void *arg)
+{
+    struct listeners *next = &m.lis[1 - m.cur];
+    struct config *c;
+    char err[2048];
+
+    (void)ev;
+    (void)signo;
+    (void)arg;
+    if (sup_stopping(m.sup))
+        return;
+    c = load(m.conf, err, sizeof(err));
+    if (!c) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        return;
+    }
+    if (restart_needed(m.cfg, c, err, sizeof(err)) ||
+        dirs_prepare(c, &m.owners, 1, err, sizeof(err)) < 0 ||
+        listeners_open(next, &m.lis[m.cur], c, err, sizeof(err)) < 0) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        unload(c);
+        return;
+    }
+    listeners_retire(&m.lis[m.cur], next);
+    m.cur = 1 - m.cur;
+    log_set_debug(c->debug);
+    sup_reload(m.sup, c, next);
+    unload(m.cfg);
+    m.cfg = c;
+    log_info("reload: configuration %s re-read", m.conf);
+}
+
+static void on_term(struct evloop *ev, int signo, void *arg)
+{
+    (void)ev;
+    (void)arg;
+    if (sup_stopping(m.sup))
+        return;
+    log_info("stopping on signal %d", signo);
+    sup_stop(m.sup);
+    /* Children keep their own copies; ours only keep the ports open longer. */
+    listeners_close(&m.lis[m.cur]);
+}
+
+static int cmd_run(const char *path, int foreground)
+{
+    char err[2048], bindir[PATH_MAX], pidpath[PATH_MAX];
+    struct evloop *ev;
+    pid_t other;
+    int pidfd;
+
+    /* start logs to syslog from the first line; fail() also tells the terminal */
+    log_init("master", foreground);
+    m.tell_terminal = !foreground;
+    umask(022);
+    m.cfg = load(path, err, sizeof(err));
+    if (!m.cfg)
+        fail("%s", err);
+    log_set_debug(m.cfg->debug);
+    if (!realpath(path, m.conf))
+        fail("%s: %s", path, strerror(errno));
+    find_bindir(bindir, sizeof(bindir));
+    if (sup_check_binaries(bindir, err, sizeof(err)) < 0)
+        fail("%s", err);
+    if (resolve_owners(m.cfg, &m.owners, err, sizeof(err)) < 0)
+        fail("%s", err);
+    if (dirs_prepare(m.cfg, &m.owners, 1, err, sizeof(err)) < 0)
+        fail("%s", err);
+    if (pid_path(m.cfg, pidpath, sizeof(pidpath)) < 0)
+        fail("%s: run_dir too long", path);
+    pidfd = pidfile_acquire(pidpath, &other, err, sizeof(err));
+    if (pidfd == -2) {
+        fprintf(stderr, "postern: already running (pid %ld)\n", (long)other);
+        return 1;
+    }
+    if (pidfd < 0)
+        fail("%s", err);
+    if (listeners_open(&m.lis[0], NULL, m.cfg, err, sizeof(err)) < 0) {
+        pidfile_remove(pidpath, pidfd);
+        fail("%s", err);
+    }
+    m.cur = 0;
+
+    if (!foreground) {
+        daemonize();
+        if (pidfile_write(pidfd, getpid()) < 0)
+            fail("cannot write pid file %s: %s", pidpath, strerror(errno));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ev = ev_new();
+    if (!ev)
+        fail("event loop: %s", strerror(errno));
+    if (ev_signal(ev, SIGHUP, on_hup, NULL) < 0 || ev_signal(ev, SIGTERM, on_term, NULL) < 0 ||
+        ev_signal(ev, SIGINT, on_term, NULL) < 0)
+        fail("signals: %s", strerror(errno));
+    m.sup = sup_new(ev, bindir, m.conf, foreground);
+    if (!m.sup)
+        fail("supervisor: %s", strerror(errno));
+    if (!foreground)
+        daemon_ready();
+
+    if (!priv_is_root())
+        log_warning("running as uid %lu, not root: all processes run as this user, without chroot",
+                    (unsigned long)getuid());
+    log_info("starting, configuration %s", m.conf);
+    sup_start(m.sup, m.cfg, &m.lis[m.cur]);
+    if (ev_run(ev) < 0)
+        log_error("event loop: %s", strerror(errno));
+
+    listeners_close(&m.lis[m.cur]);
+    sup_free(m.sup);
+    ev_free(ev);
+    pidfile_remove(pidpath, pidfd);
+    unload(m.cfg);
+    log_info("stopped");
+    return 0;
+}
+
+/* ------------------------------------------------- stop, reload, status */
+
+/*
+ * A broken file must not keep an operator from stopping the master, so when
+ * it does not load we still look for its run_dir line (or use the default)
+ * to find the pid file.
+ */
+static void fallback_run_dir(const char *path, char *out, size_t outlen)
+{
+    char line[4096];
+    struct config *d = calloc(1, sizeof(*d));
+    FILE *f;
+
+    if (d) {
+        config_defaults(d);
+        str_copy(out, d->run_dir, outlen);
+        config_free(d);
+        free(d);
+    } else {
+        str_copy(out, "/run/postern", outlen);
+    }
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = line;
+        size_t n;
+        if (strncmp(p, "run_dir", 7) != 0)
+            continue;
+        p += 7;
+        p += strspn(p, " \t");
+        if (*p++ != '=')
+            continue;
+        p += strspn(p, " \t");
+        n = strcspn(p, " \t\r\n#");
+        if (n > 0 && n < outlen) {
+            memcpy(out, p, n);
+            out[n] = 0;
+        }
+        break;
+    }
+    fclose(f);
+}
+
+/* Waits until pid is gone; -1 at the deadline. */
+static int wait_gone(pid_t pid, int ms)
+{
+    int fd = pidfd_open(pid, 0);
+
+    if (fd < 0) {
+        if (errno == ESRCH)
+            return 0;
+        /* no pidfd: look every 100 ms */
+        for (int waited = 0; waited < ms; waited += 100) {
+            struct timespec ts = { 0, 100 * 1000 * 1000 };
+            if (kill(pid, 0) < 0 && errno == ESRCH)
+                return 0;
+            nanosleep(&ts, NULL);
+        }
+        return -1;
+    }
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    for (;;) {
+        uint64_t now = now_ms();
+        int r;
+        if (now >= deadline) {
+            close(fd);
+            return -1;
+        }
+        r = poll(&pfd, 1, (int)(deadline - now));
+        if (r > 0) {
+            close(fd);
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+}
+
+static int cmd_control(const char *path, const char *cmd)
+{
+    char err[2048], run_dir[CONF_MAX_STR], pidpath[PATH_MAX + 32];
+    struct config *c = load(path, err, sizeof(err));
+    int bad_conf = c == NULL;
+    pid_t pid;
+
+    if (c) {
+        str_copy(run_dir, c->run_dir, sizeof(run_dir));
+        unload(c);
+    } else {
+        fallback_run_dir(path, run_dir, sizeof(run_dir));
+        fprintf(stderr, "postern: warning: %s\n", err);
+    }
+    snprintf(pidpath, sizeof(pidpath), "%s/%s", run_dir, PID_FILE);
+    pid = pidfile_running(pidpath, err, sizeof(err));
+    if (pid < 0) {
+        fprintf(stderr, "postern: %s\n", err);
+        return strcmp(cmd, "status") == 0 ? 4 : 1;
+    }
+    if (pid == 0) {
+        printf("postern: not running\n");
+        return strcmp(cmd, "status") == 0 ? 3 : 1;
+    }
+    if (strcmp(cmd, "status") == 0) {
+        printf("postern: running (pid %ld)\n", (long)pid);
+        return 0;
+    }
+    if (kill(pid, strcmp(cmd, "stop") == 0 ? SIGTERM : SIGHUP) < 0) {
+        fprintf(stderr, "postern: cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
+        return 1;
+    }
+    if (strcmp(cmd, "reload") == 0) {
+        if (bad_conf) {
+            fprintf(stderr, "postern: the master (pid %ld) keeps its running configuration\n",
+                    (long)pid);
+            return 1;
+        }
+        printf("postern: reloading (pid %ld)\n", (long)pid);
+        return 0;
+    }
+    if (wait_gone(pid, STOP_WAIT_MS) < 0) {
+        fprintf(stderr, "postern: pid %ld still running after %d s\n", (long)pid,
+                STOP_WAIT_MS / 1000);
+        return 1;
+    }
+    printf("postern: stopped\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *opt_conf = NULL, *path, *cmd;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "+c:")) != -1) {
+        if (opt == 'c')
+            opt_conf = optarg;
+        else
+            usage();
+    }
+    if (optind != argc - 1)
+        usage();
+    cmd = argv[optind];
+    open_std_fds();
+    /* A daemon keeps none of its caller's descriptors (a caller waiting for
+     * EOF on a pipe would wait for ever). */
+    if (strcmp(cmd, "start") == 0)
+        closefrom(3);
+    path = config_path(opt_conf);
+
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(path);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(path, 1);
+    if (strcmp(cmd, "start") == 0)
+        return cmd_run(path, 0);
+    if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0)
+        return cmd_control(path, cmd);
+    usage();
+}

@@ -1,0 +1,196 @@
+"""
+Durability: 200 messages from 10 smtplib clients while queue-mgr and then an
+smtpd worker are killed with SIGKILL. Every message that got `250 ... queued
+as ID` must be in the queue afterwards, under that id, exactly once; no
+queue id and no message token appears twice.
+"""
+
+import collections
+import os
+import re
+import signal
+import smtplib
+import threading
+import time
+
+import harness
+
+THREADS = 10
+PER_THREAD = 20
+QUEUED = re.compile(r"^2\.0\.0 Ok: queued as ([0-9A-Z]{12,})$")
+
+
+def _load(inst, results, lock, stop):
+    def worker(t):
+        conn = None
+        for i in range(PER_THREAD):
+            if stop.is_set():
+                return
+            tok = "load-%d-%d" % (t, i)
+            sender = tok + "@example.com"
+            msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@load.example>\r\n\r\n"
+                   "load message %s\r\n" % (sender, harness.REMOTE_RCPT, tok, tok, tok)).encode()
+            res = {"token": tok, "ok": False, "qid": None, "why": None, "t": None}
+            try:
+                if conn is None:
+                    conn = smtplib.SMTP(harness.LOCALHOST, inst.p_smtp, local_hostname="load.example", timeout=15)
+                    conn.ehlo()
+                code, resp = conn.mail(sender)
+                if code != 250:
+                    raise smtplib.SMTPResponseException(code, resp)
+                code, resp = conn.rcpt(harness.REMOTE_RCPT)
+                if code != 250:
+                    raise smtplib.SMTPResponseException(code, resp)
+                code, resp = conn.data(msg)
+                text = resp.decode("latin-1")
+                if code == 250:
+                    m = QUEUED.match(text)
+                    if not m:
+                        res["why"] = "250 without a queue id: %r" % text
+                    else:
+                        res["ok"], res["qid"] = True, m.group(1)
+                else:
+                    res["why"] = "%d %s" % (code, text)
+                    raise smtplib.SMTPResponseException(code, resp)
+            except (smtplib.SMTPException, OSError) as e:
+                res["why"] = res["why"] or repr(e)
+                try:
+                    if conn is not None:
+                        conn.close()
+                except OSError:
+                    pass
+                conn = None
+                stop.wait(0.1)      # a short back-off before the next message's fresh connection
+            res["t"] = time.monotonic()
+            with lock:
+                results.append(res)
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(THREADS)]
+    for th in threads:
+        th.start()
+    return threads
+
+
+def _ok_count(results, lock, since=0.0):
+    with lock:
+        return sum(1 for r in results if r["ok"] and r["t"] >= since)
+
+
+def test_kill9_queue_mgr_and_smtpd_during_load():
+    with harness.Instance("load") as inst:
+        qm = inst.pids("queue-mgr")
+        sm = inst.pids("smtpd")
+        if len(qm) != 1 or len(sm) < 1:
+            raise AssertionError("expected one queue-mgr and smtpd workers, children: %r" % inst.children())
+        results, lock, stop = [], threading.Lock(), threading.Event()
+        threads = _load(inst, results, lock, stop)
+        try:
+            def all_done():
+                return not any(th.is_alive() for th in threads)
+
+            harness.wait_until(lambda: _ok_count(results, lock) >= 30 or all_done(), 60, "30 accepted messages")
+            if all_done():
+                raise AssertionError("load finished before the queue-mgr kill point; %d ok" % _ok_count(results, lock))
+            os.kill(qm[0], signal.SIGKILL)
+            t_qkill = time.monotonic()
+            harness.wait_until(lambda: [p for p in inst.pids("queue-mgr") if p != qm[0]], 30,
+                               "the master to start a new queue-mgr after kill -9")
+            harness.wait_until(lambda: _ok_count(results, lock, t_qkill) >= 30 or all_done(), 60,
+                               "30 messages accepted after the queue-mgr restart")
+            if all_done():
+                raise AssertionError("load finished before the smtpd kill point; %d ok after the queue-mgr kill"
+                                     % _ok_count(results, lock, t_qkill))
+            victim = inst.pids("smtpd")[0]
+            os.kill(victim, signal.SIGKILL)
+            t_skill = time.monotonic()
+            harness.wait_until(all_done, 180, "the 10 load clients to finish")
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(20)
+        # the master restarts what was killed
+        harness.wait_until(lambda: victim not in inst.pids("smtpd") and len(inst.pids("smtpd")) == len(sm), 30,
+                           "smtpd workers back to %d after the kill -9" % len(sm))
+        inst.wait_ready(30)
+
+        oks = [r for r in results if r["ok"]]
+        after_kill = [r for r in oks if r["t"] > t_skill]
+        if len(results) != THREADS * PER_THREAD:
+            raise AssertionError("only %d of %d messages attempted" % (len(results), THREADS * PER_THREAD))
+        q = inst.queue()
+        ids = [e["queue_id"] for e in q]
+        dup_ids = [i for i, n in collections.Counter(ids).items() if n > 1]
+        if dup_ids:
+            raise AssertionError("queue ids listed twice: %s" % dup_ids[:5])
+        by_id = {e["queue_id"]: e for e in q}
+        senders = collections.Counter(e["sender"] for e in q if e["sender"].startswith("load-"))
+        dup_tok = [s for s, n in senders.items() if n > 1]
+        if dup_tok:
+            raise AssertionError("messages queued twice: %s" % dup_tok[:5])
+        ok_ids = collections.Counter(r["qid"] for r in oks)
+        dup_reply = [i for i, n in ok_ids.items() if n > 1]
+        if dup_reply:
+            raise AssertionError("the same queue id was given to two messages: %s" % dup_reply[:5])
+        lost = [r for r in oks if r["qid"] not in by_id]
+        if lost:
+            raise AssertionError("%d messages got 250 but are not in the queue, e.g. %s as %s"
+                                 % (len(lost), lost[0]["token"], lost[0]["qid"]))
+        wrong = [r for r in oks if by_id[r["qid"]]["sender"] != r["token"] + "@example.com"]
+        if wrong:
+            r = wrong[0]
+            raise AssertionError("queue id %s was given for %s but holds mail from %s"
+                                 % (r["qid"], r["token"], by_id[r["qid"]]["sender"]))
+        if not after_kill:
+            raise AssertionError("no message was accepted after the smtpd kill (of %d ok in all)" % len(oks))
+        failures = collections.Counter((r["why"] or "")[:60] for r in results if not r["ok"])
+        harness.note("load: %d of %d accepted, %d after the smtpd kill; failures: %s"
+                     % (len(oks), len(results), len(after_kill), dict(failures.most_common(4))))
+
+
+test_kill9_queue_mgr_and_smtpd_during_load.timeout = 300
+
+
+def test_queue_survives_restart():
+    """Mail accepted before a full stop is still queued after a new start."""
+    with harness.Instance("restart") as inst:
+        ids = [inst.send() for _ in range(3)]
+        inst.stop()
+        inst.start()
+        q = inst.queue_ids()
+        missing = [i for i in ids if i not in q]
+        if missing:
+            raise AssertionError("queued before the restart, gone after: %s" % missing)
+        # new ids still sort after the old ones
+        new = inst.send()
+        if not new > max(ids):
+            raise AssertionError("queue id %s after a restart does not sort after %s" % (new, max(ids)))
+
+
+def test_queue_survives_kill9_of_master_group():
+    """kill -9 of every Postern process: all accepted mail is still there."""
+    inst = harness.Instance("killall")
+    inst.start()
+    try:
+        ids = [inst.send() for _ in range(5)]
+        kids = [p for p, _ in inst.children()]
+        os.kill(inst.pid, signal.SIGKILL)
+        for p in kids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        inst.proc.wait(10)
+        harness.wait_until(lambda: not any(harness.pid_alive(p) for p in kids), 10, "the killed children to go")
+        inst.stop()
+        inst.start()
+        q = inst.queue_ids()
+        missing = [i for i in ids if i not in q]
+        if missing:
+            raise AssertionError("lost after kill -9 of all processes: %s" % missing)
+    finally:
+        inst.stop()

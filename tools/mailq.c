@@ -1,0 +1,417 @@
+/*
+ * mailq - list the queue, in the exact text format of Postfix's mailq
+ * (postqueue -p), or with -j as JSON lines with the fields of postqueue -j.
+ *
+ *   mailq [-c FILE] [-j]
+ *
+ * Asks queue-mgr over RUN_DIR/queue/control.sock (Q_LIST) and prints each
+ * record as it arrives, so a queue of any size is listed in bounded memory.
+ * When queue-mgr is down it reads the LMDB index read-only, as Postfix's
+ * showq does in stand-alone mode. Records are validated like any other
+ * input (qrec_decode) and printed with control bytes made harmless: mailq
+ * must never let a queued address or reply text drive the operator's
+ * terminal.
+ *
+ * Layout: our queue ids are 12 characters, longer than Postfix's short ids
+ * (10), so the columns are those Postfix uses with enable_long_queue_ids
+ * (src/postqueue/showq_compat.c): 17 for the id and its status mark, 8 for
+ * the size, 19 for the arrival time.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ipc.h"
+#include "proto.h"
+#include "qrecord.h"
+#include "qstore.h"
+#include "util.h"
+
+#define LIST_TIMEOUT_MS 30000
+#define MAILQ_REQID 1
+
+#define L_STRING_FORMAT "%-17s %8s %-19s %s\n"
+#define L_SENDER_FORMAT "%-17s %8llu %19.19s %s\n"
+
+static struct config cfg;
+static int json;
+static unsigned long nmsg;
+static unsigned long long total_size;
+static unsigned long nbad;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: mailq [-c FILE] [-j]\n");
+    exit(EX_USAGE);
+}
+
+/*
+ * Length of the well-formed UTF-8 character at p (2..4), or 0: overlongs,
+ * surrogates, code points past U+10FFFF and C1 controls (U+0080..U+009F,
+ * among them the 8-bit CSI that some terminals obey) are refused.
+ */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = 0, k;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f) ||
+        (p[0] == 0xc2 && p[1] < 0xa0))
+        return 0;
+    return n;
+}
+
+/* Copies s into out with every byte that is not printable ASCII or part of
+ * a well-formed UTF-8 character replaced by '?' (Postfix's printable()).
+ * out needs strlen(s) + 1 bytes; longer input is cut. */
+static const char *printable(const char *s, char *out, size_t outlen)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, n;
+
+    while (*p && o + 1 < outlen) {
+        if (*p >= 0x20 && *p < 0x7f) {
+            out[o++] = (char)*p++;
+        } else if ((n = utf8_len(p)) != 0 && o + n < outlen) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            out[o++] = '?';
+            p++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* A JSON string body as postqueue -j writes it: short escapes for common
+ * controls, \u00XX for the others and DEL, '"' and '\\' escaped, UTF-8
+ * passed through, bytes that are not well-formed UTF-8 made '?'. */
+static void json_str(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n;
+
+    while (*p) {
+        switch (*p) {
+        case '"': fputs("\\\"", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        case '\b': fputs("\\b", stdout); break;
+        case '\f': fputs("\\f", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) {
+                printf("\\u%04X", *p);
+            } else if (*p < 0x80) {
+                putchar(*p);
+            } else if ((n = utf8_len(p)) != 0) {
+                fwrite(p, 1, n, stdout);
+                p += n;
+                continue;
+            } else {
+                putchar('?');
+            }
+        }
+        p++;
+    }
+}
+
+static int rcpt_done(const struct qrcpt *rc)
+{
+    return rc->status == RCPT_SENT || rc->status == RCPT_BOUNCED;
+}
+
+/* The reason shown for a recipient still to be delivered: its last reply. */
+static const char *rcpt_why(const struct qrcpt *rc)
+{
+    return rc->reply;
+}
+
+/*
+ * Recipients in Postfix's showq order: first those with a reason (Postfix
+ * reads them from the defer log), then the others, each still undelivered.
+ * Calls fn for each; pass 0 gives the ones with a reason.
+ */
+typedef void (*rcpt_fn)(const struct qrcpt *rc, void *arg);
+static void each_rcpt(const struct qrec *r, rcpt_fn fn, void *arg)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->nrcpt; i++) {
+            const struct qrcpt *rc = &r->rcpt[i];
+            if (rcpt_done(rc) || (pass == 0) != (rcpt_why(rc)[0] != 0))
+                continue;
+            fn(rc, arg);
+        }
+}
+
+/* asctime() layout without the year, whatever the locale: "Sun Nov  9 07:12:07". */
+static void arrival_text(uint64_t when, char *out, size_t outlen)
+{
+    static const char *const day[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    time_t t = (time_t)when;
+    struct tm tm;
+
+    if (when > (uint64_t)INT64_MAX / 2 || !localtime_r(&t, &tm)) {
+        str_copy(out, "??", outlen);
+        return;
+    }
+    snprintf(out, outlen, "%.3s %.3s%3d %.2d:%.2d:%.2d", day[tm.tm_wday], mon[tm.tm_mon],
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+struct text_state {
+    char saved_reason[QREC_REPLY_MAX + 1];
+};
+
+static void text_rcpt(const struct qrcpt *rc, void *arg)
+{
+    struct text_state *st = arg;
+    char clean[QREC_REPLY_MAX + ADDR_MAX + 8];
+    const char *why = rcpt_why(rc);
+
+    /* As showq_compat: a "(reason)" line when the reason changes from the
+     * previous recipient's, "(reason unavailable)" when it becomes empty. */
+    if (strcmp(st->saved_reason, why) != 0) {
+        const char *show;
+        int pad;
+        str_copy(st->saved_reason, why, sizeof(st->saved_reason));
+        show = *why ? printable(why, clean, sizeof(clean)) : "reason unavailable";
+        pad = 76 - (int)strlen(show);
+        printf("%*s(%s)\n", pad < 0 ? 0 : pad, "", show);
+    }
+    printf(L_STRING_FORMAT, "", "", "", printable(rc->addr, clean, sizeof(clean)));
+}
+
+static void print_text(const struct qrec *r)
+{
+    const char *q = qrec_queue_name(r);
+    char id[QID_LEN + 4], when[64], clean[ADDR_MAX + 8];
+    struct text_state st = { "" };
+
+    if (nmsg == 0)
+        printf(L_STRING_FORMAT, "----Queue ID-----", "--Size--", "---Arrival Time----",
+               "--Sender/Recipient------");
+    else
+        putchar('\n');
+    snprintf(id, sizeof(id), "%s%s", r->qid,
+             strcmp(q, "active") == 0 ? "*" : strcmp(q, "hold") == 0 ? "!" : "");
+    arrival_text(r->arrival, when, sizeof(when));
+    printf(L_SENDER_FORMAT, id, (unsigned long long)r->size, when,
+           r->sender[0] ? printable(r->sender, clean, sizeof(clean)) : "MAILER-DAEMON");
+    each_rcpt(r, text_rcpt, &st);
+}
+
+static void json_rcpt(const struct qrcpt *rc, void *arg)
+{
+    int *n = arg;
+
+    printf("%s{\"address\": \"", (*n)++ ? ", " : "");
+    json_str(rc->addr);
+    putchar('"');
+    if (rcpt_why(rc)[0]) {
+        printf(", \"delay_reason\": \"");
+        json_str(rcpt_why(rc));
+        putchar('"');
+    }
+    putchar('}');
+}
+
+static void print_json(const struct qrec *r)
+{
+    int n = 0;
+
+    printf("{\"queue_name\": \"");
+    json_str(qrec_queue_name(r));
+    printf("\", \"queue_id\": \"");
+    json_str(r->qid);
+    printf("\", \"arrival_time\": %llu, \"message_size\": %llu, \"forced_expire\": false, "
+           "\"sender\": \"", (unsigned long long)r->arrival, (unsigned long long)r->size);
+    json_str(r->sender[0] ? r->sender : "MAILER-DAEMON");
+    printf("\", \"recipients\": [");
+    each_rcpt(r, json_rcpt, &n);
+    printf("]}\n");
+}
+
+/* One record from either source. `qid` is the key it was stored under, if known. */
+static void show_record(const void *val, size_t len, const char *qid)
+{
+    struct qrec r;
+    char err[256], clean[600];
+
+    if (qrec_decode(val, len, &r, err, sizeof(err)) < 0 || !qid_valid(r.qid) ||
+        (qid && strcmp(qid, r.qid) != 0)) {
+        if (!err[0])
+            str_copy(err, "bad or missing queue id", sizeof(err));
+        fprintf(stderr, "mailq: warning: skipping malformed queue record%s%s: %s\n",
+                qid ? " " : "", qid ? qid : "", printable(err, clean, sizeof(clean)));
+        nbad++;
+        qrec_free(&r);
+        return;
+    }
+    if (json)
+        print_json(&r);
+    else
+        print_text(&r);
+    nmsg++;
+    total_size += r.size;
+    qrec_free(&r);
+    if (ferror(stdout)) {
+        fprintf(stderr, "mailq: fatal: output write error: %s\n", strerror(errno));
+        exit(EX_IOERR);
+    }
+}
+
+static void finish(void)
+{
+    if (!json) {
+        if (nmsg == 0)
+            printf("Mail queue is empty\n");
+        else
+            printf("\n-- %llu Kbytes in %lu Request%s.\n", total_size / 1024, nmsg,
+                   nmsg == 1 ? "" : "s");
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "mailq: fatal: output write error: %s\n", strerror(errno));
+        exit(EX_IOERR);
+    }
+    exit(nbad ? EX_SOFTWARE : EX_OK);
+}
+
+static void __attribute__((noreturn)) fatal_lost(const char *what)
+{
+    fflush(stdout);
+    fprintf(stderr, "mailq: fatal: %s\n", what);
+    exit(EX_TEMPFAIL);
+}
+
+/* The listing from queue-mgr. */
+static void list_from_server(int fd)
+{
+    struct ipc_conn c;
+    struct ipc_out m;
+    struct ipc_msg msg;
+
+    ipc_conn_init(&c, fd, proto_limit);
+    ipc_out_begin(&m, Q_LIST, MAILQ_REQID);
+    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&c, &m, -1, LIST_TIMEOUT_MS) < 0)
+        fatal_lost("cannot send request to queue manager");
+    ipc_out_free(&m);
+    for (;;) {
+        struct ipc_iter it;
+        struct ipc_field f;
+        int r = ipc_conn_recv_wait(&c, &msg, LIST_TIMEOUT_MS), found = 0;
+
+        if (r == 0)
+            fatal_lost("timeout while waiting for the queue manager");
+        if (r < 0)
+            fatal_lost("lost connection to the queue manager");
+        if (msg.fd >= 0) {
+            close(msg.fd);
+            fatal_lost("unexpected descriptor from the queue manager");
+        }
+        if (msg.reqid != MAILQ_REQID)
+            fatal_lost("unexpected reply from the queue manager");
+        if (msg.type == Q_LIST_END)
+            break;
+        if (msg.type == Q_ERROR) {
+            char text[512] = "", clean[600];
+            ipc_iter_init(&it, msg.body, msg.len);
+            while (ipc_iter_next(&it, &f) == 1)
+                if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
+                    text[0] = 0;
+            fflush(stdout);
+            fprintf(stderr, "mailq: fatal: queue manager: %s\n",
+                    text[0] ? printable(text, clean, sizeof(clean)) : "error");
+            exit(EX_TEMPFAIL);
+        }
+        if (msg.type != Q_LIST_ITEM)
+            fatal_lost("unexpected reply from the queue manager");
+        ipc_iter_init(&it, msg.body, msg.len);
+        while ((r = ipc_iter_next(&it, &f)) == 1) {
+            if (f.tag != T_RECORD)
+                continue;
+            if (found++)
+                break;
+            show_record(f.val, f.len, NULL);
+        }
+        if (r < 0 || found != 1)
+            fatal_lost("malformed reply from the queue manager");
+    }
+    ipc_conn_close(&c);
+}
+
+static int scan_visit(const char *qid, const void *val, size_t len, void *arg)
+{
+    (void)arg;
+    show_record(val, len, qid);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    char err[1200], path[sizeof(cfg.run_dir) + 64];
+    struct qstore *q;
+    int opt, fd;
+
+    while ((opt = getopt(argc, argv, "+c:j")) != -1) {
+        switch (opt) {
+        case 'c':
+            conf = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    config_defaults(&cfg);
+    if (config_load(&cfg, config_path(conf), err, sizeof(err)) < 0) {
+        fprintf(stderr, "mailq: fatal: %s\n", err);
+        return EX_CONFIG;
+    }
+    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_CONTROL);
+    fd = ipc_connect_unix(path);
+    if (fd >= 0) {
+        list_from_server(fd);
+        finish();
+    }
+    int cerr = errno;
+    if (qstore_open(&q, cfg.spool_dir, 1, err, sizeof(err)) == 0) {
+        fprintf(stderr, "mailq: warning: queue manager is down -- accessing queue directly\n");
+        if (qstore_scan(q, NULL, scan_visit, NULL) < 0) {
+            fflush(stdout);
+            fprintf(stderr, "mailq: fatal: cannot read the queue index in %s/%s\n",
+                    cfg.spool_dir, QSTORE_DIR);
+            return EX_TEMPFAIL;
+        }
+        qstore_close(q);
+        finish();
+    }
+    fprintf(stderr, "mailq: fatal: queue manager is down (connect %s: %s)\n", path, strerror(cerr));
+    return EX_TEMPFAIL;
+}
