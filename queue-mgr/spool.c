@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "qrecord.h"
 #include "util.h"
 
 static int msgdir_fd = -1;
@@ -75,22 +76,35 @@ int spool_sync(void)
 
 struct idset {
     char (*id)[QID_LEN + 1];
+    int64_t *size;          /* size the record says, -1 if unreadable */
     size_t n, cap;
+    int failed;
 };
 
 static int collect_id(const char *qid, const void *val, size_t len, void *arg)
 {
     struct idset *s = arg;
-    (void)val;
-    (void)len;
+    struct qrec r;
+    char err[256];
+
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 1024;
         void *p = realloc(s->id, ncap * sizeof(*s->id));
-        if (!p)
+        void *q = p ? realloc(s->size, ncap * sizeof(*s->size)) : NULL;
+        if (p)
+            s->id = p;
+        if (!q) {
+            s->failed = 1;
             return 1;
-        s->id = p;
+        }
+        s->size = q;
         s->cap = ncap;
     }
+    qrec_init(&r);
+    s->size[s->n] = qrec_decode(val, len, &r, err, sizeof(err)) == 0 ? (int64_t)r.size : -1;
+    if (s->size[s->n] < 0)
+        log_error("%s: queue record is unreadable: %s", qid, err);
+    qrec_free(&r);
     memcpy(s->id[s->n++], qid, QID_LEN + 1);
     return 0;
 }
@@ -108,16 +122,25 @@ long spool_reconcile(struct qstore *q)
     long kept = 0, orphans = 0;
     int dfd;
 
-    if (qstore_scan(q, NULL, collect_id, &s) < 0) {
+    if (qstore_scan(q, NULL, collect_id, &s) < 0 || s.failed) {
         free(s.id);
+        free(s.size);
         return -1;
     }
     /* Ids come out of LMDB sorted, so bsearch works without a sort. */
     for (size_t i = 0; i < s.n; i++) {
-        if (spool_size(s.id[i]) < 0) {
+        int64_t have = spool_size(s.id[i]);
+        if (have < 0) {
             log_error("%s: spool file is missing: this message is lost; removing its queue record",
                       s.id[i]);
             qstore_delete(q, s.id[i]);
+        } else if (s.size[i] >= 0 && have != s.size[i]) {
+            /* Only a crash inside a group commit, before anyone was told
+             * 250, leaves this: the client will send the message again. */
+            log_error("%s: spool file has %lld bytes, its record says %lld: removing both",
+                      s.id[i], (long long)have, (long long)s.size[i]);
+            qstore_delete(q, s.id[i]);
+            s.size[i] = -2; /* not a record any more: the file goes below */
         } else {
             kept++;
         }
@@ -132,7 +155,9 @@ long spool_reconcile(struct qstore *q)
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        if (qid_valid(de->d_name) && bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id))
+        char (*hit)[QID_LEN + 1] = qid_valid(de->d_name) ?
+            bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id) : NULL;
+        if (hit && s.size[hit - s.id] != -2)
             continue;
         /* Never committed: the client was never told 250 for it. */
         spool_remove(de->d_name);
@@ -140,6 +165,7 @@ long spool_reconcile(struct qstore *q)
     }
     closedir(d);
     free(s.id);
+    free(s.size);
     if (orphans)
         log_info("reconcile: removed %ld spool file(s) of transactions that never committed", orphans);
     return kept;
