@@ -1174,5 +1174,22 @@ const char *config_path(const char *opt)
     env = getenv("POSTERN_CONF");
     if (env != NULL && *env != '\0')
         return env;
+    if (access(CONF_DEFAULT_PATH, F_OK) != 0) {
+        /* A development tree: bin/TOOL finds the run/postern.conf that
+         * `make run` wrote, so `./bin/mailq` works without -c. */
+        static char dev[CONF_MAX_STR];
+        char exe[CONF_MAX_STR];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            char *slash = strrchr(exe, '/');
+            if (slash) {
+                *slash = '\0';
+                if ((size_t)snprintf(dev, sizeof(dev), "%s/../run/postern.conf", exe) < sizeof(dev) &&
+                    access(dev, F_OK) == 0)
+                    return dev;
+            }
+        }
+    }
     return CONF_DEFAULT_PATH;
 }

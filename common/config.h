@@ -103,7 +103,8 @@ int config_parse_duration(const char *s, unsigned *out);
 int config_parse_cidr(const char *s, struct cidr *out);
 int config_parse_listen(const char *s, struct listen_addr *out);
 
-/* The config path from -c, else $POSTERN_CONF, else the default. */
+/* The config path from -c, else $POSTERN_CONF, else the default; when the
+ * default does not exist, BINDIR/../run/postern.conf of a development tree. */
 const char *config_path(const char *opt);
 
 #endif

@@ -171,8 +171,18 @@ int dirs_prepare(const struct config *c, const struct dir_owners *owners, int cr
         int r = d[i].top ? stat(d[i].path, &st) : lstat(d[i].path, &st);
 
         if (r < 0 && errno == ENOENT) {
-            if (!create)
+            if (!create) {
+                /* start would create it, but only inside an existing parent */
+                char parent[PATH_MAX];
+                struct stat pst;
+                parent_of(d[i].path, parent, sizeof(parent));
+                if (d[i].top && stat(parent, &pst) < 0) {
+                    snprintf(err, errlen, "%s (%s) cannot be created: parent directory %s: %s",
+                             d[i].path, d[i].what, parent, strerror(errno));
+                    return -1;
+                }
                 continue;
+            }
             if (make_dir(&d[i], getuid() == 0 || geteuid() == 0, err, errlen) < 0)
                 return -1;
             continue;

@@ -101,12 +101,16 @@ def test_bdat_pipelined_chunks():
 
 
 def test_bdat_syntax_errors():
+    """501, on a fresh session each; the server may close afterwards, as it
+    cannot know where the chunk that may follow ends."""
     inst = harness.shared()
     want = "501 5.5.4 Syntax: BDAT size [LAST]"
-    with inst.client(ehlo=True) as c:
-        c.mail_rcpt("a@example.com", [REMOTE_RCPT])
-        for bad in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST", "BDAT 1x LAST"):
-            expect(c.cmd(bad), exact=want)
+    for bad in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST", "BDAT 1x LAST", "BDAT 99999999999999999999999"):
+        with inst.client(ehlo=True) as c:
+            c.mail_rcpt("a@example.com", [REMOTE_RCPT])
+            r = c.cmd(bad)
+            if r.last != want:
+                raise AssertionError("%r: expected %r, got %r" % (bad, want, str(r)))
 
 
 def test_bdat_before_mail():

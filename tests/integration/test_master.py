@@ -39,8 +39,10 @@ def _port_open(port):
 
 
 def _bad_config(inst, bad_line, lineno=3):
-    """The instance's config with bad_line inserted as line lineno."""
-    lines = inst.config_text().splitlines()
+    """The instance's config with bad_line as line lineno (any other line
+    setting the same key is dropped: a repeated key is an error of its own)."""
+    key = bad_line.split("=")[0].strip()
+    lines = [l for l in inst.config_text().splitlines() if l.split("=")[0].strip() != key]
     lines.insert(lineno - 1, bad_line)
     path = os.path.join(inst.dir, "bad-%d.conf" % abs(hash(bad_line)))
     with open(path, "w") as f:
@@ -289,7 +291,10 @@ def test_no_false_250_when_queue_mgr_dies():
         sender = "%s@example.com" % harness.token("q451")
         with inst.client(ehlo=True, timeout=30) as c:
             c.mail_rcpt(sender, [REMOTE_RCPT])
-            r = c.data(harness.simple_body(sender), timeout=30)
+            r = c.cmd("DATA")
+            if r.code == 354:
+                c.send(harness.dot_stuff(harness.simple_body(sender)) + b".\r\n")
+                r = c.reply(timeout=30)
             if r.code == 250:
                 qid = queued_id(r)
                 harness.wait_until(lambda: qid in inst.queue_ids(), 30, "%s to be in the queue" % qid)

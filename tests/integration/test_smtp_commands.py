@@ -136,7 +136,7 @@ del _name, _steps, _fn
 
 def test_banner():
     inst = harness.shared()
-    with inst.client(banner=True) as c:   # the client checks the exact banner
+    with inst.client() as c:   # the client checks the exact banner
         expect(c.banner, exact="220 %s ESMTP Postern" % HOST)
         if len(c.banner.lines) != 1:
             raise AssertionError("banner should be one line: %r" % str(c.banner))
