@@ -42,6 +42,7 @@
 static struct {
     struct config *cfg;
     char conf[PATH_MAX];            /* absolute path, for children and reloads */
+    char bindir[PATH_MAX];          /* where the role binaries are */
     struct dir_owners owners;
     struct listeners lis[2];        /* current and the one a reload builds */
     int cur;
@@ -300,7 +301,9 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
         log_error("reload failed: %s; keeping the running configuration", err);
         return;
     }
+    /* Everything that can fail is tried before any process is touched. */
     if (restart_needed(m.cfg, c, err, sizeof(err)) ||
+        sup_check_binaries(m.bindir, err, sizeof(err)) < 0 ||
         dirs_prepare(c, &m.owners, 1, err, sizeof(err)) < 0 ||
         listeners_open(next, &m.lis[m.cur], c, err, sizeof(err)) < 0) {
         log_error("reload failed: %s; keeping the running configuration", err);
@@ -330,7 +333,7 @@ static void on_term(struct evloop *ev, int signo, void *arg)
 
 static int cmd_run(const char *path, int foreground)
 {
-    char err[2048], bindir[PATH_MAX], pidpath[PATH_MAX];
+    char err[2048], pidpath[PATH_MAX];
     struct evloop *ev;
     pid_t other;
     int pidfd;
@@ -345,8 +348,8 @@ static int cmd_run(const char *path, int foreground)
     log_set_debug(m.cfg->debug);
     if (!realpath(path, m.conf))
         fail("%s: %s", path, strerror(errno));
-    find_bindir(bindir, sizeof(bindir));
-    if (sup_check_binaries(bindir, err, sizeof(err)) < 0)
+    find_bindir(m.bindir, sizeof(m.bindir));
+    if (sup_check_binaries(m.bindir, err, sizeof(err)) < 0)
         fail("%s", err);
     if (resolve_owners(m.cfg, &m.owners, err, sizeof(err)) < 0)
         fail("%s", err);
@@ -379,7 +382,7 @@ static int cmd_run(const char *path, int foreground)
     if (ev_signal(ev, SIGHUP, on_hup, NULL) < 0 || ev_signal(ev, SIGTERM, on_term, NULL) < 0 ||
         ev_signal(ev, SIGINT, on_term, NULL) < 0)
         fail("signals: %s", strerror(errno));
-    m.sup = sup_new(ev, bindir, m.conf, foreground);
+    m.sup = sup_new(ev, m.bindir, m.conf, foreground);
     if (!m.sup)
         fail("supervisor: %s", strerror(errno));
     if (!foreground)

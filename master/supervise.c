@@ -230,6 +230,8 @@ static int exec_plan_build(struct exec_plan *p, const struct sup *s, const struc
         const struct listener *li = &s->lis->v[i];
         if (!(li->kind & r->listen) || li->fd < 0)
             continue;
+        if (off + 32 > sizeof(p->fdvar))
+            break;          /* cannot happen: sized for every listener */
         off += (size_t)snprintf(p->fdvar + off, sizeof(p->fdvar) - off, "%s%zu:%s",
                                 p->nfds ? "," : "", 3 + p->nfds, listener_kind_name(li->kind));
         p->fds[p->nfds++] = li->fd;
@@ -448,6 +450,9 @@ void sup_reload(struct sup *s, const struct config *c, const struct listeners *l
     for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
         const struct role *r = &roles[i];
         unsigned want = wanted(s, r), have = 0, old = 0;
+
+        if (want == 0 && r->listen)
+            log_info("%s: no listeners configured, not started", r->name);
 
         if (r->reload == RELOAD_GENERATION) {
             /* The new generation first, so that someone accepts all along. */
