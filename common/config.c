@@ -587,8 +587,9 @@ static int set_value(struct config *c, const struct keydef *k, const char *v,
         }
         if ((k->type == T_TLSFILE || k->type == T_OPTFILE) && *v != '\0') {
             struct stat st;
-            if (stat(v, &st) < 0 ||
-                (k->type == T_TLSFILE && access(v, R_OK) < 0)) {
+            /* Existence only: the key is root's to read, and processes
+             * that re-read this file after dropping root must not fail. */
+            if (stat(v, &st) < 0) {
                 fmt(why, whylen, "\"%.100s\": %s", v, strerror(errno));
                 return -1;
             }

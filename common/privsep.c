@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -91,4 +92,10 @@ void priv_drop(const struct account *a, const char *jail)
         log_fatal("privilege drop failed: root could be regained");
     if (setgid(0) == 0 && a->gid != 0)
         log_fatal("privilege drop failed: group 0 could be regained");
+#if defined(__SANITIZE_ADDRESS__)
+    /* LeakSanitizer inspects the process with ptrace, which the kernel
+     * refuses after a uid change unless the process stays dumpable. Only
+     * in sanitizer builds: production processes stay undumpable. */
+    prctl(PR_SET_DUMPABLE, 1);
+#endif
 }

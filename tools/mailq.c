@@ -44,7 +44,7 @@ static unsigned long nmsg;
 static unsigned long long total_size;
 static unsigned long nbad;
 
-static void usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
     fprintf(stderr, "usage: mailq [-c FILE] [-j]\n");
     exit(EX_USAGE);
@@ -375,7 +375,8 @@ int main(int argc, char **argv)
     struct qstore *q;
     int opt, fd;
 
-    while ((opt = getopt(argc, argv, "+c:j")) != -1) {
+    opterr = 0;
+    while ((opt = getopt(argc, argv, "+:c:j")) != -1) {
         switch (opt) {
         case 'c':
             conf = optarg;
@@ -383,7 +384,14 @@ int main(int argc, char **argv)
         case 'j':
             json = 1;
             break;
+        case ':':
+            fprintf(stderr, "mailq: option -%c needs an argument\n", optopt);
+            usage();
         default:
+            if (optopt > 32 && optopt < 127)
+                fprintf(stderr, "mailq: unknown option -%c\n", optopt);
+            else
+                fprintf(stderr, "mailq: unknown option\n");
             usage();
         }
     }

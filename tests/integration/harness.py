@@ -228,6 +228,19 @@ def proc_comm(pid):
         return f.read().strip()
 
 
+def _unix_connect(path):
+    """True if something accepts connections on the UNIX socket path."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def children_of(ppid):
     """[(pid, comm)] of the live processes whose parent is ppid."""
     out = []
@@ -589,9 +602,10 @@ class Instance:
         except (OSError, Closed, TimeoutError, AssertionError):
             return False
         c.close()
-        if not os.access(binary("mailq"), os.X_OK):
-            # mailq not built yet: queue-mgr's control socket stands in
-            return os.path.exists(os.path.join(self.run_dir, "queue", "control.sock"))
+        # mailq falls back to reading the index when queue-mgr is down, so
+        # also check that queue-mgr accepts on its control socket
+        if not _unix_connect(os.path.join(self.run_dir, "queue", "control.sock")):
+            return False
         return self.mailq().returncode == 0
 
     def wait_ready(self, timeout=20):

@@ -89,7 +89,7 @@ def test_bdat_content_not_unstuffed():
 def test_bdat_pipelined_chunks():
     inst = harness.shared()
     sender = "%s@example.com" % harness.token("bdatpipe")
-    c1, c2 = b"Subject: pipelined\r\n\r\n", b"a" * 5000 + b"\r\n"
+    c1, c2 = b"Subject: pipelined\r\n\r\n", (b"a" * 98 + b"\r\n") * 50
     with inst.client(ehlo=True) as c:
         c.send(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\n" % (sender, REMOTE_RCPT)).encode()
                + b"BDAT %d\r\n" % len(c1) + c1 + b"BDAT %d LAST\r\n" % len(c2) + c2)

@@ -223,6 +223,9 @@ def test_reload_keeps_open_session():
             with inst.client() as n:
                 return "250-SIZE 12345678" in n.ehlo().lines
         harness.wait_until(new_size, 20, "new sessions to advertise SIZE 12345678 after reload")
+        errors = [l for l in inst.log_since(off).splitlines() if "error:" in l or "fatal:" in l]
+        if errors:
+            raise AssertionError("the reload logged errors: %s" % errors[0])
         if len(inst.pids("queue-mgr")) != 1:
             raise AssertionError("after reload: queue-mgr processes %r (was %r)" % (inst.pids("queue-mgr"), qmgr))
 

@@ -860,14 +860,13 @@ static void test_tls_files(void)
         CU_ASSERT_STRING_EQUAL(c.tls_cert_file, "");
     config_free(&c);
 
-    /* unreadable: only meaningful when not root */
-    if (geteuid() != 0 && getuid() != 0) {
-        chmod(key, 0);
-        snprintf(text, sizeof text, "tls_cert_file = %s\ntls_key_file = %s\n", cert, key);
-        char msg[200];
-        snprintf(msg, sizeof msg, "tls_key_file: \"%s\": Permission denied", key);
-        expect_error(text, 2, msg);
-    }
+    /* unreadable is fine here: a process that dropped root re-reads the
+     * configuration, and only smtpd (as root) loads the key itself */
+    chmod(key, 0);
+    snprintf(text, sizeof text, "tls_cert_file = %s\ntls_key_file = %s\n", cert, key);
+    if (load_ok(&c, text) == 0)
+        CU_ASSERT_STRING_EQUAL(c.tls_key_file, key);
+    config_free(&c);
     unlink(cert);
     unlink(key);
 }

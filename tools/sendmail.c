@@ -1,0 +1,1159 @@
+/*
+ * sendmail - local submission with the Sendmail/Postfix command line that
+ * cron, PHP and scripts use:
+ *
+ *   sendmail [-t] [-i] [-oi] [-f SENDER] [-F NAME] [-C FILE] [-bm]
+ *            [-B 7BIT|8BITMIME] [-N DSN] [-R full|hdrs] [-V ENVID]
+ *            [-o X, -odi, -oem, -U, -v, ... accepted and ignored] [--] [RCPT...]
+ *
+ * Reads the message from standard input (never from /dev/tty), makes every
+ * line end in CRLF, adds From:, Date: and Message-Id: when missing, removes
+ * Bcc:, and hands the message to queue-mgr over RUN_DIR/queue/pickup.sock:
+ * Q_OPEN gives a spool file descriptor (queue-mgr has already written the
+ * Received: line into it), we write the message into it, then Q_COMMIT with
+ * the envelope. queue-mgr records our uid from SO_PEERCRED and validates
+ * everything again; nothing here is trusted by it.
+ *
+ * Compatibility notes:
+ *  - Without -i (or -oi) a line consisting of a single "." ends the input,
+ *    as in Sendmail; with -i it is an ordinary line.
+ *  - With -t the recipients of To:, Cc: and Bcc: (or, when the message has
+ *    Resent- headers, of Resent-To:, Resent-Cc: and Resent-Bcc:) are ADDED to
+ *    those on the command line. This is Postfix's behaviour; Sendmail would
+ *    instead remove command-line recipients from the list.
+ *  - Bcc: and Resent-Bcc: headers are always removed from the stored message.
+ *  - Addresses without a domain get "@hostname" (Postfix: @myorigin).
+ *  - Line endings: LF, CRLF and a bare CR each end a line and become CRLF,
+ *    so no bare CR or LF reaches the queue (SMTP smuggling). A NUL byte makes
+ *    the whole message refused (exit 65).
+ *
+ * Exit status (sysexits.h): 0 queued; 64 usage or bad address; 65 bad
+ * message data or message refused for good; 67 unknown user; 74 read error;
+ * 75 queue manager down or temporary failure; 78 configuration error.
+ *
+ * Never builds a shell command or a path from the message or the envelope.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "config.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "qrecord.h"
+#include "util.h"
+
+#define IO_TIMEOUT_MS 60000
+#define HDR_SECTION_MAX (1u << 20)  /* header section held in memory */
+#define FULLNAME_MAX 200
+#define REQ_OPEN 1
+#define REQ_COMMIT 2
+
+static struct config cfg;
+
+/* What must be undone when we give up after Q_OPEN. */
+static struct ipc_conn *g_conn;
+static char g_qid[QID_LEN + 1];
+
+/* ---- errors ---- */
+
+static void abort_open(void)
+{
+    struct ipc_out m;
+
+    if (!g_conn || !g_qid[0])
+        return;
+    /* queue-mgr removes the file anyway when we disconnect; say it first. */
+    ipc_out_begin(&m, Q_ABORT, 0);
+    ipc_out_str(&m, T_QID, g_qid);
+    if (ipc_out_finish(&m) == 0)
+        ipc_conn_send_wait(g_conn, &m, -1, 5000);
+    ipc_out_free(&m);
+    g_qid[0] = 0;
+}
+
+static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    abort_open();
+    fputs("sendmail: fatal: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+/* Same, with the exact wording given (no "fatal:"), for messages that
+ * scripts grep for. */
+static void __attribute__((noreturn)) die_plain(int code, const char *text)
+{
+    abort_open();
+    fprintf(stderr, "sendmail: %s\n", text);
+    exit(code);
+}
+
+static void __attribute__((noreturn)) usage(const char *why)
+{
+    if (why)
+        fprintf(stderr, "sendmail: fatal: %s\n", why);
+    fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F fullname] [-C config] "
+                    "[-B 7BIT|8BITMIME] [-N dsn] [-R full|hdrs] [-V envid] [recipient ...]\n");
+    exit(EX_USAGE);
+}
+
+/* Untrusted text for an error message: control bytes become '?'. */
+static const char *clean(const char *s, size_t len, char *out, size_t outlen)
+{
+    return log_sanitize(s, len, out, outlen);
+}
+
+/* ---- reading standard input ---- */
+
+struct input {
+    unsigned char buf[65536];
+    size_t pos, len;
+    int eof;
+};
+
+static int in_fill(struct input *in)
+{
+    ssize_t n;
+
+    if (in->pos < in->len)
+        return 1;
+    if (in->eof)
+        return 0;
+    do
+        n = read(STDIN_FILENO, in->buf, sizeof(in->buf));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die(EX_IOERR, "error reading the message from standard input: %s", strerror(errno));
+    in->pos = 0;
+    in->len = (size_t)n;
+    if (n == 0)
+        in->eof = 1;
+    return n > 0;
+}
+
+enum { PIECE_EOF, PIECE_LINE, PIECE_PART };
+
+/*
+ * Reads the next piece of the current line, without its line ending, into
+ * out (up to max bytes). PIECE_LINE: the line ended here (at LF, CRLF, a
+ * bare CR, or the end of input after some bytes); PIECE_PART: max bytes read
+ * and the line goes on; PIECE_EOF: no more input.
+ */
+static int read_piece(struct input *in, char *out, size_t max, size_t *n)
+{
+    *n = 0;
+    for (;;) {
+        unsigned char c;
+
+        if (!in_fill(in))
+            return *n ? PIECE_LINE : PIECE_EOF;
+        c = in->buf[in->pos];
+        if (c == '\n') {
+            in->pos++;
+            return PIECE_LINE;
+        }
+        if (c == '\r') {
+            in->pos++;
+            if (in_fill(in) && in->buf[in->pos] == '\n')
+                in->pos++;
+            return PIECE_LINE;
+        }
+        if (c == 0)
+            die_plain(EX_DATAERR, "message contains a NUL byte");
+        if (*n == max)
+            return PIECE_PART;
+        out[(*n)++] = (char)c;
+        in->pos++;
+    }
+}
+
+/* ---- writing the spool file ---- */
+
+struct output {
+    int fd;
+    char buf[65536];
+    size_t len;
+    uint64_t total, max;
+};
+
+static void out_flush(struct output *o)
+{
+    if (o->len && write_all(o->fd, o->buf, o->len) < 0)
+        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+    o->len = 0;
+}
+
+static void out_write(struct output *o, const void *p, size_t n)
+{
+    o->total += n;
+    if (o->total > o->max)
+        die(EX_DATAERR, "message too large (max_message_size is %llu bytes)",
+            (unsigned long long)o->max);
+    if (n > sizeof(o->buf) - o->len) {
+        out_flush(o);
+        if (n > sizeof(o->buf)) {
+            if (write_all(o->fd, p, n) < 0)
+                die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+            return;
+        }
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void out_str(struct output *o, const char *s)
+{
+    out_write(o, s, strlen(s));
+}
+
+/* ---- addresses ---- */
+
+/* Is there an '@' outside quoted strings (i.e. a domain part)? */
+static int has_domain(const char *s, size_t n)
+{
+    int q = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (q && s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            q = !q;
+        else if (!q && s[i] == '@')
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Turns what a user wrote into a checked mailbox: appends @hostname when
+ * there is no domain, parses it with the one address parser (UTF-8 allowed;
+ * *utf8 set when used) and returns the canonical form (domain lower-cased)
+ * in out. NULL, or the reason it is not an address.
+ */
+static const char *normalize_addr(const char *s, size_t n, int allow_empty, char *out,
+                                  size_t outlen, int *utf8)
+{
+    char path[ADDR_MAX + 3];
+    struct addr a;
+    size_t end, hl = strlen(cfg.hostname);
+    enum addr_error e;
+
+    if (n == 0 && allow_empty) {
+        out[0] = 0;
+        return NULL;
+    }
+    if (n == 0)
+        return "empty address";
+    if (n > ADDR_MAX)
+        return addr_strerror(ADDR_ETOOLONG);
+    path[0] = '<';
+    memcpy(path + 1, s, n);
+    if (!has_domain(s, n)) {
+        if (n + 1 + hl > ADDR_MAX)
+            return addr_strerror(ADDR_ETOOLONG);
+        path[1 + n] = '@';
+        memcpy(path + 2 + n, cfg.hostname, hl);
+        n += 1 + hl;
+    }
+    path[1 + n] = '>';
+    e = addr_parse_path(path, n + 2, ADDR_UTF8 | (allow_empty ? ADDR_ALLOW_EMPTY : 0), &a, &end);
+    if (e != ADDR_OK)
+        return addr_strerror(e);
+    if (end != n + 2 || s[0] == '@')
+        return addr_strerror(ADDR_ESYNTAX);  /* no trailing junk, no source route */
+    size_t dl = strlen(a.domain);
+    if (a.local_len + 1 + dl >= outlen)
+        return addr_strerror(ADDR_ETOOLONG);
+    memcpy(out, a.mailbox, a.local_len);
+    out[a.local_len] = '@';
+    memcpy(out + a.local_len + 1, a.domain, dl + 1);
+    if (a.is_utf8)
+        *utf8 = 1;
+    return NULL;
+}
+
+/* A set of recipients already added, so that each is queued once. */
+struct rcpt_set {
+    size_t *slot;       /* index + 1 into rec->rcpt, 0 = empty */
+    size_t size;        /* power of two */
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void add_rcpt(struct qrec *rec, struct rcpt_set *set, const char *s, size_t n,
+                     const char *where)
+{
+    char addr[ADDR_MAX + 1], tmp[2 * ADDR_MAX];
+    const char *why;
+    int utf8 = 0;
+    size_t i;
+
+    if ((why = normalize_addr(s, n, 0, addr, sizeof(addr), &utf8)) != NULL)
+        die(EX_USAGE, "bad recipient address \"%s\" %s: %s", clean(s, n, tmp, sizeof(tmp)),
+            where, why);
+    if (rec->nrcpt + 1 > set->size / 2) {
+        size_t nsize = set->size ? set->size * 2 : 64;
+        size_t *ns = calloc(nsize, sizeof(*ns));
+        if (!ns)
+            die(EX_TEMPFAIL, "out of memory");
+        for (i = 0; i < set->size; i++) {
+            if (!set->slot[i])
+                continue;
+            size_t j = hash_str(rec->rcpt[set->slot[i] - 1].addr) & (nsize - 1);
+            while (ns[j])
+                j = (j + 1) & (nsize - 1);
+            ns[j] = set->slot[i];
+        }
+        free(set->slot);
+        set->slot = ns;
+        set->size = nsize;
+    }
+    for (i = hash_str(addr) & (set->size - 1); set->slot[i]; i = (i + 1) & (set->size - 1))
+        if (strcmp(rec->rcpt[set->slot[i] - 1].addr, addr) == 0)
+            return;
+    if (qrec_add_rcpt(rec, addr) < 0)
+        die(EX_USAGE, "too many recipients (at most %d)", QREC_MAX_RCPT);
+    set->slot[i] = rec->nrcpt;
+    if (utf8)
+        rec->flags |= QF_SMTPUTF8;
+}
+
+/* One address being collected from an address list. */
+struct item {
+    char bare[ADDR_MAX + 2];    /* addr-spec words, white space and comments dropped */
+    char angle[ADDR_MAX + 2];   /* inside <...> */
+    size_t nb, na;
+    int in_angle, have_angle;
+    int bare_long, angle_long;
+    int space;                  /* white space or a comment since the last bare byte */
+    int bare_words;             /* two words side by side: "Name a@b" is no address */
+};
+
+static void put_bare(struct item *it, char c)
+{
+    if (it->space && it->nb > 0 && it->bare[it->nb - 1] != '@' && it->bare[it->nb - 1] != '.' &&
+        c != '@' && c != '.')
+        it->bare_words = 1;
+    it->space = 0;
+    if (it->nb < sizeof(it->bare) - 1)
+        it->bare[it->nb++] = c;
+    else
+        it->bare_long = 1;
+}
+
+static void put_item(struct item *it, char c)
+{
+    if (!it->in_angle)
+        put_bare(it, c);
+    else if (it->na < sizeof(it->angle) - 1)
+        it->angle[it->na++] = c;
+    else
+        it->angle_long = 1;
+}
+
+/*
+ * Splits an RFC 5322 address list ("Name <a@b>, c@d (comment), "Doe, J"
+ * <j@d>, group: e@f, g@h;, undisclosed-recipients:;") and adds each
+ * address. Display names, comments and group names are dropped; an
+ * angle-addr wins over the words around it.
+ */
+static void add_rcpt_list(struct qrec *rec, struct rcpt_set *set, const char *s, size_t n,
+                          const char *where)
+{
+    struct item it;
+    char tmp[2 * ADDR_MAX];
+    size_t i, j;
+
+    memset(&it, 0, sizeof(it));
+    for (i = 0; i <= n; i++) {
+        char c = i < n ? s[i] : ',';   /* a final separator flushes the last item */
+
+        if (c == '"') {                 /* quoted string, kept whole */
+            put_item(&it, c);
+            for (j = i + 1; j < n && s[j] != '"'; j++) {
+                if (s[j] == '\\' && j + 1 < n)
+                    put_item(&it, s[j++]);
+                put_item(&it, s[j]);
+            }
+            if (j < n)
+                put_item(&it, '"');
+            /* unterminated: the item ends with the input and fails to parse */
+            i = j < n ? j : n - 1;
+            continue;
+        }
+        if (c == '(') {                 /* comment, nested, dropped */
+            int depth = 1;
+            for (j = i + 1; j < n && depth > 0; j++) {
+                if (s[j] == '\\' && j + 1 < n)
+                    j++;
+                else if (s[j] == '(')
+                    depth++;
+                else if (s[j] == ')')
+                    depth--;
+            }
+            it.space = 1;
+            i = j - 1;
+            continue;
+        }
+        if (c == '[') {                 /* domain literal, kept whole */
+            for (j = i; j < n && s[j] != ']'; j++)
+                if (s[j] != ' ' && s[j] != '\t')
+                    put_item(&it, s[j]);
+            if (j < n)
+                put_item(&it, ']');
+            i = j < n ? j : n - 1;
+            continue;
+        }
+        if (it.in_angle) {
+            if (c == '>') {
+                it.in_angle = 0;
+                it.have_angle = 1;
+            } else if (i == n) {
+                die(EX_USAGE, "bad recipient address list %s: missing \">\"", where);
+            } else if (c != ' ' && c != '\t') {
+                put_item(&it, c);
+            }
+            continue;
+        }
+        if (c == '<') {
+            it.in_angle = 1;
+            it.na = 0;
+            it.angle_long = 0;
+            continue;
+        }
+        if (c == ':') {                 /* a group's name: dropped */
+            memset(&it, 0, sizeof(it));
+            continue;
+        }
+        if (c == ',' || c == ';') {
+            const char *a = it.have_angle ? it.angle : it.bare;
+            size_t len = it.have_angle ? it.na : it.nb;
+
+            /* An angle-addr with a source route: keep only the mailbox. */
+            if (it.have_angle && len && a[0] == '@') {
+                const char *colon = memchr(a, ':', len);
+                if (colon) {
+                    len -= (size_t)(colon + 1 - a);
+                    a = colon + 1;
+                }
+            }
+            if (it.have_angle ? it.angle_long : it.bare_long)
+                die(EX_USAGE, "bad recipient address \"%s...\" %s: %s",
+                    clean(a, 40, tmp, sizeof(tmp)), where, addr_strerror(ADDR_ETOOLONG));
+            if (!it.have_angle && it.bare_words)
+                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", clean(a, len, tmp, sizeof(tmp)),
+                    where, "words outside <...>");
+            if (len)
+                add_rcpt(rec, set, a, len, where);
+            memset(&it, 0, sizeof(it));
+            continue;
+        }
+        if (c == ' ' || c == '\t')
+            it.space = 1;
+        else
+            put_bare(&it, c);
+    }
+}
+
+/* ---- the header section ---- */
+
+struct hline {
+    size_t off, len;
+    int start;          /* first line of a header (not a continuation) */
+    int drop;           /* part of a header we remove (Bcc:) */
+};
+
+struct headers {
+    char *buf;          /* HDR_SECTION_MAX bytes */
+    size_t len;
+    struct hline *line;
+    size_t nline, cap;
+};
+
+enum hend { H_EOF, H_DOT, H_BLANK, H_BODYLINE, H_OVERFLOW };
+
+/* "Name:" with an RFC 5322 field name (printable ASCII but ':'), maybe
+ * followed by white space before the colon (obsolete syntax). Returns the
+ * name's length or 0. */
+static size_t header_name_len(const char *s, size_t n)
+{
+    size_t i = 0, j;
+
+    while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':')
+        i++;
+    if (i == 0)
+        return 0;
+    for (j = i; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
+        ;
+    return j < n && s[j] == ':' ? i : 0;
+}
+
+static int header_is(const struct headers *h, const struct hline *l, const char *name)
+{
+    size_t nl = header_name_len(h->buf + l->off, l->len);
+
+    return nl == strlen(name) && strncasecmp(h->buf + l->off, name, nl) == 0;
+}
+
+static void add_line(struct headers *h, size_t off, size_t len, int start)
+{
+    if (h->nline == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 64;
+        struct hline *nl = realloc(h->line, ncap * sizeof(*nl));
+        if (!nl)
+            die(EX_TEMPFAIL, "out of memory");
+        h->line = nl;
+        h->cap = ncap;
+    }
+    h->line[h->nline++] = (struct hline){ off, len, start, 0 };
+}
+
+/*
+ * Reads header lines until the blank line, the end of input, a lone "."
+ * (without -i), a line that is not a header, or HDR_SECTION_MAX. What ended
+ * the section is returned; the first body line or piece, if any, is in
+ * h->buf at h->len, *bodylen bytes long.
+ */
+static enum hend read_headers(struct input *in, struct headers *h, int ignore_dots,
+                              size_t *bodylen)
+{
+    for (;;) {
+        size_t n;
+        int r = read_piece(in, h->buf + h->len, HDR_SECTION_MAX - h->len, &n);
+        const char *l = h->buf + h->len;
+
+        *bodylen = n;
+        if (r == PIECE_EOF)
+            return H_EOF;
+        if (r == PIECE_PART)
+            return H_OVERFLOW;
+        if (!ignore_dots && n == 1 && l[0] == '.')
+            return H_DOT;
+        if (n == 0)
+            return H_BLANK;
+        if (header_name_len(l, n))
+            add_line(h, h->len, n, 1);
+        else if ((l[0] == ' ' || l[0] == '\t') && h->nline > 0)
+            add_line(h, h->len, n, 0);
+        else
+            return H_BODYLINE;
+        h->len += n;
+    }
+}
+
+/* The value of the header starting at line i, unfolded, in a new buffer. */
+static char *header_value(const struct headers *h, size_t i, size_t *vlen)
+{
+    size_t total = 0, k, o = 0;
+    const char *first = h->buf + h->line[i].off;
+    size_t colon = (size_t)((const char *)memchr(first, ':', h->line[i].len) - first) + 1;
+    char *v;
+
+    for (k = i; k < h->nline && (k == i || !h->line[k].start); k++)
+        total += h->line[k].len;
+    v = malloc(total + 1);
+    if (!v)
+        die(EX_TEMPFAIL, "out of memory");
+    memcpy(v, first + colon, h->line[i].len - colon);
+    o = h->line[i].len - colon;
+    for (k = i + 1; k < h->nline && !h->line[k].start; k++) {
+        memcpy(v + o, h->buf + h->line[k].off, h->line[k].len);
+        o += h->line[k].len;
+    }
+    v[o] = 0;
+    *vlen = o;
+    return v;
+}
+
+static void drop_header(struct headers *h, size_t i)
+{
+    h->line[i].drop = 1;
+    for (size_t k = i + 1; k < h->nline && !h->line[k].start; k++)
+        h->line[k].drop = 1;
+}
+
+/* ---- the sender and the From: line ---- */
+
+static const struct passwd *me(void)
+{
+    static const struct passwd *pw;
+    static int looked;
+
+    if (!looked) {
+        looked = 1;
+        errno = 0;
+        pw = getpwuid(getuid());
+    }
+    return pw;
+}
+
+/* The login name as a local part: a dot-atom as is, otherwise quoted. */
+static void quote_local(const char *s, char *out, size_t outlen)
+{
+    int atom = *s && *s != '.';
+    size_t o = 0;
+
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!(isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) || (c == '.' && p[1] && p[1] != '.')))
+            atom = 0;
+    }
+    if (atom) {
+        str_copy(out, s, outlen);
+        return;
+    }
+    if (outlen < 3) {
+        out[0] = 0;
+        return;
+    }
+    out[o++] = '"';
+    for (const char *p = s; *p && o + 3 < outlen; p++) {
+        if (*p == '"' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+/*
+ * The sender's full name for From: -F, else $NAME, else the GECOS field up
+ * to its first comma with '&' standing for the capitalised login (as
+ * Sendmail and Postfix do). Control bytes become spaces so a name can never
+ * start a new header line.
+ */
+static void full_name(const char *opt, char *out, size_t outlen)
+{
+    const struct passwd *pw;
+    const char *src = opt;
+    char gecos[FULLNAME_MAX + 1];
+    size_t o = 0, i;
+
+    out[0] = 0;
+    if (!src || !*src)
+        src = getenv("NAME");
+    if ((!src || !*src) && (pw = me()) != NULL && pw->pw_gecos) {
+        for (i = 0; pw->pw_gecos[i] && pw->pw_gecos[i] != ',' && o + 1 < sizeof(gecos); i++) {
+            if (pw->pw_gecos[i] == '&') {
+                for (size_t k = 0; pw->pw_name[k] && o + 1 < sizeof(gecos); k++)
+                    gecos[o++] = k ? pw->pw_name[k] : (char)toupper((unsigned char)pw->pw_name[k]);
+            } else {
+                gecos[o++] = pw->pw_gecos[i];
+            }
+        }
+        gecos[o] = 0;
+        src = gecos;
+        o = 0;
+    }
+    if (!src)
+        return;
+    for (i = 0; src[i] && o + 1 < outlen && o < FULLNAME_MAX; i++) {
+        unsigned char c = (unsigned char)src[i];
+        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    /* trim */
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = 0;
+    i = strspn(out, " ");
+    memmove(out, out + i, o - i + 1);
+}
+
+/* A display name as an RFC 5322 phrase: plain words as they are, anything
+ * with specials as a quoted string. */
+static void phrase(const char *name, char *out, size_t outlen)
+{
+    int plain = 1;
+    size_t o = 0;
+
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!(c >= 0x80 || isalnum(c) || c == ' ' || strchr("!#$%&'*+-/=?^_`{|}~", c)))
+            plain = 0;
+    }
+    if (plain) {
+        str_copy(out, name, outlen);
+        return;
+    }
+    out[o++] = '"';
+    for (const char *p = name; *p && o + 3 < outlen; p++) {
+        if (*p == '"' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+/* ---- options ---- */
+
+struct opts {
+    int extract;            /* -t */
+    int ignore_dots;        /* -i, -oi */
+    const char *sender;     /* -f, -r; NULL = the login name */
+    const char *fullname;   /* -F */
+    const char *conf;       /* -C */
+    unsigned body;          /* -B */
+    unsigned ret;           /* -R */
+    unsigned notify;        /* -N */
+    char envid[QREC_ENVID_MAX + 1]; /* -V, as xtext */
+};
+
+static unsigned parse_notify(const char *s)
+{
+    unsigned v = 0;
+    char buf[128], *tok, *save = NULL;
+
+    if (strlen(s) >= sizeof(buf))
+        usage("bad -N argument (never, or success, failure, delay)");
+    str_copy(buf, s, sizeof(buf));
+    for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (strcasecmp(tok, "never") == 0)
+            v |= NOTIFY_NEVER;
+        else if (strcasecmp(tok, "success") == 0)
+            v |= NOTIFY_SUCCESS;
+        else if (strcasecmp(tok, "failure") == 0)
+            v |= NOTIFY_FAILURE;
+        else if (strcasecmp(tok, "delay") == 0)
+            v |= NOTIFY_DELAY;
+        else
+            usage("bad -N argument (never, or success, failure, delay)");
+    }
+    if (!v || ((v & NOTIFY_NEVER) && v != NOTIFY_NEVER))
+        usage("bad -N argument (never, or success, failure, delay)");
+    return v;
+}
+
+/* RFC 3461 xtext: printable ASCII but '+' and '=' as is, the rest "+XX". */
+static void parse_envid(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c > 0x7e)
+            usage("bad -V argument: the envelope id must be printable ASCII");
+        if (o + 4 > outlen)
+            usage("bad -V argument: the envelope id is too long");
+        if (c <= 0x20 || c == '+' || c == '=')
+            o += (size_t)snprintf(out + o, outlen - o, "+%02X", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    opterr = 0;
+    /* '+': options end at the first recipient, as with Sendmail. */
+    while ((c = getopt(argc, argv, "+:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q:r:tvx")) != -1) {
+        switch (c) {
+        case 'B':
+            if (strcasecmp(optarg, "8BITMIME") == 0)
+                o->body = BODY_8BITMIME;
+            else if (strcasecmp(optarg, "7BIT") == 0)
+                o->body = BODY_7BIT;
+            else
+                usage("-B needs 7BIT or 8BITMIME");
+            break;
+        case 'C':
+            o->conf = optarg;
+            break;
+        case 'F':
+            o->fullname = optarg;
+            break;
+        case 'N':
+            o->notify = parse_notify(optarg);
+            break;
+        case 'R':
+            if (strcasecmp(optarg, "full") == 0)
+                o->ret = RET_FULL;
+            else if (strcasecmp(optarg, "hdrs") == 0)
+                o->ret = RET_HDRS;
+            else
+                usage("-R needs full or hdrs");
+            break;
+        case 'V':
+            parse_envid(optarg, o->envid, sizeof(o->envid));
+            break;
+        case 'b':
+            switch (optarg[0]) {
+            case 'm':
+                break;
+            case 'p':
+                usage("-bp is not supported; use mailq");
+            case 'i':
+                usage("-bi (newaliases) is not supported");
+            case 's':
+                usage("-bs (SMTP on standard input) is not supported");
+            default:
+                usage("unsupported -b mode; only -bm (deliver mail) is");
+            }
+            break;
+        case 'f':
+        case 'r':
+            o->sender = optarg;
+            break;
+        case 'i':
+            o->ignore_dots = 1;
+            break;
+        case 'o':
+            /* -oi as in Sendmail; every other -oX is about Sendmail's own
+             * delivery and error modes (-odi, -odb, -oem, -oee ...): ignored */
+            if (optarg[0] == 'i' && optarg[1] == 0)
+                o->ignore_dots = 1;
+            break;
+        case 'q':
+            usage("-q is not supported; use posternctl flush");
+        case 'I':
+            usage("-I (newaliases) is not supported");
+        case 't':
+            o->extract = 1;
+            break;
+        case 'G': case 'L': case 'O': case 'U': case 'X': case 'c': case 'e':
+        case 'h': case 'm': case 'n': case 'p': case 'v': case 'x':
+            break;  /* accepted for compatibility, no effect */
+        case ':':
+            {
+                char why[64];
+                if (optopt == 'q')
+                    usage("-q is not supported; use posternctl flush");
+                snprintf(why, sizeof(why), "option -%c needs an argument", optopt);
+                usage(why);
+            }
+        default:
+            {
+                char why[64];
+                if (isprint(optopt))
+                    snprintf(why, sizeof(why), "unknown option -%c", optopt);
+                else
+                    snprintf(why, sizeof(why), "unknown option");
+                usage(why);
+            }
+        }
+    }
+    return optind;
+}
+
+/* ---- talking to queue-mgr ---- */
+
+static void reply_error(const struct ipc_msg *m)
+{
+    struct ipc_iter it;
+    struct ipc_field f;
+    char code[64] = "", text[512] = "", tmp[600];
+
+    ipc_iter_init(&it, m->body, m->len);
+    while (ipc_iter_next(&it, &f) == 1) {
+        if (f.tag == T_CODE && ipc_field_str(&f, code, sizeof(code)) < 0)
+            code[0] = 0;
+        if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
+            text[0] = 0;
+    }
+    g_qid[0] = 0; /* queue-mgr already dropped the file */
+    die(code[0] == '4' || !code[0] ? EX_TEMPFAIL : EX_DATAERR, "%s",
+        text[0] ? clean(text, strlen(text), tmp, sizeof(tmp)) : "queue manager error");
+}
+
+static void expect_reply(struct ipc_conn *c, struct ipc_msg *m, uint16_t type, uint32_t reqid,
+                         const char *stage)
+{
+    int r = ipc_conn_recv_wait(c, m, IO_TIMEOUT_MS);
+
+    if (r == 0)
+        die(EX_TEMPFAIL, "timeout waiting for the queue manager (%s); message not sent", stage);
+    if (r < 0)
+        die(EX_TEMPFAIL, "lost connection to the queue manager (%s); message not sent", stage);
+    if (m->type == Q_ERROR && m->reqid == reqid) {
+        if (m->fd >= 0)
+            close(m->fd);
+        reply_error(m);
+    }
+    if (m->type != type || m->reqid != reqid) {
+        if (m->fd >= 0)
+            close(m->fd);
+        die(EX_TEMPFAIL, "unexpected reply from the queue manager (%s); message not sent", stage);
+    }
+}
+
+static void reply_qid(const struct ipc_msg *m, char qid[QID_LEN + 1])
+{
+    struct ipc_iter it;
+    struct ipc_field f;
+
+    qid[0] = 0;
+    ipc_iter_init(&it, m->body, m->len);
+    while (ipc_iter_next(&it, &f) == 1)
+        if (f.tag == T_QID && ipc_field_str(&f, qid, QID_LEN + 1) < 0)
+            qid[0] = 0;
+    if (!qid_valid(qid))
+        qid[0] = 0;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    static struct headers h;
+    static struct input in;
+    static struct output out;
+    struct opts o;
+    struct qrec rec;
+    struct rcpt_set set = { NULL, 0 };
+    struct ipc_conn conn;
+    struct ipc_out m;
+    struct ipc_msg msg;
+    char err[1200], path[sizeof(cfg.run_dir) + 64], tmp[600];
+    const char *why;
+    int first, utf8 = 0, fd, resent = 0;
+    int have_from = 0, have_date = 0, have_msgid = 0;
+    enum hend hend;
+    size_t bodylen, i;
+
+    first = parse_args(argc, argv, &o);
+    config_defaults(&cfg);
+    if (config_load(&cfg, config_path(o.conf), err, sizeof(err)) < 0) {
+        fprintf(stderr, "sendmail: fatal: %s\n", err);
+        return EX_CONFIG;
+    }
+
+    qrec_init(&rec);
+    rec.body = o.body;
+    rec.ret = o.ret;
+    str_copy(rec.envid, o.envid, sizeof(rec.envid));
+    str_copy(rec.origin, "pickup", sizeof(rec.origin));
+    str_copy(rec.proto, "sendmail", sizeof(rec.proto));
+
+    /* The envelope sender. */
+    if (o.sender) {
+        const char *s = o.sender;
+        size_t n = strlen(s);
+        while (n && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+            s++, n -= 2;
+        why = normalize_addr(s, n, 1, rec.sender, sizeof(rec.sender), &utf8);
+        if (why)
+            die(EX_USAGE, "bad sender address \"%s\": %s", clean(s, n, tmp, sizeof(tmp)), why);
+    } else {
+        const struct passwd *pw = me();
+        char local[ADDR_MAX + 1];
+        if (!pw)
+            die(EX_NOUSER, "no login name found for user ID %lu", (unsigned long)getuid());
+        quote_local(pw->pw_name, local, sizeof(local));
+        why = normalize_addr(local, strlen(local), 0, rec.sender, sizeof(rec.sender), &utf8);
+        if (why)
+            die(EX_USAGE, "cannot make a sender address from login name \"%s\": %s",
+                clean(pw->pw_name, strlen(pw->pw_name), tmp, sizeof(tmp)), why);
+    }
+    if (utf8)
+        rec.flags |= QF_SMTPUTF8;
+
+    /* Command-line recipients; without -t they are all there is. */
+    for (int k = first; k < argc; k++)
+        add_rcpt_list(&rec, &set, argv[k], strlen(argv[k]), "on the command line");
+    if (!o.extract && rec.nrcpt == 0)
+        die_plain(EX_USAGE, "no recipients specified");
+
+    /* The header section, to learn what to add, remove and extract. */
+    h.buf = malloc(HDR_SECTION_MAX);
+    if (!h.buf)
+        die(EX_TEMPFAIL, "out of memory");
+    hend = read_headers(&in, &h, o.ignore_dots, &bodylen);
+    for (i = 0; i < h.nline; i++)
+        if (h.line[i].start && h.line[i].len > 7 && strncasecmp(h.buf + h.line[i].off, "Resent-", 7) == 0)
+            resent = 1;
+    for (i = 0; i < h.nline; i++) {
+        const struct hline *l = &h.line[i];
+        int bcc = header_is(&h, l, "Bcc"), rbcc = header_is(&h, l, "Resent-Bcc");
+        if (!l->start)
+            continue;
+        have_from |= header_is(&h, l, resent ? "Resent-From" : "From");
+        have_date |= header_is(&h, l, resent ? "Resent-Date" : "Date");
+        have_msgid |= header_is(&h, l, resent ? "Resent-Message-ID" : "Message-ID");
+        if (o.extract &&
+            (resent ? (header_is(&h, l, "Resent-To") || header_is(&h, l, "Resent-Cc") || rbcc)
+                    : (header_is(&h, l, "To") || header_is(&h, l, "Cc") || bcc))) {
+            size_t vlen, nl = header_name_len(h.buf + l->off, l->len);
+            char *v = header_value(&h, i, &vlen), where[80];
+            snprintf(where, sizeof(where), "in the %.*s: header", (int)nl, h.buf + l->off);
+            add_rcpt_list(&rec, &set, v, vlen, where);
+            free(v);
+        }
+        if (bcc || rbcc)
+            drop_header(&h, i);
+    }
+    if (rec.nrcpt == 0)
+        die_plain(EX_USAGE, "no recipients specified");
+
+    /* Will the envelope fit in a frame? Better to know before queueing. */
+    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
+    str_copy(rec.qid, "000000000000", sizeof(rec.qid));
+    qrec_encode(&rec, &m);
+    if (ipc_out_finish(&m) < 0 || m.b.len - IPC_HDR_LEN > proto_limit(Q_COMMIT))
+        die(EX_USAGE, "too many recipients for one message");
+    ipc_out_free(&m);
+
+    /* Hand-off: a spool file from queue-mgr. */
+    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_PICKUP);
+    fd = ipc_connect_unix(path);
+    if (fd < 0)
+        die(EX_TEMPFAIL, "queue manager is down (connect %s: %s); message not sent", path,
+            strerror(errno));
+    ipc_conn_init(&conn, fd, proto_limit);
+    g_conn = &conn;
+    ipc_out_begin(&m, Q_OPEN, REQ_OPEN);
+    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&conn, &m, -1, IO_TIMEOUT_MS) < 0)
+        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
+    ipc_out_free(&m);
+    expect_reply(&conn, &msg, Q_OPENED, REQ_OPEN, "open");
+    reply_qid(&msg, rec.qid);
+    if (!rec.qid[0]) {
+        if (msg.fd >= 0)
+            close(msg.fd);
+        die(EX_TEMPFAIL, "bad queue id from the queue manager; message not sent");
+    }
+    str_copy(g_qid, rec.qid, sizeof(g_qid));
+    {
+        struct stat st;
+        if (msg.fd < 0 || fstat(msg.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            lseek(msg.fd, 0, SEEK_END) < 0) {
+            if (msg.fd >= 0)
+                close(msg.fd);
+            die(EX_TEMPFAIL, "no usable queue file from the queue manager; message not sent");
+        }
+    }
+    out.fd = msg.fd;
+    out.max = cfg.max_message_size;
+
+    /* Headers we add go first, after queue-mgr's Received: line. */
+    if (!have_msgid) {
+        time_t now = time(NULL);
+        struct tm tm;
+        char stamp[32];
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+        snprintf(tmp, sizeof(tmp), "%s: <%s.%s@%s>\r\n", resent ? "Resent-Message-Id" : "Message-Id",
+                 stamp, rec.qid, cfg.hostname);
+        out_str(&out, tmp);
+    }
+    if (!have_date) {
+        char date[64];
+        format_rfc5322_date(time(NULL), date, sizeof(date));
+        snprintf(tmp, sizeof(tmp), "%s: %s\r\n", resent ? "Resent-Date" : "Date", date);
+        out_str(&out, tmp);
+    }
+    if (!have_from) {
+        char name[FULLNAME_MAX + 1], quoted[2 * FULLNAME_MAX + 3], daemon[300];
+        const char *from = rec.sender;
+        if (!from[0]) {
+            snprintf(daemon, sizeof(daemon), "MAILER-DAEMON@%s", cfg.hostname);
+            from = daemon;
+            name[0] = 0;
+        } else {
+            full_name(o.fullname, name, sizeof(name));
+        }
+        out_str(&out, resent ? "Resent-From: " : "From: ");
+        if (name[0]) {
+            phrase(name, quoted, sizeof(quoted));
+            out_str(&out, quoted);
+            out_str(&out, " <");
+            out_str(&out, from);
+            out_str(&out, ">\r\n");
+        } else {
+            out_str(&out, from);
+            out_str(&out, "\r\n");
+        }
+    }
+    for (i = 0; i < h.nline; i++) {
+        if (h.line[i].drop)
+            continue;
+        out_write(&out, h.buf + h.line[i].off, h.line[i].len);
+        out_str(&out, "\r\n");
+    }
+
+    /* The body. */
+    if (hend == H_BLANK || hend == H_BODYLINE || hend == H_OVERFLOW) {
+        int line_start = 1;
+        char piece[8192];
+        size_t n;
+
+        out_str(&out, "\r\n");
+        if (hend == H_BODYLINE) {
+            out_write(&out, h.buf + h.len, bodylen);
+            out_str(&out, "\r\n");
+        } else if (hend == H_OVERFLOW) {
+            out_write(&out, h.buf + h.len, bodylen);
+            line_start = 0;
+        }
+        for (;;) {
+            int r = read_piece(&in, piece, sizeof(piece), &n);
+            if (r == PIECE_EOF)
+                break;
+            if (r == PIECE_LINE && line_start && !o.ignore_dots && n == 1 && piece[0] == '.')
+                break;
+            out_write(&out, piece, n);
+            if (r == PIECE_LINE)
+                out_str(&out, "\r\n");
+            line_start = r == PIECE_LINE;
+        }
+    }
+    out_flush(&out);
+    if (close(out.fd) < 0)
+        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+
+    /* The envelope. queue-mgr sets arrival, size, uid and origin itself. */
+    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
+    for (i = 0; i < rec.nrcpt; i++)
+        rec.rcpt[i].notify = o.notify;
+    qrec_encode(&rec, &m);
+    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&conn, &m, -1, IO_TIMEOUT_MS) < 0)
+        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
+    ipc_out_free(&m);
+    expect_reply(&conn, &msg, Q_COMMITTED, REQ_COMMIT, "commit");
+    {
+        char qid[QID_LEN + 1];
+        reply_qid(&msg, qid);
+        if (strcmp(qid, rec.qid) != 0)
+            die(EX_TEMPFAIL, "unexpected reply from the queue manager (commit)");
+    }
+    g_qid[0] = 0;
+    g_conn = NULL;
+    ipc_conn_close(&conn);
+    qrec_free(&rec);
+    free(set.slot);
+    free(h.buf);
+    free(h.line);
+    return EX_OK;
+}
