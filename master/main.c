@@ -30,6 +30,7 @@
 #include "log.h"
 #include "pidfile.h"
 #include "privsep.h"
+#include "qstore.h"
 #include "proto.h"
 #include "supervise.h"
 #include "util.h"
@@ -75,6 +76,15 @@ static void usage(void)
     exit(64);
 }
 
+static int count_record(const char *qid, const void *val, size_t len, void *arg)
+{
+    (void)qid;
+    (void)val;
+    (void)len;
+    (void)arg;
+    return 0;
+}
+
 static struct config *load(const char *path, char *err, size_t errlen)
 {
     struct config *c = calloc(1, sizeof(*c));
@@ -89,7 +99,41 @@ static struct config *load(const char *path, char *err, size_t errlen)
         free(c);
         return NULL;
     }
+    /* config.c checks that the TLS files exist; smtpd reads them as the
+     * user the master runs as, so say now if it cannot. */
+    const char *tls[] = { c->tls_cert_file, c->tls_key_file };
+    for (size_t i = 0; i < ARRAY_LEN(tls); i++) {
+        if (tls[i][0] && access(tls[i], R_OK) < 0) {
+            snprintf(err, errlen, "%s: %s %s: %s", path, i ? "tls_key_file" : "tls_cert_file",
+                     tls[i], strerror(errno));
+            config_free(c);
+            free(c);
+            return NULL;
+        }
+    }
     return c;
+}
+
+/* Opens the queue index read-only, if there is one, to prove it is sound. */
+static int check_queue(const struct config *c, char *err, size_t errlen)
+{
+    char path[2048];
+    struct qstore *q;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/%s/data.mdb", c->spool_dir, QSTORE_DIR);
+    if (access(path, F_OK) < 0)
+        return 0;
+    if (qstore_open(&q, c->spool_dir, 1, err, errlen) < 0)
+        return -1;
+    n = qstore_scan(q, NULL, count_record, NULL);
+    qstore_close(q);
+    if (n < 0) {
+        snprintf(err, errlen, "%.1900s: queue index cannot be read", path);
+        return -1;
+    }
+    printf("postern: queue index %s: %ld message(s)\n", path, n);
+    return 0;
 }
 
 static void unload(struct config *c)
@@ -192,6 +236,10 @@ static int cmd_check(const char *path)
     }
     if (dirs_prepare(c, priv_is_root() ? &owners : NULL, 0, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
+        goto out;
+    }
+    if (check_queue(c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
         goto out;
     }
     printf("postern: configuration %s is valid\n", path);
