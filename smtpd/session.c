@@ -83,7 +83,7 @@ struct session {
     int prev_crlf;
     int via_bdat;
     struct linereader *bdat_lr; /* line checks across BDAT chunks */
-    uint64_t bdat_left;
+    uint64_t bdat_left, bdat_chunk;
     int bdat_last, bdat_discard;
     uint64_t bdat_total;
     uint32_t waiting;           /* queue-mgr request id, 0 if none */
@@ -503,7 +503,7 @@ static void bdat_chunk_done(struct session *s)
             message_end(s); /* replies with the reason and resets */
             return;
         }
-        reply(s, "250 2.0.0 Ok: %llu octets", (unsigned long long)s->bdat_total);
+        reply(s, "250 2.0.0 Ok: %llu octets", (unsigned long long)s->bdat_chunk);
         s->state = ST_CMD;
         return;
     }
@@ -833,6 +833,7 @@ static int cmd_bdat(struct session *s, const char *arg)
     if (parse_u64(tmp, &size) < 0 || strlen(tmp) > 18)
         goto syntax;
     s->bdat_left = size;
+    s->bdat_chunk = size;
     s->bdat_last = last != NULL;
     s->bdat_total = s->via_bdat ? s->bdat_total : 0;
     if (s->via_bdat) {

@@ -23,9 +23,9 @@
  *    instead remove command-line recipients from the list.
  *  - Bcc: and Resent-Bcc: headers are always removed from the stored message.
  *  - Addresses without a domain get "@hostname" (Postfix: @myorigin).
- *  - Line endings: LF, CRLF and a bare CR each end a line and become CRLF,
- *    so no bare CR or LF reaches the queue (SMTP smuggling). A NUL byte makes
- *    the whole message refused (exit 65).
+ *  - Line endings: LF, CRLF and a bare CR each end a line and become CRLF
+ *    (CR CR LF counts as one), so no bare CR or LF reaches the queue (SMTP
+ *    smuggling). A NUL byte makes the whole message refused (exit 65).
  *
  * Exit status (sysexits.h): 0 queued; 64 usage or bad address; 65 bad
  * message data or message refused for good; 67 unknown user; 74 read error;
@@ -127,6 +127,7 @@ struct input {
     unsigned char buf[65536];
     size_t pos, len;
     int eof;
+    size_t empty_lines;     /* still to return, from a run of bare CRs */
 };
 
 static int in_fill(struct input *in)
@@ -156,10 +157,18 @@ enum { PIECE_EOF, PIECE_LINE, PIECE_PART };
  * out (up to max bytes). PIECE_LINE: the line ended here (at LF, CRLF, a
  * bare CR, or the end of input after some bytes); PIECE_PART: max bytes read
  * and the line goes on; PIECE_EOF: no more input.
+ *
+ * Line endings: LF, CR LF, and CR CR... LF (a broken CRLF) each end one
+ * line; a run of k CRs followed by anything else ends k lines (old Mac
+ * text). So no CR or LF is ever left inside a line.
  */
 static int read_piece(struct input *in, char *out, size_t max, size_t *n)
 {
     *n = 0;
+    if (in->empty_lines) {
+        in->empty_lines--;
+        return PIECE_LINE;
+    }
     for (;;) {
         unsigned char c;
 
@@ -171,9 +180,16 @@ static int read_piece(struct input *in, char *out, size_t max, size_t *n)
             return PIECE_LINE;
         }
         if (c == '\r') {
+            size_t more = 0;
             in->pos++;
+            while (in_fill(in) && in->buf[in->pos] == '\r') {
+                in->pos++;
+                more++;
+            }
             if (in_fill(in) && in->buf[in->pos] == '\n')
                 in->pos++;
+            else
+                in->empty_lines = more;
             return PIECE_LINE;
         }
         if (c == 0)
@@ -306,16 +322,15 @@ static uint64_t hash_str(const char *s)
 }
 
 static void add_rcpt(struct qrec *rec, struct rcpt_set *set, const char *s, size_t n,
-                     const char *where)
+                     const char *written, const char *where)
 {
-    char addr[ADDR_MAX + 1], tmp[2 * ADDR_MAX];
+    char addr[ADDR_MAX + 1];
     const char *why;
     int utf8 = 0;
     size_t i;
 
     if ((why = normalize_addr(s, n, 0, addr, sizeof(addr), &utf8)) != NULL)
-        die(EX_USAGE, "bad recipient address \"%s\" %s: %s", clean(s, n, tmp, sizeof(tmp)),
-            where, why);
+        die(EX_USAGE, "bad recipient address \"%s\" %s: %s", written, where, why);
     if (rec->nrcpt + 1 > set->size / 2) {
         size_t nsize = set->size ? set->size * 2 : 64;
         size_t *ns = calloc(nsize, sizeof(*ns));
@@ -387,7 +402,7 @@ static void add_rcpt_list(struct qrec *rec, struct rcpt_set *set, const char *s,
 {
     struct item it;
     char tmp[2 * ADDR_MAX];
-    size_t i, j;
+    size_t i, j, start = 0;     /* where the current item began, for messages */
 
     memset(&it, 0, sizeof(it));
     for (i = 0; i <= n; i++) {
@@ -447,7 +462,11 @@ static void add_rcpt_list(struct qrec *rec, struct rcpt_set *set, const char *s,
             continue;
         }
         if (c == ':') {                 /* a group's name: dropped */
+            if (it.have_angle || memchr(it.bare, '@', it.nb))
+                die(EX_USAGE, "bad recipient address \"%s\" %s: %s",
+                    clean(s + start, i + 1 - start, tmp, sizeof(tmp)), where, "stray \":\"");
             memset(&it, 0, sizeof(it));
+            start = i + 1;
             continue;
         }
         if (c == ',' || c == ';') {
@@ -462,15 +481,23 @@ static void add_rcpt_list(struct qrec *rec, struct rcpt_set *set, const char *s,
                     a = colon + 1;
                 }
             }
+            /* the item as written, trimmed, for messages */
+            size_t rs = start, re = i < n ? i : n;
+            while (rs < re && (s[rs] == ' ' || s[rs] == '\t'))
+                rs++;
+            while (re > rs && (s[re - 1] == ' ' || s[re - 1] == '\t'))
+                re--;
+            clean(s + rs, re - rs, tmp, sizeof(tmp));
             if (it.have_angle ? it.angle_long : it.bare_long)
-                die(EX_USAGE, "bad recipient address \"%s...\" %s: %s",
-                    clean(a, 40, tmp, sizeof(tmp)), where, addr_strerror(ADDR_ETOOLONG));
+                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", tmp, where,
+                    addr_strerror(ADDR_ETOOLONG));
             if (!it.have_angle && it.bare_words)
-                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", clean(a, len, tmp, sizeof(tmp)),
-                    where, "words outside <...>");
+                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", tmp, where,
+                    "words outside <...>");
             if (len)
-                add_rcpt(rec, set, a, len, where);
+                add_rcpt(rec, set, a, len, tmp, where);
             memset(&it, 0, sizeof(it));
+            start = i + 1;
             continue;
         }
         if (c == ' ' || c == '\t')

@@ -60,7 +60,7 @@ def _load(inst, results, lock, stop):
                 except OSError:
                     pass
                 conn = None
-                stop.wait(0.1)      # a short back-off before the next message's fresh connection
+                stop.wait(0.2)      # a short back-off before the next message's fresh connection
             res["t"] = time.monotonic()
             with lock:
                 results.append(res)
@@ -74,6 +74,12 @@ def _load(inst, results, lock, stop):
     for th in threads:
         th.start()
     return threads
+
+
+def _stats(results):
+    oks = sum(1 for r in results if r["ok"])
+    failures = collections.Counter((r["why"] or "")[:60] for r in results if not r["ok"])
+    return "%d of %d accepted; failures: %s" % (oks, len(results), dict(failures.most_common(4)))
 
 
 def _ok_count(results, lock, since=0.0):
@@ -93,18 +99,18 @@ def test_kill9_queue_mgr_and_smtpd_during_load():
             def all_done():
                 return not any(th.is_alive() for th in threads)
 
-            harness.wait_until(lambda: _ok_count(results, lock) >= 30 or all_done(), 60, "30 accepted messages")
-            if all_done():
-                raise AssertionError("load finished before the queue-mgr kill point; %d ok" % _ok_count(results, lock))
+            harness.wait_until(lambda: _ok_count(results, lock) >= 20 or all_done(), 60, "20 accepted messages")
+            if _ok_count(results, lock) < 20:
+                raise AssertionError("load finished before the queue-mgr kill point: %s" % _stats(results))
             os.kill(qm[0], signal.SIGKILL)
             t_qkill = time.monotonic()
             harness.wait_until(lambda: [p for p in inst.pids("queue-mgr") if p != qm[0]], 30,
                                "the master to start a new queue-mgr after kill -9")
-            harness.wait_until(lambda: _ok_count(results, lock, t_qkill) >= 30 or all_done(), 60,
-                               "30 messages accepted after the queue-mgr restart")
+            harness.wait_until(lambda: _ok_count(results, lock, t_qkill) >= 10 or all_done(), 60,
+                               "10 messages accepted after the queue-mgr restart")
             if all_done():
-                raise AssertionError("load finished before the smtpd kill point; %d ok after the queue-mgr kill"
-                                     % _ok_count(results, lock, t_qkill))
+                raise AssertionError("load finished before the smtpd kill point (%d ok after the queue-mgr kill): %s"
+                                     % (_ok_count(results, lock, t_qkill), _stats(results)))
             victim = inst.pids("smtpd")[0]
             os.kill(victim, signal.SIGKILL)
             t_skill = time.monotonic()
@@ -146,10 +152,8 @@ def test_kill9_queue_mgr_and_smtpd_during_load():
             raise AssertionError("queue id %s was given for %s but holds mail from %s"
                                  % (r["qid"], r["token"], by_id[r["qid"]]["sender"]))
         if not after_kill:
-            raise AssertionError("no message was accepted after the smtpd kill (of %d ok in all)" % len(oks))
-        failures = collections.Counter((r["why"] or "")[:60] for r in results if not r["ok"])
-        harness.note("load: %d of %d accepted, %d after the smtpd kill; failures: %s"
-                     % (len(oks), len(results), len(after_kill), dict(failures.most_common(4))))
+            raise AssertionError("no message was accepted after the smtpd kill: %s" % _stats(results))
+        harness.note("load: %s; %d accepted after the smtpd kill" % (_stats(results), len(after_kill)))
 
 
 test_kill9_queue_mgr_and_smtpd_during_load.timeout = 300
