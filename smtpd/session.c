@@ -85,7 +85,6 @@ struct session {
     struct linereader *bdat_lr; /* line checks across BDAT chunks */
     uint64_t bdat_left, bdat_chunk;
     int bdat_last, bdat_discard;
-    uint64_t bdat_total;
     uint32_t waiting;           /* queue-mgr request id, 0 if none */
     int stopping;               /* 421 once the current transaction ends */
     unsigned cnt_ok[CMD_COUNT], cnt_all[CMD_COUNT];
@@ -224,7 +223,6 @@ static void txn_reset(struct session *s)
     s->via_bdat = 0;
     free(s->bdat_lr);
     s->bdat_lr = NULL;
-    s->bdat_total = 0;
 }
 
 static void spool_write(struct session *s, const char *p, size_t n)
@@ -478,7 +476,6 @@ static void bdat_bytes(struct session *s, const char *p, size_t n)
 
     if (s->bdat_discard)
         return;
-    s->bdat_total += n;
     /* The bytes go to the spool as they are; the checker only looks. */
     while (lr_next(s->bdat_lr, &q, &qn, &line, &len, &flags) == 1) {
         if ((flags & LR_TOOLONG) && s->poison == P_NONE)
@@ -499,7 +496,6 @@ static void bdat_chunk_done(struct session *s)
     }
     if (!s->bdat_last) {
         if (s->poison != P_NONE) {
-            s->bdat_total = 0;
             message_end(s); /* replies with the reason and resets */
             return;
         }
@@ -835,7 +831,6 @@ static int cmd_bdat(struct session *s, const char *arg)
     s->bdat_left = size;
     s->bdat_chunk = size;
     s->bdat_last = last != NULL;
-    s->bdat_total = s->via_bdat ? s->bdat_total : 0;
     if (s->via_bdat) {
         s->state = ST_BDAT; /* a further chunk of the open transaction */
         return 0;
