@@ -12,10 +12,12 @@
  * must never let a queued address or reply text drive the operator's
  * terminal.
  *
- * Layout: our queue ids are 12 characters, longer than Postfix's short ids
- * (10), so the columns are those Postfix uses with enable_long_queue_ids
- * (src/postqueue/showq_compat.c): 17 for the id and its status mark, 8 for
- * the size, 19 for the arrival time.
+ * Layout: Postfix's long-queue-id one (showq_compat.c, the L_*_FORMAT
+ * strings, used when enable_long_queue_ids is on), because our ids are
+ * long ids: 12 characters, 13 with the status mark. Header
+ * "----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------",
+ * recipient lines at column 47, as operators see on any Postfix with long
+ * queue ids.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -163,7 +165,8 @@ static void each_rcpt(const struct qrec *r, rcpt_fn fn, void *arg)
         }
 }
 
-/* asctime() layout without the year, whatever the locale: "Sun Nov  9 07:12:07". */
+/* What asctime() gives, whatever the locale: "Sun Nov  9 07:12:07 2026";
+ * the format's %19.19s keeps the first 19 characters, as in Postfix. */
 static void arrival_text(uint64_t when, char *out, size_t outlen)
 {
     static const char *const day[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
@@ -176,8 +179,8 @@ static void arrival_text(uint64_t when, char *out, size_t outlen)
         str_copy(out, "??", outlen);
         return;
     }
-    snprintf(out, outlen, "%.3s %.3s%3d %.2d:%.2d:%.2d", day[tm.tm_wday], mon[tm.tm_mon],
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(out, outlen, "%.3s %.3s%3d %.2d:%.2d:%.2d %d", day[tm.tm_wday], mon[tm.tm_mon],
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
 }
 
 struct text_state {

@@ -911,15 +911,16 @@ static void reply_error(const struct ipc_msg *m)
         text[0] ? clean(text, strlen(text), tmp, sizeof(tmp)) : "queue manager error");
 }
 
+/* `fate` says what became of the message if no good reply comes. */
 static void expect_reply(struct ipc_conn *c, struct ipc_msg *m, uint16_t type, uint32_t reqid,
-                         const char *stage)
+                         const char *stage, const char *fate)
 {
     int r = ipc_conn_recv_wait(c, m, IO_TIMEOUT_MS);
 
     if (r == 0)
-        die(EX_TEMPFAIL, "timeout waiting for the queue manager (%s); message not sent", stage);
+        die(EX_TEMPFAIL, "timeout waiting for the queue manager (%s); %s", stage, fate);
     if (r < 0)
-        die(EX_TEMPFAIL, "lost connection to the queue manager (%s); message not sent", stage);
+        die(EX_TEMPFAIL, "lost connection to the queue manager (%s); %s", stage, fate);
     if (m->type == Q_ERROR && m->reqid == reqid) {
         if (m->fd >= 0)
             close(m->fd);
@@ -928,7 +929,7 @@ static void expect_reply(struct ipc_conn *c, struct ipc_msg *m, uint16_t type, u
     if (m->type != type || m->reqid != reqid) {
         if (m->fd >= 0)
             close(m->fd);
-        die(EX_TEMPFAIL, "unexpected reply from the queue manager (%s); message not sent", stage);
+        die(EX_TEMPFAIL, "unexpected reply from the queue manager (%s); %s", stage, fate);
     }
 }
 
@@ -948,6 +949,229 @@ static void reply_qid(const struct ipc_msg *m, char qid[QID_LEN + 1])
 
 /* ---- main ---- */
 
+/* What the header section holds that decides what we add. */
+struct hinfo {
+    int resent;         /* Resent- headers: add and extract the Resent- ones */
+    int have_from, have_date, have_msgid;
+};
+
+/* The envelope sender: -f (or -r) as given, "<>" or "" for the null
+ * sender, else login@hostname for the real uid. */
+static void set_sender(struct qrec *rec, const char *opt)
+{
+    char tmp[600];
+    const char *why;
+    int utf8 = 0;
+
+    if (opt) {
+        const char *s = opt;
+        size_t n = strlen(s);
+        while (n && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+            s++, n -= 2;
+        why = normalize_addr(s, n, 1, rec->sender, sizeof(rec->sender), &utf8);
+        if (why)
+            die(EX_USAGE, "bad sender address \"%s\": %s", clean(s, n, tmp, sizeof(tmp)), why);
+    } else {
+        const struct passwd *pw = me();
+        char local[ADDR_MAX + 1];
+        if (!pw)
+            die(EX_NOUSER, "no login name found for user ID %lu", (unsigned long)getuid());
+        quote_local(pw->pw_name, local, sizeof(local));
+        why = normalize_addr(local, strlen(local), 0, rec->sender, sizeof(rec->sender), &utf8);
+        if (why)
+            die(EX_USAGE, "cannot make a sender address from login name \"%s\": %s",
+                clean(pw->pw_name, strlen(pw->pw_name), tmp, sizeof(tmp)), why);
+    }
+    if (utf8)
+        rec->flags |= QF_SMTPUTF8;
+}
+
+/* Notes what is there, marks Bcc: for removal and, with -t, extracts the
+ * recipients. */
+static void scan_headers(struct headers *h, int extract, struct qrec *rec, struct rcpt_set *set,
+                         struct hinfo *hi)
+{
+    size_t i;
+
+    memset(hi, 0, sizeof(*hi));
+    for (i = 0; i < h->nline; i++)
+        if (h->line[i].start && h->line[i].len > 7 &&
+            strncasecmp(h->buf + h->line[i].off, "Resent-", 7) == 0)
+            hi->resent = 1;
+    for (i = 0; i < h->nline; i++) {
+        const struct hline *l = &h->line[i];
+        int bcc, rbcc;
+
+        if (!l->start)
+            continue;
+        bcc = header_is(h, l, "Bcc");
+        rbcc = header_is(h, l, "Resent-Bcc");
+        hi->have_from |= header_is(h, l, hi->resent ? "Resent-From" : "From");
+        hi->have_date |= header_is(h, l, hi->resent ? "Resent-Date" : "Date");
+        hi->have_msgid |= header_is(h, l, hi->resent ? "Resent-Message-ID" : "Message-ID");
+        if (extract &&
+            (hi->resent ? (header_is(h, l, "Resent-To") || header_is(h, l, "Resent-Cc") || rbcc)
+                        : (header_is(h, l, "To") || header_is(h, l, "Cc") || bcc))) {
+            size_t vlen, nl = header_name_len(h->buf + l->off, l->len);
+            char *v = header_value(h, i, &vlen), where[80];
+            snprintf(where, sizeof(where), "in the %.*s: header", (int)nl, h->buf + l->off);
+            add_rcpt_list(rec, set, v, vlen, where);
+            free(v);
+        }
+        if (bcc || rbcc)
+            drop_header(h, i);
+    }
+}
+
+/* Q_OPEN: a queue id and the descriptor of a new spool file, positioned
+ * after the Received: line queue-mgr wrote. */
+static int open_spool(struct ipc_conn *conn, struct qrec *rec)
+{
+    char path[sizeof(cfg.run_dir) + 64];
+    struct ipc_out m;
+    struct ipc_msg msg;
+    struct stat st;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_PICKUP);
+    fd = ipc_connect_unix(path);
+    if (fd < 0)
+        die(EX_TEMPFAIL, "queue manager is down (connect %s: %s); message not sent", path,
+            strerror(errno));
+    ipc_conn_init(conn, fd, proto_limit);
+    g_conn = conn;
+    ipc_out_begin(&m, Q_OPEN, REQ_OPEN);
+    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
+        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
+    ipc_out_free(&m);
+    expect_reply(conn, &msg, Q_OPENED, REQ_OPEN, "open", "message not sent");
+    reply_qid(&msg, rec->qid);
+    if (!rec->qid[0]) {
+        if (msg.fd >= 0)
+            close(msg.fd);
+        die(EX_TEMPFAIL, "bad queue id from the queue manager; message not sent");
+    }
+    str_copy(g_qid, rec->qid, sizeof(g_qid));
+    if (msg.fd < 0 || fstat(msg.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        lseek(msg.fd, 0, SEEK_END) < 0) {
+        if (msg.fd >= 0)
+            close(msg.fd);
+        die(EX_TEMPFAIL, "no usable queue file from the queue manager; message not sent");
+    }
+    return msg.fd;
+}
+
+/* From:, Date: and Message-Id: (or their Resent- forms) when missing, in
+ * the forms Postfix's cleanup gives them. */
+static void write_added_headers(struct output *out, const struct hinfo *hi, const struct qrec *rec,
+                                const char *fullname_opt)
+{
+    char tmp[600];
+
+    if (!hi->have_msgid) {
+        time_t now = time(NULL);
+        struct tm tm;
+        char stamp[32];
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+        snprintf(tmp, sizeof(tmp), "%s: <%s.%s@%s>\r\n",
+                 hi->resent ? "Resent-Message-Id" : "Message-Id", stamp, rec->qid, cfg.hostname);
+        out_str(out, tmp);
+    }
+    if (!hi->have_date) {
+        char date[64];
+        format_rfc5322_date(time(NULL), date, sizeof(date));
+        snprintf(tmp, sizeof(tmp), "%s: %s\r\n", hi->resent ? "Resent-Date" : "Date", date);
+        out_str(out, tmp);
+    }
+    if (!hi->have_from) {
+        char name[FULLNAME_MAX + 1], quoted[2 * FULLNAME_MAX + 3], daemon[300];
+        const char *from = rec->sender;
+        if (!from[0]) {
+            snprintf(daemon, sizeof(daemon), "MAILER-DAEMON@%s", cfg.hostname);
+            from = daemon;
+            name[0] = 0;
+        } else {
+            full_name(fullname_opt, name, sizeof(name));
+        }
+        out_str(out, hi->resent ? "Resent-From: " : "From: ");
+        if (name[0]) {
+            phrase(name, quoted, sizeof(quoted));
+            out_str(out, quoted);
+            out_str(out, " <");
+            out_str(out, from);
+            out_str(out, ">\r\n");
+        } else {
+            out_str(out, from);
+            out_str(out, "\r\n");
+        }
+    }
+}
+
+/* The kept header lines, then the body as it streams in. */
+static void write_message(struct output *out, const struct headers *h, enum hend hend,
+                          size_t bodylen, struct input *in, int ignore_dots)
+{
+    int line_start = 1;
+    char piece[8192];
+    size_t i, n;
+
+    for (i = 0; i < h->nline; i++) {
+        if (h->line[i].drop)
+            continue;
+        out_write(out, h->buf + h->line[i].off, h->line[i].len);
+        out_str(out, "\r\n");
+    }
+    if (hend == H_EOF || hend == H_DOT)
+        return;
+    /* The blank line, also when the body began without one. */
+    out_str(out, "\r\n");
+    if (hend == H_BODYLINE) {
+        out_write(out, h->buf + h->len, bodylen);
+        out_str(out, "\r\n");
+    } else if (hend == H_OVERFLOW) {
+        out_write(out, h->buf + h->len, bodylen);
+        line_start = 0;
+    }
+    for (;;) {
+        int r = read_piece(in, piece, sizeof(piece), &n);
+        if (r == PIECE_EOF)
+            break;
+        if (r == PIECE_LINE && line_start && !ignore_dots && n == 1 && piece[0] == '.')
+            break;
+        out_write(out, piece, n);
+        if (r == PIECE_LINE)
+            out_str(out, "\r\n");
+        line_start = r == PIECE_LINE;
+    }
+}
+
+/* Q_COMMIT with the envelope; queue-mgr sets arrival, size, uid, origin. */
+static void commit(struct ipc_conn *conn, const struct qrec *rec)
+{
+    struct ipc_out m;
+    struct ipc_msg msg;
+    char qid[QID_LEN + 1], fate[128];
+
+    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
+    qrec_encode(rec, &m);
+    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
+        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
+    ipc_out_free(&m);
+    /* From here on the outcome is queue-mgr's: no Q_ABORT could undo a
+     * commit already under way, so none is sent. */
+    g_qid[0] = 0;
+    snprintf(fate, sizeof(fate), "the message may or may not have been queued as %s", rec->qid);
+    expect_reply(conn, &msg, Q_COMMITTED, REQ_COMMIT, "commit", fate);
+    reply_qid(&msg, qid);
+    if (strcmp(qid, rec->qid) != 0)
+        die(EX_TEMPFAIL, "unexpected reply from the queue manager (commit); %s", fate);
+}
+
 int main(int argc, char **argv)
 {
     static struct headers h;
@@ -956,15 +1180,13 @@ int main(int argc, char **argv)
     struct opts o;
     struct qrec rec;
     struct rcpt_set set = { NULL, 0 };
+    struct hinfo hi;
     struct ipc_conn conn;
     struct ipc_out m;
-    struct ipc_msg msg;
-    char err[1200], path[sizeof(cfg.run_dir) + 64], tmp[600];
-    const char *why;
-    int first, utf8 = 0, fd, resent = 0;
-    int have_from = 0, have_date = 0, have_msgid = 0;
+    char err[1200];
     enum hend hend;
-    size_t bodylen, i;
+    size_t bodylen;
+    int first;
 
     first = parse_args(argc, argv, &o);
     config_defaults(&cfg);
@@ -979,35 +1201,10 @@ int main(int argc, char **argv)
     str_copy(rec.envid, o.envid, sizeof(rec.envid));
     str_copy(rec.origin, "pickup", sizeof(rec.origin));
     str_copy(rec.proto, "sendmail", sizeof(rec.proto));
+    set_sender(&rec, o.sender);
 
-    /* The envelope sender. */
-    if (o.sender) {
-        const char *s = o.sender;
-        size_t n = strlen(s);
-        while (n && (*s == ' ' || *s == '\t'))
-            s++, n--;
-        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-            n--;
-        if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
-            s++, n -= 2;
-        why = normalize_addr(s, n, 1, rec.sender, sizeof(rec.sender), &utf8);
-        if (why)
-            die(EX_USAGE, "bad sender address \"%s\": %s", clean(s, n, tmp, sizeof(tmp)), why);
-    } else {
-        const struct passwd *pw = me();
-        char local[ADDR_MAX + 1];
-        if (!pw)
-            die(EX_NOUSER, "no login name found for user ID %lu", (unsigned long)getuid());
-        quote_local(pw->pw_name, local, sizeof(local));
-        why = normalize_addr(local, strlen(local), 0, rec.sender, sizeof(rec.sender), &utf8);
-        if (why)
-            die(EX_USAGE, "cannot make a sender address from login name \"%s\": %s",
-                clean(pw->pw_name, strlen(pw->pw_name), tmp, sizeof(tmp)), why);
-    }
-    if (utf8)
-        rec.flags |= QF_SMTPUTF8;
-
-    /* Command-line recipients; without -t they are all there is. */
+    /* Command-line recipients; without -t they are all there is, and an
+     * empty list is refused before reading any input. */
     for (int k = first; k < argc; k++)
         add_rcpt_list(&rec, &set, argv[k], strlen(argv[k]), "on the command line");
     if (!o.extract && rec.nrcpt == 0)
@@ -1018,33 +1215,13 @@ int main(int argc, char **argv)
     if (!h.buf)
         die(EX_TEMPFAIL, "out of memory");
     hend = read_headers(&in, &h, o.ignore_dots, &bodylen);
-    for (i = 0; i < h.nline; i++)
-        if (h.line[i].start && h.line[i].len > 7 && strncasecmp(h.buf + h.line[i].off, "Resent-", 7) == 0)
-            resent = 1;
-    for (i = 0; i < h.nline; i++) {
-        const struct hline *l = &h.line[i];
-        int bcc = header_is(&h, l, "Bcc"), rbcc = header_is(&h, l, "Resent-Bcc");
-        if (!l->start)
-            continue;
-        have_from |= header_is(&h, l, resent ? "Resent-From" : "From");
-        have_date |= header_is(&h, l, resent ? "Resent-Date" : "Date");
-        have_msgid |= header_is(&h, l, resent ? "Resent-Message-ID" : "Message-ID");
-        if (o.extract &&
-            (resent ? (header_is(&h, l, "Resent-To") || header_is(&h, l, "Resent-Cc") || rbcc)
-                    : (header_is(&h, l, "To") || header_is(&h, l, "Cc") || bcc))) {
-            size_t vlen, nl = header_name_len(h.buf + l->off, l->len);
-            char *v = header_value(&h, i, &vlen), where[80];
-            snprintf(where, sizeof(where), "in the %.*s: header", (int)nl, h.buf + l->off);
-            add_rcpt_list(&rec, &set, v, vlen, where);
-            free(v);
-        }
-        if (bcc || rbcc)
-            drop_header(&h, i);
-    }
+    scan_headers(&h, o.extract, &rec, &set, &hi);
     if (rec.nrcpt == 0)
         die_plain(EX_USAGE, "no recipients specified");
+    for (size_t i = 0; i < rec.nrcpt; i++)
+        rec.rcpt[i].notify = o.notify;
 
-    /* Will the envelope fit in a frame? Better to know before queueing. */
+    /* Will the envelope fit in one frame? Better to know before queueing. */
     ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
     str_copy(rec.qid, "000000000000", sizeof(rec.qid));
     qrec_encode(&rec, &m);
@@ -1052,130 +1229,16 @@ int main(int argc, char **argv)
         die(EX_USAGE, "too many recipients for one message");
     ipc_out_free(&m);
 
-    /* Hand-off: a spool file from queue-mgr. */
-    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_PICKUP);
-    fd = ipc_connect_unix(path);
-    if (fd < 0)
-        die(EX_TEMPFAIL, "queue manager is down (connect %s: %s); message not sent", path,
-            strerror(errno));
-    ipc_conn_init(&conn, fd, proto_limit);
-    g_conn = &conn;
-    ipc_out_begin(&m, Q_OPEN, REQ_OPEN);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
-    expect_reply(&conn, &msg, Q_OPENED, REQ_OPEN, "open");
-    reply_qid(&msg, rec.qid);
-    if (!rec.qid[0]) {
-        if (msg.fd >= 0)
-            close(msg.fd);
-        die(EX_TEMPFAIL, "bad queue id from the queue manager; message not sent");
-    }
-    str_copy(g_qid, rec.qid, sizeof(g_qid));
-    {
-        struct stat st;
-        if (msg.fd < 0 || fstat(msg.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-            lseek(msg.fd, 0, SEEK_END) < 0) {
-            if (msg.fd >= 0)
-                close(msg.fd);
-            die(EX_TEMPFAIL, "no usable queue file from the queue manager; message not sent");
-        }
-    }
-    out.fd = msg.fd;
+    /* The hand-off. Headers we add go first, after queue-mgr's Received:. */
+    out.fd = open_spool(&conn, &rec);
     out.max = cfg.max_message_size;
-
-    /* Headers we add go first, after queue-mgr's Received: line. */
-    if (!have_msgid) {
-        time_t now = time(NULL);
-        struct tm tm;
-        char stamp[32];
-        gmtime_r(&now, &tm);
-        strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-        snprintf(tmp, sizeof(tmp), "%s: <%s.%s@%s>\r\n", resent ? "Resent-Message-Id" : "Message-Id",
-                 stamp, rec.qid, cfg.hostname);
-        out_str(&out, tmp);
-    }
-    if (!have_date) {
-        char date[64];
-        format_rfc5322_date(time(NULL), date, sizeof(date));
-        snprintf(tmp, sizeof(tmp), "%s: %s\r\n", resent ? "Resent-Date" : "Date", date);
-        out_str(&out, tmp);
-    }
-    if (!have_from) {
-        char name[FULLNAME_MAX + 1], quoted[2 * FULLNAME_MAX + 3], daemon[300];
-        const char *from = rec.sender;
-        if (!from[0]) {
-            snprintf(daemon, sizeof(daemon), "MAILER-DAEMON@%s", cfg.hostname);
-            from = daemon;
-            name[0] = 0;
-        } else {
-            full_name(o.fullname, name, sizeof(name));
-        }
-        out_str(&out, resent ? "Resent-From: " : "From: ");
-        if (name[0]) {
-            phrase(name, quoted, sizeof(quoted));
-            out_str(&out, quoted);
-            out_str(&out, " <");
-            out_str(&out, from);
-            out_str(&out, ">\r\n");
-        } else {
-            out_str(&out, from);
-            out_str(&out, "\r\n");
-        }
-    }
-    for (i = 0; i < h.nline; i++) {
-        if (h.line[i].drop)
-            continue;
-        out_write(&out, h.buf + h.line[i].off, h.line[i].len);
-        out_str(&out, "\r\n");
-    }
-
-    /* The body. */
-    if (hend == H_BLANK || hend == H_BODYLINE || hend == H_OVERFLOW) {
-        int line_start = 1;
-        char piece[8192];
-        size_t n;
-
-        out_str(&out, "\r\n");
-        if (hend == H_BODYLINE) {
-            out_write(&out, h.buf + h.len, bodylen);
-            out_str(&out, "\r\n");
-        } else if (hend == H_OVERFLOW) {
-            out_write(&out, h.buf + h.len, bodylen);
-            line_start = 0;
-        }
-        for (;;) {
-            int r = read_piece(&in, piece, sizeof(piece), &n);
-            if (r == PIECE_EOF)
-                break;
-            if (r == PIECE_LINE && line_start && !o.ignore_dots && n == 1 && piece[0] == '.')
-                break;
-            out_write(&out, piece, n);
-            if (r == PIECE_LINE)
-                out_str(&out, "\r\n");
-            line_start = r == PIECE_LINE;
-        }
-    }
+    write_added_headers(&out, &hi, &rec, o.fullname);
+    write_message(&out, &h, hend, bodylen, &in, o.ignore_dots);
     out_flush(&out);
     if (close(out.fd) < 0)
         die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+    commit(&conn, &rec);
 
-    /* The envelope. queue-mgr sets arrival, size, uid and origin itself. */
-    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
-    for (i = 0; i < rec.nrcpt; i++)
-        rec.rcpt[i].notify = o.notify;
-    qrec_encode(&rec, &m);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
-    expect_reply(&conn, &msg, Q_COMMITTED, REQ_COMMIT, "commit");
-    {
-        char qid[QID_LEN + 1];
-        reply_qid(&msg, qid);
-        if (strcmp(qid, rec.qid) != 0)
-            die(EX_TEMPFAIL, "unexpected reply from the queue manager (commit)");
-    }
-    g_qid[0] = 0;
     g_conn = NULL;
     ipc_conn_close(&conn);
     qrec_free(&rec);

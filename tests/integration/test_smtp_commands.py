@@ -80,6 +80,7 @@ ROWS = [
     ("data_without_valid_recipients",
      [EHLO, MAIL, ("RCPT TO:<foo@>", "501 5.1.3 Bad recipient address syntax"),
       ("DATA", "554 5.5.1 Error: no valid recipients")]),
+    ("data_after_mail_without_rcpt", [EHLO, MAIL, ("DATA", "554 5.5.1 Error: no valid recipients")]),
     ("data_go_ahead", [EHLO, MAIL, RCPT, ("DATA", "354 End data with <CR><LF>.<CR><LF>")]),
     ("rset", [EHLO, MAIL, RCPT, ("RSET", "250 2.0.0 Ok"),
               ("RCPT TO:<%s>" % LOCAL_RCPT, "503 5.5.1 Error: need MAIL command"),

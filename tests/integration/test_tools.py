@@ -139,7 +139,7 @@ def test_mailq_text_format():
         # a second message: null sender, two recipients, a bigger body
         with inst.client(ehlo=True) as c:
             c.mail_rcpt("", [REMOTE_RCPT, "other@remote.example"])
-            q2 = queued_id(c.data(harness.simple_body("bounce") + b"z" * 3000 + b"\r\n"))
+            q2 = queued_id(c.data(harness.simple_body("bounce") + (b"z" * 98 + b"\r\n") * 30))
         text, entries = _text_matches_json(inst)
         if len(entries) != 2 or not text.endswith("in 2 Requests.\n"):
             raise AssertionError("two messages: %r" % text.splitlines()[-1])

@@ -205,6 +205,18 @@ static void test_roundtrip_minimal(void)
     }
     CU_ASSERT(!saw_uid);
     CU_ASSERT(!saw_empty_str);
+    /* a new recipient is its address only: zero numbers are left out */
+    ipc_iter_init(&it, (const unsigned char *)buf_head(&m.b), m.b.len);
+    while (ipc_iter_next(&it, &f) == 1) {
+        if (f.tag == T_RCPT) {
+            struct ipc_iter in;
+            struct ipc_field g;
+            int k = 0;
+            ipc_iter_init(&in, f.val, f.len);
+            while (ipc_iter_next(&in, &g) == 1)
+                CU_ASSERT(k++ == 0 && g.tag == T_R_ADDR);
+        }
+    }
     CU_ASSERT_FATAL(decode_out(&m, &d, err, sizeof(err)) == 0);
     CU_ASSERT_STRING_EQUAL(d.sender, "");
     CU_ASSERT_STRING_EQUAL(d.qid, "");
@@ -815,6 +827,32 @@ static void test_huge_counts(void)
     ipc_out_free(&rc);
 }
 
+/* A new record with QREC_MAX_RCPT ordinary recipients fits one frame. */
+static void test_max_rcpt_fits_frame(void)
+{
+    struct qrec r, d;
+    struct ipc_out m;
+    char a[64], err[256];
+
+    qrec_init(&r);
+    strcpy(r.sender, "sender@example.org");
+    for (int i = 0; i < QREC_MAX_RCPT; i++) {
+        snprintf(a, sizeof(a), "user%06d@example.com", i);
+        CU_ASSERT_FATAL(qrec_add_rcpt(&r, a) == 0);
+    }
+    ipc_out_begin(&m, Q_COMMIT, 1);
+    qrec_encode(&r, &m);
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(m.b.len - IPC_HDR_LEN <= proto_limit(Q_COMMIT));
+    CU_ASSERT_FATAL(qrec_decode((const unsigned char *)buf_head(&m.b) + IPC_HDR_LEN,
+                                m.b.len - IPC_HDR_LEN, &d, err, sizeof(err)) == 0);
+    CU_ASSERT_EQUAL(d.nrcpt, QREC_MAX_RCPT);
+    CU_ASSERT_STRING_EQUAL(d.rcpt[QREC_MAX_RCPT - 1].addr, "user099999@example.com");
+    qrec_free(&d);
+    qrec_free(&r);
+    ipc_out_free(&m);
+}
+
 /* ---- building ---- */
 
 static void test_add_rcpt(void)
@@ -899,6 +937,7 @@ void suite_qrecord(void)
     CU_add_test(s, "truncated at every byte", test_truncated);
     CU_add_test(s, "nested and huge lengths", test_nested_truncated);
     CU_add_test(s, "huge recipient counts", test_huge_counts);
+    CU_add_test(s, "QREC_MAX_RCPT recipients fit one frame", test_max_rcpt_fits_frame);
     CU_add_test(s, "add recipients", test_add_rcpt);
     CU_add_test(s, "small error buffer", test_err_buffer_small);
     CU_add_test(s, "queue name", test_queue_name);
