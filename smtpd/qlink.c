@@ -16,7 +16,7 @@
 #include "queueid.h"
 #include "util.h"
 
-#define RETRY_MS 250
+#define RETRY_MS 100
 
 struct waiter {
     uint32_t id;
@@ -182,6 +182,21 @@ int qlink_up(void)
     return up;
 }
 
+/* A session needs the link now: when it is down, try at once rather than
+ * make the session wait for the retry timer (queue-mgr may just have
+ * started). */
+static int qlink_ensure(void)
+{
+    if (!up) {
+        if (retry_timer) {
+            ev_timer_cancel(ev, retry_timer);
+            retry_timer = 0;
+        }
+        qlink_connect(ev, NULL);
+    }
+    return up;
+}
+
 unsigned qlink_generation(void)
 {
     return generation;
@@ -210,7 +225,7 @@ int qlink_request(struct ipc_out *m, uint32_t reqid, qlink_cb cb, void *arg)
 {
     struct waiter *w;
 
-    if (!up)
+    if (!qlink_ensure())
         return -1;
     w = calloc(1, sizeof(*w));
     if (!w)

@@ -21,7 +21,8 @@ int qlink_up(void);
 unsigned qlink_generation(void);
 /* A fresh request id, for ipc_out_begin(). Never 0. */
 uint32_t qlink_new_id(void);
-/* Sends a finished frame built with that id; -1 if the link is down. */
+/* Sends a finished frame built with that id; -1 if the link is down and
+ * cannot be re-established right now. */
 int qlink_request(struct ipc_out *m, uint32_t reqid, qlink_cb cb, void *arg);
 /* Sends a frame that expects no reply (Q_ABORT). */
 void qlink_notify(struct ipc_out *m);

