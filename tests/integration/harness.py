@@ -590,8 +590,18 @@ class Instance:
         if self.run_as:
             os.chown(self.log_path, self.run_as[0], self.run_as[1])
         self.returncode = None
+        master = binary("postern")
+        if self.run_as:
+            # An unprivileged master may not reach the tree (a clone under
+            # /root): give it copies of the binaries inside its own dir.
+            bindir = os.path.join(self.dir, "bin")
+            os.makedirs(bindir, exist_ok=True)
+            os.chmod(bindir, 0o755)
+            for p in ("postern", "smtpd", "queue-mgr", "mailq", "sendmail"):
+                shutil.copy2(binary(p), os.path.join(bindir, p))
+            master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
-            [binary("postern"), "-c", self.conf_path, "run"],
+            [master, "-c", self.conf_path, "run"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
             cwd=self.dir, env=daemon_env(), start_new_session=True, **self._popen_kw())
         if wait:
