@@ -21,7 +21,9 @@ TOTAL = THREADS * PER_THREAD
 QUEUED = re.compile(r"^2\.0\.0 Ok: queued as ([0-9A-Z]{12,})$")
 
 
-def _load(inst, results, lock, stop):
+def _load(inst, results, lock, stop, hooks=None):
+    """hooks: {n: fn}; the worker that records the n-th attempt calls fn()
+    right there, so a kill lands inside the load however fast it runs."""
     def worker(t):
         conn = None
         for i in range(PER_THREAD):
@@ -67,6 +69,9 @@ def _load(inst, results, lock, stop):
             res["t"] = time.monotonic()
             with lock:
                 results.append(res)
+                n = len(results)
+            if hooks and n in hooks:
+                hooks[n]()
         if conn is not None:
             try:
                 conn.quit()
@@ -104,29 +109,30 @@ def test_kill9_queue_mgr_and_smtpd_during_load():
         if len(qm) != 1 or len(sm) < 1:
             raise AssertionError("expected one queue-mgr and smtpd workers, children: %r" % inst.children())
         results, lock, stop = [], threading.Lock(), threading.Event()
-        threads = _load(inst, results, lock, stop)
-        # Kill points by messages attempted (not accepted), so that both
-        # kills land inside the load however fast or slow the build is.
-        try:
-            def all_done():
-                return not any(th.is_alive() for th in threads)
+        killed = {}
 
-            def attempted():
-                with lock:
-                    return len(results)
-
-            harness.wait_until(lambda: attempted() >= TOTAL // 5 or all_done(), 120, "%d messages attempted" % (TOTAL // 5))
-            if all_done():
-                raise AssertionError("load finished before the queue-mgr kill point: %s" % _stats(results))
+        def kill_queue_mgr():
             os.kill(qm[0], signal.SIGKILL)
-            harness.wait_until(lambda: attempted() >= TOTAL * 3 // 5 or all_done(), 240,
-                               "%d messages attempted" % (TOTAL * 3 // 5))
-            if all_done():
-                raise AssertionError("load finished before the smtpd kill point: %s" % _stats(results))
-            victim = inst.pids("smtpd")[0]
-            os.kill(victim, signal.SIGKILL)
-            t_skill = time.monotonic()
-            harness.wait_until(all_done, 300, "the %d load clients to finish" % THREADS)
+            killed["queue-mgr"] = qm[0]
+
+        def kill_smtpd():
+            pids = inst.pids("smtpd")
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed["smtpd"] = pids[0]
+                killed["t_smtpd"] = time.monotonic()
+
+        # Kill points by messages attempted (not accepted), taken by the
+        # load's own threads, so that both kills land inside the load.
+        threads = _load(inst, results, lock, stop,
+                        {TOTAL // 5: kill_queue_mgr, TOTAL * 3 // 5: kill_smtpd})
+        try:
+            harness.wait_until(lambda: not any(th.is_alive() for th in threads), 300,
+                               "the %d load clients to finish" % THREADS)
+            if "queue-mgr" not in killed or "smtpd" not in killed:
+                raise AssertionError("a kill point was not reached: %r; %s" % (killed, _stats(results)))
+            victim = killed["smtpd"]
+            t_skill = killed["t_smtpd"]
         finally:
             stop.set()
             for th in threads:
