@@ -34,24 +34,32 @@ void lr_reset(struct linereader *lr)
     lr->flags = 0;
 }
 
-/* Updates flags for bytes p[0..n); the LF, if any, is the last byte. */
+/* Updates flags for bytes p[0..n); the LF, if any, is the last byte.
+ * memchr does the walking: this runs over every byte of every message. */
 static void lr_scan(struct linereader *lr, const char *p, size_t n)
 {
     unsigned f = lr->flags;
-    size_t i;
+    const char *end = p + n, *cr;
 
-    for (i = 0; i < n; i++) {
-        char ch = p[i];
-        if ((f & LR_PREV_CR) && ch != '\n')
-            f |= LR_BARE_CR;
-        if (ch == '\n') {
-            if (f & LR_PREV_CR)
-                f |= LR_CRLF;
-        } else if (ch == 0) {
-            f |= LR_NUL;
+    if (n == 0)
+        return;
+    /* A CR that ended the previous piece is bare unless this one starts
+     * with its LF. */
+    if ((f & LR_PREV_CR) && p[0] != '\n')
+        f |= LR_BARE_CR;
+    f &= ~LR_PREV_CR;
+    if (memchr(p, 0, n))
+        f |= LR_NUL;
+    for (cr = memchr(p, '\r', n); cr; cr = memchr(cr + 1, '\r', (size_t)(end - cr - 1))) {
+        if (cr + 1 == end) {
+            f |= LR_PREV_CR;
+            break;
         }
-        f = ch == '\r' ? (f | LR_PREV_CR) : (f & ~LR_PREV_CR);
+        if (cr[1] != '\n')
+            f |= LR_BARE_CR;
     }
+    if (end[-1] == '\n' && ((n >= 2 && end[-2] == '\r') || (n == 1 && (lr->flags & LR_PREV_CR))))
+        f |= LR_CRLF;
     lr->flags = f;
 }
 

@@ -91,6 +91,8 @@ int main(int argc, char **argv)
     if (kept < 0)
         log_fatal("reconcile of %s failed", cfg->spool_dir);
     qid_init(qstore_last_id(q, last) == 0 ? last : NULL);
+    if (spool_pool_start() < 0)
+        log_fatal("cannot start the spool file thread: %s", strerror(errno));
 
     ev = ev_new();
     if (!ev)
@@ -104,6 +106,7 @@ int main(int argc, char **argv)
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     server_stop();
+    spool_pool_stop();
     qstore_close(q);
     ev_free(ev);
     config_free(cfg);

@@ -12,6 +12,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct openfile {
 struct client {
     enum listener_kind kind;
     struct ipc_conn conn;
+    uint32_t events;                /* what epoll watches now */
     uid_t uid;
     pid_t pid;
     struct openfile *open;
@@ -70,7 +72,7 @@ struct batch {
     struct commit_job job;
 };
 
-static struct batch collecting = { .tail = &collecting.head }, inflight;
+static struct batch collecting = { .tail = &collecting.head };
 
 static struct evloop *ev;
 static const struct config *cfg;
@@ -86,7 +88,10 @@ static const char *kind_name(enum listener_kind k)
 
 static void client_update_events(struct client *c)
 {
-    ev_mod(ev, c->conn.fd, EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0));
+    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0);
+
+    if (events != c->events && ev_mod(ev, c->conn.fd, events) == 0)
+        c->events = events;
 }
 
 static void client_free(struct client *c)
@@ -310,7 +315,7 @@ static void flush_replies(void)
     }
 }
 
-/* Tells every client of the finished batch how it went. */
+/* Tells every client of a finished batch how it went, and frees it. */
 static void batch_finish(struct batch *b, int ok, const char *err)
 {
     struct pending *p, *next;
@@ -345,57 +350,65 @@ static void batch_finish(struct batch *b, int ok, const char *err)
     }
     free(b->items);
     free(b->bodies);
-    memset(b, 0, sizeof(*b));
-    b->tail = &b->head;
+    free(b);
     flush_replies();
 }
 
-/* Encodes the records of a batch; -1 on failure. */
-static int batch_encode(struct batch *b)
+/* Takes the collected commits as a new batch with its records encoded;
+ * NULL (after failing them) when memory runs out. */
+static struct batch *batch_take(void)
 {
+    struct batch *b = malloc(sizeof(*b));
     struct pending *p;
     size_t i;
 
+    if (!b)
+        return NULL;
+    *b = collecting;
+    memset(&collecting, 0, sizeof(collecting));
+    collecting.tail = &collecting.head;
     b->items = calloc(b->n, sizeof(*b->items));
     b->bodies = calloc(b->n, sizeof(*b->bodies));
     if (!b->items || !b->bodies)
-        return -1;
+        goto fail;
     for (p = b->head, i = 0; p; p = p->next, i++) {
         ipc_body_begin(&b->bodies[i]);
         qrec_encode(&p->rec, &b->bodies[i]);
         if (b->bodies[i].failed)
-            return -1;
+            goto fail;
         b->items[i].qid = p->rec.qid;
         b->items[i].val = buf_head(&b->bodies[i].b);
         b->items[i].len = b->bodies[i].b.len;
     }
+    memset(&b->job, 0, sizeof(b->job));
     b->job.items = b->items;
     b->job.n = b->n;
-    return 0;
+    return b;
+fail:
+    batch_finish(b, 0, "out of memory");
+    return NULL;
 }
 
 static void commit_done(struct commit_job *job)
 {
+    struct batch *b = (struct batch *)((char *)job - offsetof(struct batch, job));
+
     log_debug("group commit: %zu message(s) in %llu ms", job->n, (unsigned long long)job->elapsed_ms);
-    batch_finish(&inflight, inflight.job.ok, inflight.job.err);
+    batch_finish(b, job->ok, job->err);
 }
 
 /* Runs after every event-loop round: whatever arrived since the last batch
- * left becomes the next batch, as soon as the committer is free. */
+ * left becomes the next batch, as soon as the index stage is free. */
 static void commit_batch(struct evloop *loop, void *arg)
 {
+    struct batch *b;
+
     (void)loop;
     (void)arg;
-    if (!collecting.head || committer_busy())
+    if (!collecting.head || !committer_ready())
         return;
-    inflight = collecting;
-    memset(&collecting, 0, sizeof(collecting));
-    collecting.tail = &collecting.head;
-    if (batch_encode(&inflight) < 0) {
-        batch_finish(&inflight, 0, "out of memory");
-        return;
-    }
-    committer_submit(&inflight.job);
+    if ((b = batch_take()))
+        committer_submit(&b->job);
 }
 
 static int list_visit(const char *qid, const void *val, size_t len, void *arg)
@@ -548,6 +561,7 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
         c->uid = uid;
         c->pid = pid;
         ipc_conn_init(&c->conn, cfd, proto_limit);
+        c->events = EPOLLIN;
         if (ev_add(loop, cfd, EPOLLIN, client_cb, c) < 0) {
             ipc_conn_close(&c->conn);
             free(c);
@@ -607,19 +621,17 @@ void server_stop(void)
             lfd[i] = -1;
         }
     }
-    /* Finish the batch in flight, then commit what is still collected. */
+    /* Finish the batches in flight, then commit what is still collected,
+     * here and now: the threads are gone. */
     committer_stop();
     if (collecting.head) {
-        inflight = collecting;
-        memset(&collecting, 0, sizeof(collecting));
-        collecting.tail = &collecting.head;
-        if (batch_encode(&inflight) < 0)
-            batch_finish(&inflight, 0, "out of memory");
-        else if (qstore_put_batch(store, inflight.items, inflight.n, inflight.job.err,
-                                  sizeof(inflight.job.err)) < 0 || spool_sync() < 0)
-            batch_finish(&inflight, 0, inflight.job.err[0] ? inflight.job.err : "syncfs failed");
-        else
-            batch_finish(&inflight, 1, "");
+        struct batch *b = batch_take();
+        char err[256] = "syncfs failed";
+        if (b) {
+            int ok = qstore_put_batch(store, b->items, b->n, err, sizeof(err)) == 0 &&
+                     spool_sync() == 0;
+            batch_finish(b, ok, err);
+        }
     }
     while (clients) {
         struct client *c = clients;

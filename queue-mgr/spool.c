@@ -11,10 +11,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -40,7 +42,7 @@ int spool_init(const char *spool_dir, char *err, size_t errlen)
     return 0;
 }
 
-int spool_create(char qid[QID_LEN + 1])
+static int create_file(char qid[QID_LEN + 1])
 {
     for (int tries = 0; tries < 16; tries++) {
         qid_next(qid);
@@ -50,6 +52,114 @@ int spool_create(char qid[QID_LEN + 1])
     }
     errno = EEXIST;
     return -1;
+}
+
+/*
+ * The pool: new spool files made ahead of need by threads of their own.
+ * Creating a file can cost far more than writing it (an inode allocation
+ * on a busy file system can scan for a long time), and the event loop must
+ * not wait for that. Each file gets a sequence number and its queue id
+ * together, in order; the creators work in parallel, and files are handed
+ * out strictly by sequence, so queue ids still follow arrival. Only the
+ * creators call qid_next() once the pool runs.
+ */
+#define POOL_SIZE 64
+#define POOL_CREATORS 2
+
+static struct pooled {
+    char qid[QID_LEN + 1];
+    int fd;         /* -1: creating failed, with err */
+    int err;
+    int ready;
+} pool[POOL_SIZE];
+static uint64_t pool_next_seq, pool_head_seq; /* next to assign, next to hand out */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static int pool_running, pool_quit;
+static pthread_t pool_threads[POOL_CREATORS];
+
+static void *pool_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (pool_next_seq - pool_head_seq >= POOL_SIZE && !pool_quit)
+            pthread_cond_wait(&pool_cv, &pool_mu);
+        if (pool_quit)
+            break;
+        uint64_t seq = pool_next_seq++;
+        struct pooled p = { .ready = 1 };
+        qid_next(p.qid);
+        pthread_mutex_unlock(&pool_mu);
+        p.fd = openat(msgdir_fd, p.qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        p.err = p.fd < 0 ? errno : 0;
+        pthread_mutex_lock(&pool_mu);
+        pool[seq % POOL_SIZE] = p;
+        pthread_cond_broadcast(&pool_cv);
+        if (p.fd < 0) {
+            /* Disk full or worse: do not spin; try again in a moment. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&pool_cv, &pool_mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&pool_mu);
+    return NULL;
+}
+
+int spool_pool_start(void)
+{
+    for (int i = 0; i < POOL_CREATORS; i++) {
+        if (pthread_create(&pool_threads[i], NULL, pool_main, NULL) != 0)
+            return -1;
+        pool_running++;
+    }
+    return 0;
+}
+
+void spool_pool_stop(void)
+{
+    if (!pool_running)
+        return;
+    pthread_mutex_lock(&pool_mu);
+    pool_quit = 1;
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+    for (int i = 0; i < pool_running; i++)
+        pthread_join(pool_threads[i], NULL);
+    pool_running = 0;
+    /* Files nobody was given are not mail: remove them. */
+    for (; pool_head_seq < pool_next_seq; pool_head_seq++) {
+        struct pooled *p = &pool[pool_head_seq % POOL_SIZE];
+        if (p->ready && p->fd >= 0) {
+            close(p->fd);
+            spool_remove(p->qid);
+        }
+        p->ready = 0;
+    }
+}
+
+int spool_create(char qid[QID_LEN + 1])
+{
+    struct pooled p;
+
+    if (!pool_running)
+        return create_file(qid);
+    pthread_mutex_lock(&pool_mu);
+    while (!pool[pool_head_seq % POOL_SIZE].ready)
+        pthread_cond_wait(&pool_cv, &pool_mu);
+    p = pool[pool_head_seq % POOL_SIZE];
+    pool[pool_head_seq % POOL_SIZE].ready = 0;
+    pool_head_seq++;
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+    memcpy(qid, p.qid, QID_LEN + 1);
+    if (p.fd < 0)
+        errno = p.err;
+    return p.fd;
 }
 
 int64_t spool_size(const char *qid)

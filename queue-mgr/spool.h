@@ -12,8 +12,13 @@
 
 /* Opens SPOOL/msg for the calls below; -1 with err. */
 int spool_init(const char *spool_dir, char *err, size_t errlen);
-/* Creates a new spool file with a fresh id; returns a write descriptor. */
+/* A new spool file with a fresh id; returns a write descriptor, or -1.
+ * Once the pool runs, the file comes ready-made from its thread. */
 int spool_create(char qid[QID_LEN + 1]);
+/* Starts the thread that makes spool files ahead of need (after qid_init). */
+int spool_pool_start(void);
+/* Stops it and removes the files it made that nobody was given. */
+void spool_pool_stop(void);
 /* Size of a spool file, or -1 if it is missing. */
 int64_t spool_size(const char *qid);
 /* Removes a spool file (missing is fine). */

@@ -36,9 +36,14 @@ static uint64_t retry_timer;
 
 static void qlink_connect(struct evloop *loop, void *arg);
 
+static uint32_t conn_events;
+
 static void update_events(void)
 {
-    ev_mod(ev, conn.fd, EPOLLIN | (ipc_conn_want_write(&conn) ? EPOLLOUT : 0));
+    uint32_t events = EPOLLIN | (ipc_conn_want_write(&conn) ? EPOLLOUT : 0);
+
+    if (events != conn_events && ev_mod(ev, conn.fd, events) == 0)
+        conn_events = events;
 }
 
 static void schedule_retry(void)
@@ -160,6 +165,7 @@ static void qlink_connect(struct evloop *loop, void *arg)
         return;
     }
     ipc_conn_init(&conn, fd, proto_limit);
+    conn_events = EPOLLIN;
     if (ev_add(loop, fd, EPOLLIN, qlink_io, NULL) < 0) {
         ipc_conn_close(&conn);
         schedule_retry();

@@ -58,6 +58,7 @@ static const char *const cmd_names[CMD_COUNT] = {
 
 struct session {
     int fd;
+    uint32_t events;            /* what epoll watches now */
     enum port_kind port;
     enum state state;
     SSL *ssl;
@@ -1147,7 +1148,8 @@ static void session_update(struct session *s)
         events |= EPOLLIN;
     if (s->out.len > 0 || s->tls_want_write)
         events |= EPOLLOUT;
-    ev_mod(ev, s->fd, events);
+    if (events != s->events && ev_mod(ev, s->fd, events) == 0)
+        s->events = events;
 }
 
 static void session_io(struct evloop *loop, int fd, uint32_t events, void *arg)
@@ -1245,6 +1247,7 @@ static void accept_cb(struct evloop *loop, int lfd, uint32_t events, void *arg)
         buf_init(&s->out, OUT_MAX);
         qrec_init(&s->env);
         s->deadline = now_ms() + (uint64_t)cfg->smtpd_timeout * 1000;
+        s->events = EPOLLIN;
         if (ev_add(loop, fd, EPOLLIN, session_io, s) < 0) {
             close(fd);
             free(s);
