@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -159,9 +160,14 @@ int committer_start(struct evloop *ev, struct qstore *q, void (*done)(struct com
     efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0 || ev_add(ev, efd, EPOLLIN, efd_cb, NULL) < 0)
         return -1;
-    if (pthread_create(&index_thread, NULL, index_main, NULL) != 0)
-        return -1;
-    if (pthread_create(&sync_thread, NULL, sync_main, NULL) != 0)
+    /* Signals belong to the event loop's thread: the workers block all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&index_thread, NULL, index_main, NULL) != 0 ||
+             pthread_create(&sync_thread, NULL, sync_main, NULL) != 0 ? -1 : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0)
         return -1;
     started = 1;
     return 0;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,24 +59,23 @@ static int create_file(char qid[QID_LEN + 1])
  * The pool: new spool files made ahead of need by threads of their own.
  * Creating a file can cost far more than writing it (an inode allocation
  * on a busy file system can scan for a long time), and the event loop must
- * not wait for that. Each file gets a sequence number and its queue id
- * together, in order; the creators work in parallel, and files are handed
- * out strictly by sequence, so queue ids still follow arrival. Only the
- * creators call qid_next() once the pool runs.
+ * not wait for that. The creators make unnamed files (O_TMPFILE) in the
+ * spool directory; spool_create() gives one its queue id with linkat() at
+ * the moment a client asks. So ids are made in arrival order by the event
+ * loop alone, and no half-made file is ever visible: files nobody took
+ * vanish with the process.
  */
 #define POOL_SIZE 64
 #define POOL_CREATORS 2
 
 static struct pooled {
-    char qid[QID_LEN + 1];
     int fd;         /* -1: creating failed, with err */
     int err;
-    int ready;
 } pool[POOL_SIZE];
-static uint64_t pool_next_seq, pool_head_seq; /* next to assign, next to hand out */
+static size_t pool_head, pool_len, pool_making;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
-static int pool_running, pool_quit;
+static int pool_running, pool_quit, pool_off;
 static pthread_t pool_threads[POOL_CREATORS];
 
 static void *pool_main(void *arg)
@@ -83,18 +83,25 @@ static void *pool_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&pool_mu);
     for (;;) {
-        while (pool_next_seq - pool_head_seq >= POOL_SIZE && !pool_quit)
+        while (pool_len + pool_making >= POOL_SIZE && !pool_quit)
             pthread_cond_wait(&pool_cv, &pool_mu);
-        if (pool_quit)
+        if (pool_quit || pool_off)
             break;
-        uint64_t seq = pool_next_seq++;
-        struct pooled p = { .ready = 1 };
-        qid_next(p.qid);
+        pool_making++;
         pthread_mutex_unlock(&pool_mu);
-        p.fd = openat(msgdir_fd, p.qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        struct pooled p;
+        p.fd = openat(msgdir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
         p.err = p.fd < 0 ? errno : 0;
         pthread_mutex_lock(&pool_mu);
-        pool[seq % POOL_SIZE] = p;
+        pool_making--;
+        if (p.fd < 0 && (p.err == EOPNOTSUPP || p.err == EISDIR || p.err == EINVAL)) {
+            /* No O_TMPFILE here: spool_create() makes files itself. */
+            pool_off = 1;
+            pthread_cond_broadcast(&pool_cv);
+            break;
+        }
+        pool[(pool_head + pool_len) % POOL_SIZE] = p;
+        pool_len++;
         pthread_cond_broadcast(&pool_cv);
         if (p.fd < 0) {
             /* Disk full or worse: do not spin; try again in a moment. */
@@ -112,12 +119,20 @@ static void *pool_main(void *arg)
 
 int spool_pool_start(void)
 {
-    for (int i = 0; i < POOL_CREATORS; i++) {
+    sigset_t all, old;
+    int rc = 0;
+
+    /* Signals belong to the event loop's thread: the creators block all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < POOL_CREATORS && rc == 0; i++) {
         if (pthread_create(&pool_threads[i], NULL, pool_main, NULL) != 0)
-            return -1;
-        pool_running++;
+            rc = -1;
+        else
+            pool_running++;
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 void spool_pool_stop(void)
@@ -131,35 +146,57 @@ void spool_pool_stop(void)
     for (int i = 0; i < pool_running; i++)
         pthread_join(pool_threads[i], NULL);
     pool_running = 0;
-    /* Files nobody was given are not mail: remove them. */
-    for (; pool_head_seq < pool_next_seq; pool_head_seq++) {
-        struct pooled *p = &pool[pool_head_seq % POOL_SIZE];
-        if (p->ready && p->fd >= 0) {
-            close(p->fd);
-            spool_remove(p->qid);
-        }
-        p->ready = 0;
-    }
+    for (; pool_len > 0; pool_len--, pool_head = (pool_head + 1) % POOL_SIZE)
+        if (pool[pool_head].fd >= 0)
+            close(pool[pool_head].fd);
 }
 
-int spool_create(char qid[QID_LEN + 1])
+/* Takes a made file from the pool: a descriptor, -1 with errno, or -2 when
+ * there is no pool (not started, or no O_TMPFILE on this file system). */
+static int pool_take(void)
 {
     struct pooled p;
 
     if (!pool_running)
-        return create_file(qid);
+        return -2;
     pthread_mutex_lock(&pool_mu);
-    while (!pool[pool_head_seq % POOL_SIZE].ready)
+    while (pool_len == 0 && !pool_off)
         pthread_cond_wait(&pool_cv, &pool_mu);
-    p = pool[pool_head_seq % POOL_SIZE];
-    pool[pool_head_seq % POOL_SIZE].ready = 0;
-    pool_head_seq++;
+    if (pool_len == 0) {
+        pthread_mutex_unlock(&pool_mu);
+        return -2;
+    }
+    p = pool[pool_head];
+    pool_head = (pool_head + 1) % POOL_SIZE;
+    pool_len--;
     pthread_cond_broadcast(&pool_cv);
     pthread_mutex_unlock(&pool_mu);
-    memcpy(qid, p.qid, QID_LEN + 1);
     if (p.fd < 0)
         errno = p.err;
     return p.fd;
+}
+
+int spool_create(char qid[QID_LEN + 1])
+{
+    char path[64];
+    int fd = pool_take();
+
+    if (fd == -2)
+        return create_file(qid);
+    if (fd < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    for (int tries = 0; tries < 16; tries++) {
+        qid_next(qid);
+        if (linkat(AT_FDCWD, path, msgdir_fd, qid, AT_SYMLINK_FOLLOW) == 0)
+            return fd;
+        if (errno != EEXIST)
+            break;
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
 }
 
 int64_t spool_size(const char *qid)

@@ -13,7 +13,8 @@
 /* Opens SPOOL/msg for the calls below; -1 with err. */
 int spool_init(const char *spool_dir, char *err, size_t errlen);
 /* A new spool file with a fresh id; returns a write descriptor, or -1.
- * Once the pool runs, the file comes ready-made from its thread. */
+ * Once the pool runs, the inode comes ready-made from its threads and only
+ * gets its name here. */
 int spool_create(char qid[QID_LEN + 1]);
 /* Starts the thread that makes spool files ahead of need (after qid_init). */
 int spool_pool_start(void);
