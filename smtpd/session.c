@@ -897,7 +897,10 @@ static int command(struct session *s, const char *line, size_t len, unsigned fla
     size_t n = len, vlen;
     int id = CMD_UNKNOWN;
 
-    /* Strip the line end. */
+    /* Strip the line end; never more than the buffer (the reader's limit
+     * in command mode is CMD_LINE_MAX_EXT, this is belt and braces). */
+    if (n > CMD_LINE_MAX_EXT)
+        n = CMD_LINE_MAX_EXT;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     memcpy(buf, line, n);
