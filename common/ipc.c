@@ -171,7 +171,8 @@ long ipc_frame_check(const unsigned char *p, size_t n, ipc_limit_fn limit)
         return -1;
     type = get16(p + 4);
     len = get32(p + 8);
-    if (len > IPC_MAX_BODY || len > limit(type))
+    /* A limit of 0 means the type is unknown: refused even when empty. */
+    if (len > IPC_MAX_BODY || limit(type) == 0 || len > limit(type))
         return -1;
     return (long)(IPC_HDR_LEN + len);
 }

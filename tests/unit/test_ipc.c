@@ -282,8 +282,10 @@ static void test_frame_check(void)
     CU_ASSERT(ipc_frame_check(h, IPC_HDR_LEN, proto_limit) > 0);
     wr_hdr(h, IPC_MAGIC, Q_OPEN, 0, (uint32_t)proto_limit(Q_OPEN) + 1, 0);
     CU_ASSERT(ipc_frame_check(h, IPC_HDR_LEN, proto_limit) == -1);
-    /* unknown type with a body */
+    /* unknown type with a body, and without one */
     wr_hdr(h, IPC_MAGIC, 999, 0, 1, 0);
+    CU_ASSERT(ipc_frame_check(h, IPC_HDR_LEN, proto_limit) == -1);
+    wr_hdr(h, IPC_MAGIC, 999, 0, 0, 0);
     CU_ASSERT(ipc_frame_check(h, IPC_HDR_LEN, proto_limit) == -1);
     /* over IPC_MAX_BODY even when the type would allow more */
     wr_hdr(h, IPC_MAGIC, Q_COMMIT, 0, IPC_MAX_BODY, 0);
