@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,6 +137,12 @@ int main(int argc, char **argv)
     log_set_debug(cfg->debug);
     signal(SIGPIPE, SIG_IGN);
     tzset(); /* the zone must be known before the chroot hides it */
+    /* Every session is a descriptor: take all the system allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     if (tls_init(cfg->tls_cert_file, cfg->tls_key_file, err, sizeof(err)) < 0)
         log_fatal("%s", err);

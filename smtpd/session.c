@@ -1204,6 +1204,32 @@ static void session_free(struct session *s)
     free(s);
 }
 
+static void accept_cb(struct evloop *loop, int lfd, uint32_t events, void *arg);
+static int accept_paused;
+
+static void accept_resume(struct evloop *loop, void *arg)
+{
+    (void)arg;
+    accept_paused = 0;
+    if (shutting_down)
+        return;
+    for (size_t i = 0; i < nlfds; i++)
+        ev_add(loop, lfds[i], EPOLLIN | EPOLLEXCLUSIVE, accept_cb, (void *)(long)lkinds[i]);
+}
+
+/* Out of descriptors: a level-triggered listener would wake us forever, so
+ * stop watching the listeners for a second and let sessions end. */
+static void accept_pause(struct evloop *loop, const char *why)
+{
+    if (accept_paused)
+        return;
+    log_warning("accept: %s; not accepting for a second (%u sessions open)", why, nsessions);
+    accept_paused = 1;
+    for (size_t i = 0; i < nlfds; i++)
+        ev_del(loop, lfds[i]);
+    ev_timer(loop, 1000, accept_resume, NULL);
+}
+
 static void accept_cb(struct evloop *loop, int lfd, uint32_t events, void *arg)
 {
     enum port_kind kind = (enum port_kind)(long)arg;
@@ -1217,7 +1243,9 @@ static void accept_cb(struct evloop *loop, int lfd, uint32_t events, void *arg)
         char ip[64];
 
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(loop, strerror(errno));
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 log_warning("accept: %s", strerror(errno));
             return;
         }
@@ -1301,7 +1329,8 @@ void session_shutdown(int drain)
 {
     shutting_down = 1;
     for (size_t i = 0; i < nlfds; i++) {
-        ev_del(ev, lfds[i]);
+        if (!accept_paused)
+            ev_del(ev, lfds[i]);
         close(lfds[i]);
     }
     nlfds = 0;

@@ -21,6 +21,7 @@ Only 127.0.0.1 is ever contacted.
 import atexit
 import json
 import os
+import resource
 import re
 import shutil
 import signal
@@ -492,8 +493,9 @@ class Instance:
     the key. tls=False leaves out the certificate. run_as=(uid, gid) starts
     the master as that (unprivileged) user, for the non-root mode."""
 
-    def __init__(self, name="inst", tls=True, run_as=None, **conf):
+    def __init__(self, name="inst", tls=True, run_as=None, nofile=None, **conf):
         self.name = name
+        self.nofile = nofile            # RLIMIT_NOFILE for the whole instance
         self.dir = tempfile.mkdtemp(prefix=name + ".", dir=base_dir())
         os.chmod(self.dir, 0o755)
         self.run_as = run_as
@@ -581,6 +583,9 @@ class Instance:
         kw = {}
         if self.run_as:
             kw.update(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
+        if self.nofile:
+            n = self.nofile
+            kw.update(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)))
         return kw
 
     def start(self, wait=True, timeout=20):

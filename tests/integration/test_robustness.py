@@ -122,3 +122,42 @@ def test_many_connections_closed_at_once():
     with inst.client(ehlo=True):
         pass
     _assert_alive_and_unchanged(inst, kids)
+
+
+def test_out_of_descriptors_pauses_accepting():
+    """smtpd runs out of descriptors: it stops accepting for a moment instead
+    of spinning on the listener, keeps its sessions, and accepts again once
+    descriptors are free."""
+    import socket
+    with harness.Instance("nofile", nofile=200, smtpd_processes="1") as inst:
+        kids = inst.children()
+        off = inst.log_size()
+        socks = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection((harness.LOCALHOST, inst.p_smtp), timeout=10)
+                socks.append(s)
+            harness.wait_until(lambda: "not accepting for a second" in inst.log_since(off), 20,
+                               "smtpd to log that it stopped accepting")
+            # the sessions it did accept still work
+            first = socks[0]
+            first.settimeout(10)
+            if not first.recv(512).startswith(b"220"):
+                raise AssertionError("first session got no banner")
+            first.sendall(b"NOOP\r\n")
+            if not first.recv(512).startswith(b"250"):
+                raise AssertionError("an accepted session stopped answering")
+        finally:
+            for s in socks:
+                s.close()
+        harness.wait_until(lambda: _banner(inst), 20, "a new session once descriptors are free")
+        if inst.children() != kids:
+            raise AssertionError("children changed: %r -> %r" % (kids, inst.children()))
+
+
+def _banner(inst):
+    try:
+        with inst.client() as c:
+            return True
+    except Exception:
+        return False
