@@ -285,6 +285,11 @@ static void handle_commit(struct client *c, const struct ipc_msg *m)
     p->rec.arrival = (uint64_t)time(NULL);
     str_copy(p->rec.origin, kind_name(c->kind), sizeof(p->rec.origin));
     p->rec.uid = c->kind == LK_PICKUP ? (int64_t)c->uid : -1;
+    if (c->kind == LK_PICKUP) {
+        /* A local user speaks for nobody but its uid: no client, no login. */
+        p->rec.auth[0] = p->rec.helo[0] = p->rec.client_addr[0] = p->rec.client_name[0] = 0;
+        str_copy(p->rec.proto, "local", sizeof(p->rec.proto));
+    }
     p->rec.flags &= ~(unsigned)QF_HOLD;
     for (size_t i = 0; i < p->rec.nrcpt; i++) {
         struct qrcpt *r = &p->rec.rcpt[i];

@@ -382,3 +382,51 @@ def test_sendmail_cron_style():
         raise AssertionError("recipients %r" % e["recipients"])
     if not e["sender"]:
         raise AssertionError("no sender recorded for a local submission without -f")
+
+
+def _frame(ftype, fields, reqid=1):
+    import struct
+    body = b"".join(struct.pack("<HI", tag, len(v)) + v for tag, v in fields)
+    return struct.pack("<IHHII", 0x4E545350, ftype, 0, len(body), reqid) + body
+
+
+def _field(tag, v):
+    import struct
+    return (tag, struct.pack("<Q", v) if isinstance(v, int) else v)
+
+
+def test_pickup_cannot_claim_a_login_or_a_client():
+    """A local user talking to the pickup socket directly sets T_AUTH and
+    client fields in its envelope: queue-mgr keeps the message but records
+    only what it knows (the uid), never a login the user claimed."""
+    import socket
+    import struct
+    import subprocess
+    with harness.Instance("pickup-forge") as inst:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(os.path.join(inst.run_dir, "queue", "pickup.sock"))
+        s.sendall(_frame(1, []))                                     # Q_OPEN
+        data, fds, _, _ = socket.recv_fds(s, 4096, 1)
+        if len(fds) != 1 or struct.unpack("<H", data[4:6])[0] != 2:  # Q_OPENED
+            raise AssertionError("no spool file from Q_OPEN: %r %r" % (data[:16], fds))
+        qid = data[16 + 6:].decode()
+        os.write(fds[0], b"Subject: forged\r\n\r\nbody\r\n")
+        os.close(fds[0])
+        rcpt = struct.pack("<HI", 48, len(b"demo@localhost")) + b"demo@localhost"
+        s.sendall(_frame(3, [_field(16, 1), _field(1, qid.encode()), _field(17, b"forger@example.com"),
+                             _field(23, b"postmaster-login"), _field(24, b"claimed.helo"),
+                             _field(25, b"192.0.2.99"), _field(18, rcpt)]))
+        reply = s.recv(4096)
+        s.close()
+        if struct.unpack("<H", reply[4:6])[0] != 4:                 # Q_COMMITTED
+            raise AssertionError("commit refused: %r" % reply)
+        if qid not in inst.queue_ids():
+            raise AssertionError("%s not in the queue" % qid)
+        dump = subprocess.run(["mdb_dump", "-p", os.path.join(inst.spool_dir, "index")],
+                              capture_output=True, text=True, timeout=30)
+        if dump.returncode != 0 or "forger@example.com" not in dump.stdout:
+            raise AssertionError("cannot read the record back: %s %s" % (dump.returncode, dump.stderr))
+        for claimed in ("postmaster-login", "claimed.helo", "192.0.2.99"):
+            if claimed in dump.stdout:
+                raise AssertionError("queue record keeps the client's claim %r" % claimed)
