@@ -86,8 +86,12 @@ bench: deps
 install: all
 	scripts/install
 
+# libFuzzer targets of the common/ parsers, FUZZ_SECONDS each (default 30).
+fuzz:
+	tests/fuzz/run
+
 clean:
 	rm -rf build bin
 
-.PHONY: all deps run test test-long asan bench install clean
+.PHONY: all deps run test test-long asan bench install clean fuzz
 -include $(shell find build -name '*.d' 2>/dev/null)
