@@ -1,7 +1,8 @@
 # Postern - the one build file. `make` builds, `make run` starts a
 # development instance, `make test` runs every test, `make asan` runs them
 # under AddressSanitizer and UndefinedBehaviorSanitizer, `make bench`
-# compares with Postfix, `make install` installs on a production host.
+# compares with Postfix, `make fuzz` runs the parsers' libFuzzer targets,
+# `make install` installs on a production host.
 
 CC      ?= cc
 SAN     ?=
