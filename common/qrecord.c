@@ -29,8 +29,18 @@ void qrec_init(struct qrec *r)
     r->rcpt = NULL;
 }
 
+static void qrcpt_clear(struct qrcpt *rc)
+{
+    free(rc->addr);
+    free(rc->orcpt);
+    free(rc->reply);
+    rc->addr = rc->orcpt = rc->reply = NULL;
+}
+
 void qrec_free(struct qrec *r)
 {
+    for (size_t i = 0; i < r->nrcpt; i++)
+        qrcpt_clear(&r->rcpt[i]);
     free(r->rcpt);
     r->rcpt = NULL;
     r->nrcpt = 0;
@@ -72,9 +82,24 @@ int qrec_add_rcpt(struct qrec *r, const char *addr)
 
     if (strlen(addr) > ADDR_MAX || rcpt_reserve(r, r->nrcpt + 1) < 0)
         return -1;
-    rc = &r->rcpt[r->nrcpt++];
+    rc = &r->rcpt[r->nrcpt];
     memset(rc, 0, sizeof(*rc));
-    str_copy(rc->addr, addr, sizeof(rc->addr));
+    if (!(rc->addr = strdup(addr)))
+        return -1;
+    r->nrcpt++;
+    return 0;
+}
+
+int qrcpt_set(char **field, const char *s, size_t max)
+{
+    char *copy = NULL;
+
+    if (s && *s) {
+        if (strlen(s) > max || !(copy = strdup(s)))
+            return -1;
+    }
+    free(*field);
+    *field = copy;
     return 0;
 }
 
@@ -121,13 +146,13 @@ void qrec_encode(const struct qrec *r, struct ipc_out *m)
 
         ipc_body_begin(&in);
         ipc_out_str(&in, T_R_ADDR, rc->addr);
-        out_str_opt(&in, T_R_ORCPT, rc->orcpt);
+        out_str_opt(&in, T_R_ORCPT, rc->orcpt ? rc->orcpt : "");
         out_u64_opt(&in, T_R_NOTIFY, rc->notify);
         out_u64_opt(&in, T_R_STATUS, rc->status);
         out_u64_opt(&in, T_R_ATTEMPTS, rc->attempts);
         out_u64_opt(&in, T_R_NEXT_TRY, rc->next_try);
         out_str_opt(&in, T_R_DSN, rc->dsn);
-        out_str_opt(&in, T_R_REPLY, rc->reply);
+        out_str_opt(&in, T_R_REPLY, rc->reply ? rc->reply : "");
         ipc_out_nested(m, T_RCPT, &in);
         ipc_out_free(&in);
     }
@@ -274,15 +299,38 @@ static int get_u64_max(const struct ipc_field *f, uint64_t max, uint64_t *out)
     return ipc_field_u64(f, out) < 0 || *out > max ? -1 : 0;
 }
 
+/* A text field as a string of its own length; NULL for "". -1 if bad. */
+static int field_strdup(const struct ipc_field *f, size_t max, char **out)
+{
+    char tmp[QREC_REPLY_MAX + 1];
+
+    if (max >= sizeof(tmp) || ipc_field_str(f, tmp, max + 1) < 0)
+        return -1;
+    return qrcpt_set(out, tmp, max);
+}
+
+static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct qrcpt *rc,
+                              char *err, size_t errlen);
+
 static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *rc,
                        char *err, size_t errlen)
+{
+    memset(rc, 0, sizeof(*rc));
+    if (decode_rcpt_fields(outer, idx, rc, err, errlen) < 0) {
+        qrcpt_clear(rc);
+        return -1;
+    }
+    return 0;
+}
+
+static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct qrcpt *rc,
+                              char *err, size_t errlen)
 {
     struct ipc_iter it;
     struct ipc_field f;
     uint64_t seen = 0, v;
     int r;
 
-    memset(rc, 0, sizeof(*rc));
     ipc_iter_init(&it, outer->val, outer->len);
     while ((r = ipc_iter_next(&it, &f)) == 1) {
         int bad = 0;
@@ -293,11 +341,11 @@ static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *
             return fail(err, errlen, "recipient %zu: duplicate field: %s", idx, tag_name(f.tag));
         switch (f.tag) {
         case T_R_ADDR:
-            bad = ipc_field_str(&f, rc->addr, sizeof(rc->addr));
+            bad = field_strdup(&f, ADDR_MAX, &rc->addr);
             break;
         case T_R_ORCPT:
-            bad = ipc_field_str(&f, rc->orcpt, sizeof(rc->orcpt)) < 0 ||
-                  (rc->orcpt[0] && !valid_orcpt(rc->orcpt));
+            bad = field_strdup(&f, QREC_ORCPT_MAX, &rc->orcpt) < 0 ||
+                  (rc->orcpt && !valid_orcpt(rc->orcpt));
             break;
         case T_R_NOTIFY:
             bad = get_u64_max(&f, NOTIFY_NEVER | NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY, &v);
@@ -322,7 +370,7 @@ static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *
                   (rc->dsn[0] && !valid_dsn(rc->dsn));
             break;
         case T_R_REPLY:
-            bad = ipc_field_str(&f, rc->reply, sizeof(rc->reply));
+            bad = field_strdup(&f, QREC_REPLY_MAX, &rc->reply);
             break;
         }
         if (bad)
@@ -330,7 +378,7 @@ static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *
     }
     if (r < 0)
         return fail(err, errlen, "recipient %zu: truncated field", idx);
-    if (!(seen & ((uint64_t)1 << (T_R_ADDR & 63))) || rc->addr[0] == 0)
+    if (!(seen & ((uint64_t)1 << (T_R_ADDR & 63))) || !rc->addr)
         return fail(err, errlen, "recipient %zu: missing field: recipient address", idx);
     return 0;
 }

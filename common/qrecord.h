@@ -46,15 +46,19 @@ enum qrcpt_status {
     RCPT_BOUNCED,       /* failed for good */
 };
 
+/* A recipient. The strings are allocated to their length (a record may
+ * hold QREC_MAX_RCPT of them, and a short field in a frame must not cost a
+ * kilobyte in memory): addr is never NULL once added; orcpt and reply are
+ * NULL when empty. qrcpt_set() changes them; qrec_free() frees them. */
 struct qrcpt {
-    char addr[ADDR_MAX + 1];
-    char orcpt[QREC_ORCPT_MAX + 1];
+    char *addr;
+    char *orcpt;
     unsigned notify;
     unsigned status;
     unsigned attempts;
     uint64_t next_try;
     char dsn[16];
-    char reply[QREC_REPLY_MAX + 1];
+    char *reply;
 };
 
 struct qrec {
@@ -79,6 +83,9 @@ void qrec_init(struct qrec *r);
 void qrec_free(struct qrec *r);
 /* Appends a recipient (copying addr); -1 on OOM or over QREC_MAX_RCPT. */
 int qrec_add_rcpt(struct qrec *r, const char *addr);
+/* Sets a recipient's orcpt or reply to a copy of s (NULL or "" clears it);
+ * -1 on OOM or when s is longer than max. */
+int qrcpt_set(char **field, const char *s, size_t max);
 
 /* Appends the record's fields to a body started with ipc_body_begin() or
  * ipc_out_begin(). The qid is included. */

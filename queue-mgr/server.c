@@ -296,7 +296,8 @@ static void handle_commit(struct client *c, const struct ipc_msg *m)
         r->status = RCPT_PENDING;
         r->attempts = 0;
         r->next_try = p->rec.arrival;
-        r->dsn[0] = r->reply[0] = 0;
+        r->dsn[0] = 0;
+        qrcpt_set(&r->reply, NULL, 0);
     }
     (*o)->committing = 1;
     p->c = c;

@@ -775,7 +775,12 @@ static void cmd_rcpt(struct session *s, char *arg)
     }
     struct qrcpt *r = &s->env.rcpt[s->env.nrcpt - 1];
     r->notify = notify;
-    str_copy(r->orcpt, orcpt, sizeof(r->orcpt));
+    if (qrcpt_set(&r->orcpt, orcpt, QREC_ORCPT_MAX) < 0) {
+        s->env.nrcpt--; /* qrec_free frees only counted recipients */
+        free(r->addr);
+        reply(s, "452 4.3.1 Error: out of memory");
+        return;
+    }
     s->cnt_ok[CMD_RCPT]++;
     reply(s, "250 2.1.5 Ok");
 }

@@ -145,7 +145,7 @@ static int rcpt_done(const struct qrcpt *rc)
 /* The reason shown for a recipient still to be delivered: its last reply. */
 static const char *rcpt_why(const struct qrcpt *rc)
 {
-    return rc->reply;
+    return rc->reply ? rc->reply : "";
 }
 
 /*

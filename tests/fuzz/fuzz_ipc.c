@@ -196,24 +196,34 @@ static void check_valid(const struct qrec *r)
     for (size_t i = 0; i < r->nrcpt; i++) {
         const struct qrcpt *rc = &r->rcpt[i];
 
-        check_text(rc->addr, sizeof rc->addr);
-        CHECK(rc->addr[0] != 0);
+        CHECK(rc->addr != NULL && rc->addr[0] != 0);
+        check_text(rc->addr, ADDR_MAX + 1);
         check_mailbox(rc->addr, af | ADDR_ALLOW_POSTMASTER);
-        check_text(rc->orcpt, sizeof rc->orcpt);
+        CHECK(rc->orcpt == NULL || rc->orcpt[0] != 0);
+        if (rc->orcpt)
+            check_text(rc->orcpt, QREC_ORCPT_MAX + 1);
         check_text(rc->dsn, sizeof rc->dsn);
-        check_text(rc->reply, sizeof rc->reply);
+        CHECK(rc->reply == NULL || rc->reply[0] != 0);
+        if (rc->reply)
+            check_text(rc->reply, QREC_REPLY_MAX + 1);
         CHECK(rc->notify <= 15 && (!(rc->notify & NOTIFY_NEVER) || rc->notify == NOTIFY_NEVER));
         CHECK(rc->status <= RCPT_BOUNCED);
     }
     CHECK(qrec_queue_name(r) != NULL);
 }
 
+/* orcpt and reply are NULL when empty (qrecord.h) */
+static int same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 static int same_rcpt(const struct qrcpt *a, const struct qrcpt *b)
 {
-    return strcmp(a->addr, b->addr) == 0 && strcmp(a->orcpt, b->orcpt) == 0 &&
+    return strcmp(a->addr, b->addr) == 0 && same_str(a->orcpt, b->orcpt) &&
            a->notify == b->notify && a->status == b->status &&
            a->attempts == b->attempts && a->next_try == b->next_try &&
-           strcmp(a->dsn, b->dsn) == 0 && strcmp(a->reply, b->reply) == 0;
+           strcmp(a->dsn, b->dsn) == 0 && same_str(a->reply, b->reply);
 }
 
 static int same_rec(const struct qrec *a, const struct qrec *b)

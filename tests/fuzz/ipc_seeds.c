@@ -59,17 +59,17 @@ static void full_rec(struct qrec *r)
     qrec_add_rcpt(r, "bob@example.net");
     qrec_add_rcpt(r, "\"carol smith\"@[192.0.2.1]");
     qrec_add_rcpt(r, "Postmaster");
-    strcpy(r->rcpt[0].orcpt, "rfc822;bob+2Bx@example.net");
+    qrcpt_set(&r->rcpt[0].orcpt, "rfc822;bob+2Bx@example.net", QREC_ORCPT_MAX);
     r->rcpt[0].notify = NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY;
     r->rcpt[0].status = RCPT_DEFERRED;
     r->rcpt[0].attempts = 3;
     r->rcpt[0].next_try = 1764403927;
     strcpy(r->rcpt[0].dsn, "4.4.1");
-    strcpy(r->rcpt[0].reply, "connect to mx.example.net[192.0.2.9]:25: Connection refused");
+    qrcpt_set(&r->rcpt[0].reply, "connect to mx.example.net[192.0.2.9]:25: Connection refused", QREC_REPLY_MAX);
     r->rcpt[1].notify = NOTIFY_NEVER;
     r->rcpt[1].status = RCPT_SENT;
     strcpy(r->rcpt[1].dsn, "2.0.0");
-    strcpy(r->rcpt[1].reply, "250 2.0.0 Ok\tqueued");
+    qrcpt_set(&r->rcpt[1].reply, "250 2.0.0 Ok\tqueued", QREC_REPLY_MAX);
 }
 
 int main(int argc, char **argv)

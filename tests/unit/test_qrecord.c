@@ -15,6 +15,12 @@
 
 /* ---- helpers ---- */
 
+/* orcpt and reply are NULL when empty (qrecord.h) */
+static int same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 static void good_rec(struct qrec *r)
 {
     qrec_init(r);
@@ -36,17 +42,17 @@ static void good_rec(struct qrec *r)
     CU_ASSERT_FATAL(qrec_add_rcpt(r, "bob@example.net") == 0);
     CU_ASSERT_FATAL(qrec_add_rcpt(r, "\"carol smith\"@[192.0.2.1]") == 0);
     CU_ASSERT_FATAL(qrec_add_rcpt(r, "Postmaster") == 0);
-    strcpy(r->rcpt[0].orcpt, "rfc822;bob+2Bx@example.net");
+    qrcpt_set(&r->rcpt[0].orcpt, "rfc822;bob+2Bx@example.net", QREC_ORCPT_MAX);
     r->rcpt[0].notify = NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY;
     r->rcpt[0].status = RCPT_DEFERRED;
     r->rcpt[0].attempts = 3;
     r->rcpt[0].next_try = 1764403927;
     strcpy(r->rcpt[0].dsn, "4.4.1");
-    strcpy(r->rcpt[0].reply, "connect to mx.example.net[192.0.2.9]:25: Connection refused");
+    qrcpt_set(&r->rcpt[0].reply, "connect to mx.example.net[192.0.2.9]:25: Connection refused", QREC_REPLY_MAX);
     r->rcpt[1].notify = NOTIFY_NEVER;
     r->rcpt[1].status = RCPT_SENT;
     strcpy(r->rcpt[1].dsn, "2.0.0");
-    strcpy(r->rcpt[1].reply, "250 2.0.0 Ok\tqueued");
+    qrcpt_set(&r->rcpt[1].reply, "250 2.0.0 Ok\tqueued", QREC_REPLY_MAX);
 }
 
 static void encode(const struct qrec *r, struct ipc_out *m)
@@ -158,13 +164,13 @@ static void test_roundtrip_full(void)
     CU_ASSERT_FATAL(d.nrcpt == 3);
     for (size_t i = 0; i < 3; i++) {
         CU_ASSERT_STRING_EQUAL(d.rcpt[i].addr, r.rcpt[i].addr);
-        CU_ASSERT_STRING_EQUAL(d.rcpt[i].orcpt, r.rcpt[i].orcpt);
+        CU_ASSERT(same_str(d.rcpt[i].orcpt, r.rcpt[i].orcpt));
         CU_ASSERT_EQUAL(d.rcpt[i].notify, r.rcpt[i].notify);
         CU_ASSERT_EQUAL(d.rcpt[i].status, r.rcpt[i].status);
         CU_ASSERT_EQUAL(d.rcpt[i].attempts, r.rcpt[i].attempts);
         CU_ASSERT_EQUAL(d.rcpt[i].next_try, r.rcpt[i].next_try);
         CU_ASSERT_STRING_EQUAL(d.rcpt[i].dsn, r.rcpt[i].dsn);
-        CU_ASSERT_STRING_EQUAL(d.rcpt[i].reply, r.rcpt[i].reply);
+        CU_ASSERT(same_str(d.rcpt[i].reply, r.rcpt[i].reply));
     }
     /* decoded records can grow like built ones */
     CU_ASSERT(qrec_add_rcpt(&d, "dave@example.com") == 0);
@@ -576,7 +582,8 @@ static void test_bad_rcpt_addr(void)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         good_rec(&r);
-        strcpy(r.rcpt[1].addr, cases[i].a);
+        free(r.rcpt[1].addr);
+        r.rcpt[1].addr = strdup(cases[i].a);
         expect_bad_rec(&r, cases[i].why);
     }
     /* postmaster in any case is a recipient */
@@ -638,12 +645,12 @@ static void test_bad_rcpt_fields(void)
                                 "rfc822;a\t@b" };
     for (size_t i = 0; i < sizeof(bad_orcpt) / sizeof(bad_orcpt[0]); i++) {
         good_rec(&r);
-        strcpy(r.rcpt[0].orcpt, bad_orcpt[i]);
+        qrcpt_set(&r.rcpt[0].orcpt, bad_orcpt[i], QREC_ORCPT_MAX);
         expect_bad_rec(&r, "recipient 1: bad field: orcpt");
     }
 
     good_rec(&r);
-    strcpy(r.rcpt[0].reply, "450 bad\r\n250 ok");
+    qrcpt_set(&r.rcpt[0].reply, "450 bad\r\n250 ok", QREC_REPLY_MAX);
     expect_bad_rec(&r, "recipient 1: bad field: reply");
 
     /* attempts must fit an unsigned int */
@@ -916,6 +923,25 @@ static void test_queue_name(void)
     qrec_free(&r);
 }
 
+/* A frame may carry QREC_MAX_RCPT short recipients: each must cost little
+ * more than its strings once decoded, not a kilobyte of fixed buffers. */
+static void test_rcpt_is_small(void)
+{
+    struct qrec r;
+
+    CU_ASSERT(sizeof(struct qrcpt) <= 64);
+    qrec_init(&r);
+    CU_ASSERT_FATAL(qrec_add_rcpt(&r, "a@b.example") == 0);
+    CU_ASSERT_PTR_NULL(r.rcpt[0].orcpt);
+    CU_ASSERT_PTR_NULL(r.rcpt[0].reply);
+    CU_ASSERT(qrcpt_set(&r.rcpt[0].reply, "x", 0) == -1);      /* over max */
+    CU_ASSERT(qrcpt_set(&r.rcpt[0].reply, "450 later", QREC_REPLY_MAX) == 0);
+    CU_ASSERT_STRING_EQUAL(r.rcpt[0].reply, "450 later");
+    CU_ASSERT(qrcpt_set(&r.rcpt[0].reply, "", QREC_REPLY_MAX) == 0);
+    CU_ASSERT_PTR_NULL(r.rcpt[0].reply);
+    qrec_free(&r);
+}
+
 void suite_qrecord(void)
 {
     CU_pSuite s = CU_add_suite("qrecord", NULL, NULL);
@@ -932,6 +958,7 @@ void suite_qrecord(void)
     CU_add_test(s, "fields of the wrong size", test_bad_sizes);
     CU_add_test(s, "duplicate fields", test_duplicates);
     CU_add_test(s, "bad recipient address", test_bad_rcpt_addr);
+    CU_add_test(s, "a recipient costs its strings, not fixed buffers", test_rcpt_is_small);
     CU_add_test(s, "bad recipient fields", test_bad_rcpt_fields);
     CU_add_test(s, "no recipients", test_no_recipients);
     CU_add_test(s, "truncated at every byte", test_truncated);
