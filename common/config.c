@@ -507,6 +507,7 @@ static const struct keydef keys[] = {
     { "relay_networks",           T_CIDRS,      FIELD(relay_networks), 0, 0 },
     { "relayhost",                T_RELAYHOST,  FIELD(relayhost), 0, 0 },
     { "max_message_size",         T_SIZE,       FIELD(max_message_size), 1, UINT64_MAX },
+    { "queue_map_size",           T_SIZE,       FIELD(queue_map_size), 1 << 20, (unsigned long long)1 << 40 },
     { "max_recipients",           T_UINT,       FIELD(max_recipients), 1, 1000000 },
     { "queue_lifetime",           T_DURATION,   FIELD(queue_lifetime), 1, UINT_MAX },
     { "min_backoff",              T_DURATION,   FIELD(min_backoff), 1, UINT_MAX },
@@ -789,6 +790,7 @@ static void set_defaults(struct config *c)
     if (parse_cidr("::1/128", &c->relay_networks.v[c->relay_networks.n], NULL, 0) == 0)
         c->relay_networks.n++;
     c->max_message_size = 36700160;
+    c->queue_map_size = (uint64_t)16 << 30;
     c->max_recipients = 1000;
     c->queue_lifetime = 5 * 86400;
     c->min_backoff = 5 * 60;

@@ -62,6 +62,7 @@ struct config {
     struct cidr_list relay_networks;
     char relayhost[CONF_MAX_STR];       /* "" = none */
     uint64_t max_message_size;          /* bytes */
+    uint64_t queue_map_size;            /* bytes: initial LMDB map of the queue index */
     unsigned max_recipients;
     unsigned queue_lifetime;            /* seconds */
     unsigned min_backoff, max_backoff;

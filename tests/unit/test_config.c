@@ -137,6 +137,7 @@ static void check_defaults(const struct config *c)
     CU_ASSERT_EQUAL(c->relay_networks.v[1].prefix, 128);
     CU_ASSERT_STRING_EQUAL(c->relayhost, "");
     CU_ASSERT_EQUAL(c->max_message_size, 36700160);
+    CU_ASSERT_EQUAL(c->queue_map_size, (uint64_t)16 << 30);
     CU_ASSERT_EQUAL(c->max_recipients, 1000);
     CU_ASSERT_EQUAL(c->queue_lifetime, 5 * 86400);
     CU_ASSERT_EQUAL(c->min_backoff, 300);
