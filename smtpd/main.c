@@ -20,6 +20,7 @@
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
+#include "listener.h"
 #include "qlink.h"
 #include "session.h"
 #include "tls.h"
@@ -57,6 +58,7 @@ static void on_term(struct evloop *ev, int signo, void *arg)
         return;
     stopping = 1;
     stop_deadline = now_ms() + 20000;
+    listener_close_all();
     session_shutdown(0);
     maybe_exit(ev);
 }
@@ -71,6 +73,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
         return;
     draining = 1;
     log_info("draining: %u session(s) open", session_count());
+    listener_close_all();
     session_shutdown(1);
     maybe_exit(ev);
 }
@@ -107,7 +110,7 @@ static int listen_fds(struct evloop *ev)
             continue;
         }
         set_nonblock((int)fd, 1);
-        if (session_listen(ev, (int)fd, kind) < 0)
+        if (listener_add(ev, (int)fd, kind) < 0)
             log_fatal("cannot watch listener %d: %s", (int)fd, strerror(errno));
         n++;
     }
@@ -149,7 +152,7 @@ int main(int argc, char **argv)
     ev = ev_new();
     if (!ev)
         log_fatal("event loop: %s", strerror(errno));
-    session_set_config(cfg);
+    session_init(ev, cfg);
     if (listen_fds(ev) == 0)
         log_fatal("no listening sockets passed (POSTERN_LISTEN_FDS)");
 
@@ -174,6 +177,7 @@ int main(int argc, char **argv)
     ev_timer(ev, 1000, tick, NULL);
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
+    qlink_free();
     ev_free(ev);
     config_free(cfg);
     (void)cfg_b;

@@ -1,0 +1,629 @@
+/*
+ * command.c - the SMTP command layer (command.h): RFC 5321 with
+ * PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN, CHUNKING and STARTTLS.
+ *
+ * Each command checks all its preconditions, replying to the first that
+ * fails, and only then acts. Must never process input behind a command
+ * that is waiting for another process (session_suspend), and never answer
+ * 250 to DATA before queue-mgr said Q_COMMITTED.
+ */
+#include "command.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "qlink.h"
+#include "received.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+
+static const char *const cmd_names[CMD_COUNT] = {
+    "helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "vrfy", "expn",
+    "noop", "quit", "help", "starttls", "auth", "unknown",
+};
+
+static const struct rcpt_checker *rcpt_checker;
+
+#define CFG session_config()
+
+const char *command_summary(const struct session *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    unsigned total_ok = 0, total = 0;
+
+    out[0] = 0;
+    for (int i = 0; i < CMD_COUNT; i++) {
+        if (!s->cnt_all[i])
+            continue;
+        total += s->cnt_all[i];
+        total_ok += s->cnt_ok[i];
+        if (s->cnt_ok[i] == s->cnt_all[i])
+            o += (size_t)snprintf(out + o, outlen - o, " %s=%u", cmd_names[i], s->cnt_all[i]);
+        else
+            o += (size_t)snprintf(out + o, outlen - o, " %s=%u/%u", cmd_names[i], s->cnt_ok[i], s->cnt_all[i]);
+        if (o >= outlen)
+            return out;
+    }
+    if (total_ok == total)
+        snprintf(out + o, outlen - o, " commands=%u", total);
+    else
+        snprintf(out + o, outlen - o, " commands=%u/%u", total_ok, total);
+    return out;
+}
+
+const char *command_state_name(const struct session *s)
+{
+    switch (s->state) {
+    case ST_DATA: return "DATA";
+    case ST_BDAT: return "BDAT";
+    case ST_TLS: return "STARTTLS";
+    default: return s->txn.active ? (s->txn.env.nrcpt ? "RCPT" : "MAIL") : s->helo_kind ? "EHLO" : "CONNECT";
+    }
+}
+
+static const char *protocol_name(const struct session *s)
+{
+    int utf8 = (s->txn.env.flags & QF_SMTPUTF8) != 0;
+
+    if (s->helo_kind == 1)
+        return "SMTP";
+    if (utf8)
+        return s->c.tls_active ? "UTF8SMTPS" : "UTF8SMTP";
+    return s->c.tls_active ? "ESMTPS" : "ESMTP";
+}
+
+/* ---- the message: queue hand-off ---- */
+
+static void on_committed(void *arg, const struct ipc_msg *m)
+{
+    struct session *s = arg;
+    struct txn *t = &s->txn;
+    char code[16] = "451 4.3.0", text[256] = "queue file write error";
+
+    if (m && m->type == Q_COMMITTED) {
+        session_reply(s, "250 2.0.0 Ok: queued as %s", t->qid);
+        s->cnt_ok[t->via_bdat ? CMD_BDAT : CMD_DATA]++;
+    } else {
+        if (m && m->type == Q_ERROR) {
+            struct ipc_iter it;
+            struct ipc_field f;
+            ipc_iter_init(&it, m->body, m->len);
+            while (ipc_iter_next(&it, &f) == 1) {
+                if (f.tag == T_CODE && (ipc_field_str(&f, code, sizeof(code)) < 0 ||
+                    (code[0] != '4' && code[0] != '5') || strlen(code) < 9))
+                    str_copy(code, "451 4.3.0", sizeof(code));
+                if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
+                    str_copy(text, "queue file write error", sizeof(text));
+            }
+        }
+        log_warning("%s: queue-mgr refused message from %s: %s %s", t->qid, s->name, code, text);
+        session_reply(s, "%s Error: %s", code, text);
+    }
+    t->qid[0] = 0; /* committed or refused by queue-mgr: nothing to abort */
+    txn_reset(t);
+    session_resume(s);
+}
+
+/* The end of the message: refuse it, or hand it to queue-mgr for commit. */
+static void message_end(struct session *s)
+{
+    struct txn *t = &s->txn;
+    const char *why, *refusal = txn_data_end(t, &why);
+    uint32_t id;
+
+    s->state = ST_CMD;
+    if (refusal) {
+        log_warning("%s: %s from %s; message not queued", t->qid, why, s->name);
+        session_reply(s, "%s", refusal);
+        txn_reset(t);
+        return;
+    }
+    if (t->spool_gen != qlink_generation() || !qlink_up()) {
+        log_warning("%s: queue-mgr restarted during the transaction from %s", t->qid, s->name);
+        session_reply(s, "451 4.3.0 Error: queue file write error");
+        t->qid[0] = 0;
+        txn_reset(t);
+        return;
+    }
+    str_copy(t->env.qid, t->qid, sizeof(t->env.qid));
+    str_copy(t->env.helo, s->helo, sizeof(t->env.helo));
+    str_copy(t->env.client_addr, s->addr, sizeof(t->env.client_addr));
+    str_copy(t->env.client_name, "unknown", sizeof(t->env.client_name));
+    str_copy(t->env.proto, protocol_name(s), sizeof(t->env.proto));
+    id = qlink_commit(&t->env, on_committed, s);
+    if (!id) {
+        session_reply(s, "451 4.3.0 Error: queue file write error");
+        txn_reset(t);
+        return;
+    }
+    session_suspend(s, qlink_cancel, id);
+}
+
+static void bdat_chunk_done(struct session *s)
+{
+    struct txn *t = &s->txn;
+
+    if (t->bdat_discard) {
+        t->bdat_discard = 0;
+        s->state = ST_CMD;
+        return;
+    }
+    if (!t->bdat_last) {
+        if (t->poison != P_NONE) {
+            message_end(s); /* replies with the reason and resets */
+            return;
+        }
+        session_reply(s, "250 2.0.0 Ok: %llu octets", (unsigned long long)t->bdat_chunk);
+        s->state = ST_CMD;
+        return;
+    }
+    txn_bdat_finish(t);
+    message_end(s);
+}
+
+static void on_opened(void *arg, const struct ipc_msg *m)
+{
+    struct session *s = arg;
+    struct txn *t = &s->txn;
+    struct ipc_iter it;
+    struct ipc_field f;
+    char qid[QID_LEN + 1] = "", hdr[1400], tls[200];
+    struct received_smtp r;
+    int n;
+
+    if (m && m->type == Q_OPENED && m->fd >= 0) {
+        ipc_iter_init(&it, m->body, m->len);
+        while (ipc_iter_next(&it, &f) == 1)
+            if (f.tag == T_QID && ipc_field_str(&f, qid, sizeof(qid)) < 0)
+                qid[0] = 0;
+    }
+    if (!qid_valid(qid)) {
+        if (m && m->fd >= 0)
+            close(m->fd);
+        log_warning("no queue file for %s: queue-mgr %s", s->name, m ? "refused" : "unavailable");
+        session_reply(s, "451 4.3.0 Error: queue file write error");
+        if (t->via_bdat)
+            t->bdat_discard = 1, s->state = ST_BDAT, t->active = 0;
+        else
+            s->state = ST_CMD;
+        session_resume(s);
+        return;
+    }
+    log_info("%s: client=%s", qid, s->name);
+    if (s->c.tls_active)
+        conn_tls_describe(&s->c, tls, sizeof(tls));
+    r = (struct received_smtp){
+        .helo = s->helo, .addr = s->addr, .tls = s->c.tls_active ? tls : NULL, .host = CFG->hostname,
+        .proto = protocol_name(s), .qid = qid, .rcpt = t->env.nrcpt == 1 ? t->env.rcpt[0].addr : NULL,
+        .when = time(NULL),
+    };
+    n = received_smtp(hdr, sizeof(hdr), &r);
+    txn_spool_open(t, qid, m->fd, qlink_generation(), hdr, n > 0 ? (size_t)n : 0);
+    if (t->via_bdat) {
+        s->state = ST_BDAT;
+    } else {
+        session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+        s->state = ST_DATA;
+        lr_set_max(&s->lr, CFG->smtpd_max_line);
+    }
+    session_resume(s);
+}
+
+static int message_begin(struct session *s)
+{
+    uint32_t id = qlink_open(on_opened, s);
+
+    if (!id) {
+        log_warning("queue-mgr unavailable; refusing message from %s", s->name);
+        session_reply(s, "451 4.3.0 Error: queue file write error");
+        return -1;
+    }
+    session_suspend(s, qlink_cancel, id);
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static void cmd_helo(struct session *s, int kind, const char *arg)
+{
+    char clean[256];
+
+    if (!*arg) {
+        session_reply(s, "501 5.5.4 Syntax: %s hostname", kind == CMD_EHLO ? "EHLO" : "HELO");
+        return;
+    }
+    log_sanitize(arg, strlen(arg), clean, sizeof(clean));
+    /* A HELO name goes into Received:, so no spaces or parentheses. */
+    for (char *p = clean; *p; p++)
+        if (*p == ' ' || *p == '(' || *p == ')' || *p == '\t')
+            *p = '?';
+    txn_reset(&s->txn);
+    str_copy(s->helo, clean, sizeof(s->helo));
+    s->helo_kind = kind == CMD_EHLO ? 2 : 1;
+    if (kind == CMD_HELO) {
+        session_reply(s, "250 %s", CFG->hostname);
+    } else {
+        buf_printf(&s->c.out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n"
+                   "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n",
+                   CFG->hostname, (unsigned long long)CFG->max_message_size);
+        if (!s->c.tls_active && tls_available())
+            buf_printf(&s->c.out, "250-STARTTLS\r\n");
+        session_reply(s, "250 CHUNKING");
+    }
+    s->cnt_ok[kind]++;
+}
+
+static int need_helo(struct session *s)
+{
+    if (!s->helo_kind) {
+        session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return 1;
+    }
+    return 0;
+}
+
+static void cmd_mail(struct session *s, char *arg)
+{
+    const char *rest = str_prefix_ci(arg, "FROM:");
+    struct addr a;
+    enum addr_error e;
+    size_t end;
+    char err[TXN_REPLY_MAX];
+    int utf8;
+    uint64_t size;
+
+    if (need_helo(s))
+        return;
+    if (s->port == PORT_SUBMISSION && !s->c.tls_active) {
+        session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+        return;
+    }
+    if (s->txn.active) {
+        session_reply(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (!rest) {
+        session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+        return;
+    }
+    while (*rest == ' ')
+        rest++;
+    e = addr_parse_path(rest, strlen(rest), ADDR_ALLOW_EMPTY | ADDR_UTF8, &a, &end);
+    if (e != ADDR_OK || (rest[end] != 0 && rest[end] != ' ')) {
+        session_reply(s, "501 5.1.7 Bad sender address syntax");
+        return;
+    }
+    txn_reset(&s->txn);
+    if (txn_mail_params(&s->txn, (char *)rest + end, &size, &utf8, err, sizeof(err)) < 0) {
+        session_reply(s, "%s", err);
+        return;
+    }
+    if (a.is_utf8 && !utf8) {
+        session_reply(s, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+        return;
+    }
+    if (size > CFG->max_message_size) {
+        log_info("NOQUEUE: reject: MAIL from %s: 552 5.3.4 Message size exceeds fixed limit; size=%llu",
+                 s->name, (unsigned long long)size);
+        session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+        return;
+    }
+    txn_mail(&s->txn, a.mailbox, utf8, CFG->max_message_size);
+    s->cnt_ok[CMD_MAIL]++;
+    session_reply(s, "250 2.1.0 Ok");
+}
+
+static void cmd_rcpt(struct session *s, char *arg)
+{
+    const char *rest = str_prefix_ci(arg, "TO:");
+    struct addr a;
+    enum addr_error e;
+    size_t end;
+    char orcpt[QREC_ORCPT_MAX + 1], err[TXN_REPLY_MAX];
+    unsigned notify;
+
+    if (need_helo(s))
+        return;
+    if (!s->txn.active) {
+        session_reply(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (!rest) {
+        session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+        return;
+    }
+    while (*rest == ' ')
+        rest++;
+    e = addr_parse_path(rest, strlen(rest), ADDR_ALLOW_POSTMASTER | ADDR_UTF8, &a, &end);
+    if (e != ADDR_OK || (rest[end] != 0 && rest[end] != ' ')) {
+        session_reply(s, "501 5.1.3 Bad recipient address syntax");
+        return;
+    }
+    if (txn_rcpt_params((char *)rest + end, &notify, orcpt, sizeof(orcpt), err, sizeof(err)) < 0) {
+        session_reply(s, "%s", err);
+        return;
+    }
+    if (a.is_utf8 && !(s->txn.env.flags & QF_SMTPUTF8)) {
+        session_reply(s, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+        return;
+    }
+    if (s->txn.env.nrcpt >= CFG->max_recipients) {
+        session_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    if (!policy_rcpt_allowed(CFG, (const struct sockaddr *)&s->peer, &a)) {
+        log_info("NOQUEUE: reject: RCPT from %s: 554 5.7.1 <%s>: Relay access denied; from=<%s> to=<%s> proto=%s helo=<%s>",
+                 s->name, a.mailbox, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
+        session_reply(s, "554 5.7.1 <%s>: Relay access denied", a.mailbox);
+        return;
+    }
+    if (txn_add_rcpt(&s->txn, a.mailbox, notify, orcpt, CFG->max_recipients, err, sizeof(err)) < 0) {
+        session_reply(s, "%s", err);
+        return;
+    }
+    if (rcpt_checker) {
+        /* Held as added; command_rcpt_checked() takes it back if refused. */
+        uint32_t id = rcpt_checker->start(s, a.mailbox);
+        if (!id) {
+            txn_drop_last_rcpt(&s->txn);
+            session_reply(s, "451 4.3.0 Error: recipient check unavailable");
+            return;
+        }
+        session_suspend(s, rcpt_checker->cancel, id);
+        return;
+    }
+    s->cnt_ok[CMD_RCPT]++;
+    session_reply(s, "250 2.1.5 Ok");
+}
+
+void command_set_rcpt_checker(const struct rcpt_checker *c)
+{
+    rcpt_checker = c;
+}
+
+void command_rcpt_checked(struct session *s, const char *refusal)
+{
+    if (refusal) {
+        txn_drop_last_rcpt(&s->txn);
+        session_reply(s, "%s", refusal);
+    } else {
+        s->cnt_ok[CMD_RCPT]++;
+        session_reply(s, "250 2.1.5 Ok");
+    }
+    session_resume(s);
+}
+
+static int txn_ready(struct session *s)
+{
+    if (need_helo(s))
+        return 0;
+    if (!s->txn.active) {
+        session_reply(s, "503 5.5.1 Error: need RCPT command");
+        return 0;
+    }
+    if (s->txn.env.nrcpt == 0) {
+        session_reply(s, "554 5.5.1 Error: no valid recipients");
+        return 0;
+    }
+    return 1;
+}
+
+static void cmd_data(struct session *s, const char *arg)
+{
+    if (*arg) {
+        session_reply(s, "501 5.5.4 Syntax: DATA");
+        return;
+    }
+    if (s->txn.via_bdat) {
+        session_reply(s, "503 5.5.1 Error: DATA after BDAT in the same transaction");
+        return;
+    }
+    if (!txn_ready(s))
+        return;
+    message_begin(s);
+}
+
+/* Returns 0 to go on, -1 when the connection must close. */
+static int cmd_bdat(struct session *s, const char *arg)
+{
+    struct txn *t = &s->txn;
+    char tmp[64], *last;
+    uint64_t size;
+
+    if (strlen(arg) >= sizeof(tmp))
+        goto syntax;
+    str_copy(tmp, arg, sizeof(tmp));
+    last = strchr(tmp, ' ');
+    if (last) {
+        *last++ = 0;
+        while (*last == ' ')
+            last++;
+        if (strcasecmp(last, "LAST") != 0)
+            goto syntax;
+    }
+    if (parse_u64(tmp, &size) < 0 || strlen(tmp) > 18)
+        goto syntax;
+    t->bdat_left = size;
+    t->bdat_chunk = size;
+    t->bdat_last = last != NULL;
+    s->state = ST_BDAT;
+    if (t->via_bdat)
+        return 0; /* a further chunk of the open transaction */
+    /* Refused chunks are still read, so their bytes are never commands. */
+    if (!txn_ready(s)) {
+        t->bdat_discard = 1;
+        return 0;
+    }
+    t->via_bdat = 1;
+    t->bdat_lr = malloc(sizeof(*t->bdat_lr));
+    if (!t->bdat_lr) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        txn_reset(t);
+        t->bdat_discard = 1;
+        return 0;
+    }
+    lr_init(t->bdat_lr, CFG->smtpd_max_line);
+    if (message_begin(s) < 0) {
+        txn_reset(t);
+        t->bdat_discard = 1;
+    }
+    return 0;
+syntax:
+    /* Without a size we cannot tell data from commands: stop here. */
+    session_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+    s->state = ST_CLOSE;
+    return -1;
+}
+
+static void cmd_starttls(struct session *s, const char *arg)
+{
+    if (*arg) {
+        session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->c.tls_active) {
+        session_reply(s, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!tls_available()) {
+        session_reply(s, "454 4.7.0 TLS not available");
+        return;
+    }
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    s->cnt_ok[CMD_STARTTLS]++;
+    s->tls_start_pending = 1;
+    s->state = ST_TLS;
+}
+
+/* The command table: verb, id. */
+static const struct { const char *name; size_t len; int id; } verbs[] = {
+#define VERB(n, id) { n, sizeof(n) - 1, id }
+    VERB("HELO", CMD_HELO), VERB("EHLO", CMD_EHLO), VERB("MAIL", CMD_MAIL), VERB("RCPT", CMD_RCPT),
+    VERB("DATA", CMD_DATA), VERB("BDAT", CMD_BDAT), VERB("RSET", CMD_RSET), VERB("VRFY", CMD_VRFY),
+    VERB("EXPN", CMD_EXPN), VERB("NOOP", CMD_NOOP), VERB("QUIT", CMD_QUIT), VERB("HELP", CMD_HELP),
+    VERB("STARTTLS", CMD_STARTTLS), VERB("AUTH", CMD_AUTH),
+#undef VERB
+};
+
+static void command(struct session *s, const char *line, size_t len, unsigned flags)
+{
+    char buf[CMD_LINE_MAX_EXT + 1], *arg;
+    size_t n = len, vlen;
+    int id = CMD_UNKNOWN;
+
+    /* Strip the line end; never more than the buffer (the reader's limit
+     * in command mode is CMD_LINE_MAX_EXT, this is belt and braces). */
+    if (n > CMD_LINE_MAX_EXT)
+        n = CMD_LINE_MAX_EXT;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    memcpy(buf, line, n);
+    buf[n] = 0;
+    for (vlen = 0; vlen < n && buf[vlen] != ' '; vlen++)
+        ;
+    for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
+        if (vlen == verbs[i].len && !strncasecmp(buf, verbs[i].name, vlen))
+            id = verbs[i].id;
+    s->cnt_all[id]++;
+    if (flags & LR_TOOLONG || (len > CMD_LINE_MAX && id != CMD_MAIL && id != CMD_RCPT)) {
+        log_warning("command line too long from %s", s->name);
+        session_reply(s, "500 5.5.2 Error: command line too long");
+        return;
+    }
+    if (flags & (LR_NUL | LR_BARE_CR)) {
+        log_warning("bad character in command from %s", s->name);
+        session_reply(s, "500 5.5.2 Error: bad character in command");
+        return;
+    }
+    arg = buf + vlen;
+    while (*arg == ' ')
+        arg++;
+    switch (id) {
+    case CMD_HELO:
+    case CMD_EHLO: cmd_helo(s, id, arg); break;
+    case CMD_MAIL: cmd_mail(s, arg); break;
+    case CMD_RCPT: cmd_rcpt(s, arg); break;
+    case CMD_DATA: cmd_data(s, arg); break;
+    case CMD_BDAT: cmd_bdat(s, arg); break;
+    case CMD_RSET:
+        txn_reset(&s->txn);
+        s->cnt_ok[id]++;
+        session_reply(s, "250 2.0.0 Ok");
+        break;
+    case CMD_NOOP:
+        s->cnt_ok[id]++;
+        session_reply(s, "250 2.0.0 Ok");
+        break;
+    case CMD_VRFY:
+        if (!*arg) {
+            session_reply(s, "501 5.5.4 Syntax: VRFY address");
+            break;
+        }
+        s->cnt_ok[id]++;
+        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+        break;
+    case CMD_EXPN: session_reply(s, "502 5.5.1 Error: EXPN not available"); break;
+    case CMD_HELP:
+        s->cnt_ok[id]++;
+        session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS");
+        break;
+    case CMD_QUIT:
+        s->cnt_ok[id]++;
+        session_reply(s, "221 2.0.0 Bye");
+        s->state = ST_CLOSE;
+        break;
+    case CMD_STARTTLS: cmd_starttls(s, arg); break;
+    case CMD_AUTH: session_reply(s, "503 5.5.1 Error: authentication not enabled"); break;
+    default: {
+        char clean[64];
+        log_warning("unknown command \"%s\" from %s", log_sanitize(buf, n < 40 ? n : 40, clean, sizeof(clean)), s->name);
+        session_reply(s, "502 5.5.2 Error: command not recognized");
+    }
+    }
+}
+
+/* ---- input, by state ---- */
+
+size_t command_input(struct session *s, const char *data, size_t n)
+{
+    struct txn *t = &s->txn;
+    const char *p = data, *line;
+    size_t left = n, len;
+    unsigned flags;
+
+    while (!session_paused(s)) {
+        if (s->state == ST_BDAT) {
+            size_t take;
+            if (t->bdat_left == 0) {
+                bdat_chunk_done(s); /* always leaves ST_BDAT */
+                continue;
+            }
+            if (left == 0)
+                break;
+            take = left < t->bdat_left ? left : (size_t)t->bdat_left;
+            txn_bdat_bytes(t, p, take);
+            p += take;
+            left -= take;
+            t->bdat_left -= take;
+            continue;
+        }
+        if (left == 0 || lr_next(&s->lr, &p, &left, &line, &len, &flags) == 0)
+            break;
+        if (s->state != ST_DATA)
+            command(s, line, len, flags);
+        else if (txn_data_line(t, line, len, flags)) {
+            lr_set_max(&s->lr, CMD_LINE_MAX_EXT);
+            message_end(s);
+        }
+    }
+    return n - left;
+}
