@@ -9,6 +9,10 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_dsn(void);
+void suite_link(void);
+void suite_txn(void);
+void suite_smtpd_session(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -17,6 +21,10 @@ void suite_qstore(void);
     SUITE(ipc) \
     SUITE(queueid) \
     SUITE(qrecord) \
-    SUITE(qstore)
+    SUITE(qstore) \
+    SUITE(dsn) \
+    SUITE(link) \
+    SUITE(txn) \
+    SUITE(smtpd_session)
 
 #endif
