@@ -360,6 +360,8 @@ static int hold(struct link *l, const struct ipc_out *m, int fd, uint64_t wait_m
     if (fd >= 0 && (q->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
         return -1;
     q->deadline = now_ms() + wait_ms;
+    if (l->held.n == 0)
+        log_info("%s not connected: waiting up to %llu ms for it", l->name, (unsigned long long)wait_ms);
     rl_push(&l->held, q);
     if (l->timer) {
         /* The idle backoff may be long: retry at the held pace from now. */

@@ -4,6 +4,9 @@ lengths in DATA, NUL / bare CR / bare LF in DATA, the error limit, the
 session limit and the idle timeout. After every refusal: nothing queued.
 """
 
+import os
+import re
+import signal
 import time
 
 import harness
@@ -288,3 +291,100 @@ def test_activity_resets_timeout():
             except TimeoutError:
                 pass
         expect(c.cmd("NOOP"), exact="250 2.0.0 Ok")
+
+
+# -- the bounded wait for the queue at DATA (smtpd/qlink.h QLINK_WAIT_MS)
+
+QUEUE_WAIT_S = 10
+
+
+def _queue_mgr_gone(inst, c):
+    """Kills queue-mgr with the master stopped, so that no restart can come
+    until the test lets the master go on: the socket has nobody behind it
+    for as long as the test needs, and then the master restarts queue-mgr
+    as it always does. c is a session whose worker's link is up (it has
+    just queued a message); returns once that worker saw the link drop, so
+    that DATA finds it down rather than dying."""
+    qm = inst.pids("queue-mgr")
+    if len(qm) != 1:
+        raise AssertionError("expected one queue-mgr, children: %r" % inst.children())
+    text = inst.log_text()
+    m = re.findall(r"smtpd\[(\d+)\]: connect from", text)
+    if not m:
+        raise AssertionError("no smtpd connect line in the log")
+    worker = m[-1]
+    since = inst.log_size()
+    os.kill(inst.pid, signal.SIGSTOP)
+    os.kill(qm[0], signal.SIGKILL)
+    inst.wait_log(r"smtpd\[%s\]: warning: lost connection to queue-mgr" % worker, since=since, timeout=10,
+                  what="smtpd worker %s to see queue-mgr go" % worker)
+
+
+def _resume_master(inst):
+    os.kill(inst.pid, signal.SIGCONT)
+
+
+def _data_while_queue_down(inst, c, since):
+    """DATA on a ready transaction; returns after smtpd logged the wait."""
+    c.send("DATA\r\n")
+    inst.wait_log(r"smtpd.*queue-mgr not connected: waiting up to %d ms" % (QUEUE_WAIT_S * 1000), since=since,
+                  timeout=5, what="smtpd holding DATA for the queue link")
+
+
+def test_data_waits_for_queue_mgr_restart():
+    """queue-mgr gone at DATA: smtpd waits for the master to restart it,
+    and the message gets 250, not 451; a second session meanwhile runs."""
+    with harness.Instance("qwait") as inst:
+        sender = "%s@example.com" % harness.token("qwait")
+        with inst.client(ehlo=True) as c:
+            c.send_message(sender, [REMOTE_RCPT], ehlo=False)   # this worker's link is up
+            c.mail_rcpt(sender, [REMOTE_RCPT])
+            since = inst.log_size()
+            _queue_mgr_gone(inst, c)
+            try:
+                _data_while_queue_down(inst, c, since)
+                # other sessions are served meanwhile
+                with inst.client(ehlo=True) as other:
+                    expect(other.cmd("NOOP"), exact="250 2.0.0 Ok")
+                t0 = time.monotonic()
+            finally:
+                _resume_master(inst)
+            expect(c.reply(timeout=QUEUE_WAIT_S + 5), exact="354 End data with <CR><LF>.<CR><LF>")
+            c.send(harness.dot_stuff(harness.simple_body(sender)) + b".\r\n")
+            qid = queued_id(c.reply(timeout=20))
+            harness.note("DATA waited %.2fs for the restarted queue-mgr" % (time.monotonic() - t0))
+        if qid not in inst.queue_ids():
+            raise AssertionError("%s got 250 but is not in the queue" % qid)
+
+
+def test_data_451_when_queue_mgr_stays_away():
+    """queue-mgr gone for longer than the bound: 451 after about the bound,
+    nothing queued, and the next message after the restart is accepted."""
+    with harness.Instance("qaway") as inst:
+        sender = "%s@example.com" % harness.token("qaway")
+        with inst.client(ehlo=True) as c:
+            c.send_message(sender, [REMOTE_RCPT], ehlo=False)   # this worker's link is up
+            c.mail_rcpt(sender, [REMOTE_RCPT])
+            since = inst.log_size()
+            _queue_mgr_gone(inst, c)
+            try:
+                t0 = time.monotonic()
+                _data_while_queue_down(inst, c, since)
+                expect(c.reply(timeout=QUEUE_WAIT_S + 10), exact="451 4.3.0 Error: queue file write error")
+                waited = time.monotonic() - t0
+            finally:
+                _resume_master(inst)
+            if waited < QUEUE_WAIT_S - 1:
+                raise AssertionError("451 after %.1fs: smtpd did not wait the %ds bound" % (waited, QUEUE_WAIT_S))
+            # the session goes on, and so does the queue once it is back
+            expect(c.cmd("RSET"), exact="250 2.0.0 Ok")
+            qid = c.send_message(sender, [REMOTE_RCPT], ehlo=False)
+        if qid not in inst.queue_ids():
+            raise AssertionError("%s got 250 but is not in the queue" % qid)
+        mine = [e["queue_id"] for e in inst.queue() if e["sender"] == sender]
+        if len(mine) != 2:
+            raise AssertionError("expected the first and the last message of %s queued, not the refused one: %r"
+                                 % (sender, mine))
+
+
+test_data_451_when_queue_mgr_stays_away.timeout = 120
