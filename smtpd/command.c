@@ -271,13 +271,31 @@ static int need_helo(struct session *s)
     return 0;
 }
 
+/* "FROM:<path> params" or "TO:<path> params": the path into a, and the
+ * parameters that follow it; NULL after replying. */
+static char *parse_path(struct session *s, char *arg, const char *prefix, unsigned flags, struct addr *a,
+                        const char *syntax, const char *bad)
+{
+    const char *rest = str_prefix_ci(arg, prefix);
+    size_t end;
+
+    if (!rest) {
+        session_reply(s, "%s", syntax);
+        return NULL;
+    }
+    while (*rest == ' ')
+        rest++;
+    if (addr_parse_path(rest, strlen(rest), flags, a, &end) != ADDR_OK || (rest[end] != 0 && rest[end] != ' ')) {
+        session_reply(s, "%s", bad);
+        return NULL;
+    }
+    return (char *)rest + end;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
-    const char *rest = str_prefix_ci(arg, "FROM:");
     struct addr a;
-    enum addr_error e;
-    size_t end;
-    char err[TXN_REPLY_MAX];
+    char err[TXN_REPLY_MAX], *params;
     int utf8;
     uint64_t size;
 
@@ -291,19 +309,12 @@ static void cmd_mail(struct session *s, char *arg)
         session_reply(s, "503 5.5.1 Error: nested MAIL command");
         return;
     }
-    if (!rest) {
-        session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    params = parse_path(s, arg, "FROM:", ADDR_ALLOW_EMPTY | ADDR_UTF8, &a, "501 5.5.4 Syntax: MAIL FROM:<address>",
+                        "501 5.1.7 Bad sender address syntax");
+    if (!params)
         return;
-    }
-    while (*rest == ' ')
-        rest++;
-    e = addr_parse_path(rest, strlen(rest), ADDR_ALLOW_EMPTY | ADDR_UTF8, &a, &end);
-    if (e != ADDR_OK || (rest[end] != 0 && rest[end] != ' ')) {
-        session_reply(s, "501 5.1.7 Bad sender address syntax");
-        return;
-    }
     txn_reset(&s->txn);
-    if (txn_mail_params(&s->txn, (char *)rest + end, &size, &utf8, err, sizeof(err)) < 0) {
+    if (txn_mail_params(&s->txn, params, &size, &utf8, err, sizeof(err)) < 0) {
         session_reply(s, "%s", err);
         return;
     }
@@ -324,11 +335,8 @@ static void cmd_mail(struct session *s, char *arg)
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
-    const char *rest = str_prefix_ci(arg, "TO:");
     struct addr a;
-    enum addr_error e;
-    size_t end;
-    char orcpt[QREC_ORCPT_MAX + 1], err[TXN_REPLY_MAX];
+    char *params, orcpt[QREC_ORCPT_MAX + 1], err[TXN_REPLY_MAX];
     unsigned notify;
 
     if (need_helo(s))
@@ -337,18 +345,11 @@ static void cmd_rcpt(struct session *s, char *arg)
         session_reply(s, "503 5.5.1 Error: need MAIL command");
         return;
     }
-    if (!rest) {
-        session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+    params = parse_path(s, arg, "TO:", ADDR_ALLOW_POSTMASTER | ADDR_UTF8, &a, "501 5.5.4 Syntax: RCPT TO:<address>",
+                        "501 5.1.3 Bad recipient address syntax");
+    if (!params)
         return;
-    }
-    while (*rest == ' ')
-        rest++;
-    e = addr_parse_path(rest, strlen(rest), ADDR_ALLOW_POSTMASTER | ADDR_UTF8, &a, &end);
-    if (e != ADDR_OK || (rest[end] != 0 && rest[end] != ' ')) {
-        session_reply(s, "501 5.1.3 Bad recipient address syntax");
-        return;
-    }
-    if (txn_rcpt_params((char *)rest + end, &notify, orcpt, sizeof(orcpt), err, sizeof(err)) < 0) {
+    if (txn_rcpt_params(params, &notify, orcpt, sizeof(orcpt), err, sizeof(err)) < 0) {
         session_reply(s, "%s", err);
         return;
     }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "evwait.h"
 #include "ipc.h"
 #include "link.h"
 #include "proto.h"
@@ -30,7 +31,6 @@ static int lfd = -1, cfd = -1;
 static struct ipc_conn pconn;
 static enum peer_mode mode;
 static unsigned peer_frames;
-static int guard_fired;
 
 struct answer { int called; int got_null; uint16_t type; uint32_t reqid; };
 static struct answer ans[4];
@@ -133,25 +133,9 @@ static void on_orphan(struct link *l, const struct ipc_msg *m)
     ev_stop(ev);
 }
 
-static void guard(struct evloop *loop, void *arg)
-{
-    (void)arg;
-    guard_fired = 1;
-    ev_stop(loop);
-}
-
-/* Runs the loop until cond() holds or ms pass; returns cond(). */
 static int run_until(int (*cond)(void), uint64_t ms)
 {
-    uint64_t g;
-
-    guard_fired = 0;
-    g = ev_timer(ev, ms, guard, NULL);
-    while (!cond() && !guard_fired)
-        ev_run(ev);
-    if (!guard_fired)
-        ev_timer_cancel(ev, g);
-    return cond();
+    return ev_run_until(ev, cond, ms);
 }
 
 static struct link *lk;

@@ -18,13 +18,13 @@
 #include "../../smtpd/command.h"
 #include "config.h"
 #include "evloop.h"
+#include "evwait.h"
 #include "log.h"
 #include "../../smtpd/session.h"
 #include "suites.h"
 
 static struct evloop *ev;
 static struct config cfg;
-static int guard_fired;
 
 static struct { struct session *s; uint32_t id; char mailbox[64]; } checks[8];
 static unsigned nchecks, ncancels;
@@ -53,24 +53,9 @@ static void fake_cancel(uint32_t id)
 
 static const struct rcpt_checker fake = { fake_start, fake_cancel };
 
-static void guard(struct evloop *loop, void *arg)
-{
-    (void)arg;
-    guard_fired = 1;
-    ev_stop(loop);
-}
-
 static int run_until(int (*cond)(void), uint64_t ms)
 {
-    uint64_t g;
-
-    guard_fired = 0;
-    g = ev_timer(ev, ms, guard, NULL);
-    while (!cond() && !guard_fired)
-        ev_run(ev);
-    if (!guard_fired)
-        ev_timer_cancel(ev, g);
-    return cond();
+    return ev_run_until(ev, cond, ms);
 }
 
 static int c_one_check(void) { return nchecks >= 1; }
