@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -209,7 +210,9 @@ static void link_io(struct evloop *ev, int fd, uint32_t events, void *arg)
                 return;
         }
         if (r < 0) {
-            link_down(l, "malformed frame");
+            char why[64];
+            snprintf(why, sizeof(why), "malformed frame from %s", l->name);
+            link_down(l, why);
             return;
         }
     }
