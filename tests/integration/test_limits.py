@@ -388,3 +388,47 @@ def test_data_451_when_queue_mgr_stays_away():
 
 
 test_data_451_when_queue_mgr_stays_away.timeout = 120
+
+
+def test_mail_at_once_after_start():
+    """Defect 1 of issue 5: 20 concurrent messages from the first moment the
+    port answers after `postern run` all get 250 (smtpd waits for the queue
+    link at DATA rather than answering 451). On a fast disk queue-mgr may
+    be ready before the first DATA anyway (this passes on the foundation
+    too, here); the two tests above prove the wait itself, deterministically."""
+    import threading
+    inst = harness.Instance("cold")
+    inst.start(wait=False)
+    try:
+        def answers():
+            try:
+                harness.Client(inst.p_smtp, timeout=5).close()
+                return True
+            except (OSError, harness.Closed, TimeoutError, AssertionError):
+                return False
+        harness.wait_until(answers, 20, "the smtp port to answer with a banner", interval=0.01)
+        results, lock = [], threading.Lock()
+
+        def one(i):
+            sender = "cold%02d@example.com" % i
+            try:
+                with harness.Client(inst.p_smtp, timeout=QUEUE_WAIT_S + 10) as c:
+                    r = ("250", c.send_message(sender, [REMOTE_RCPT]))
+            except Exception as e:  # reported below, with the others
+                r = ("error", repr(e))
+            with lock:
+                results.append(r)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(QUEUE_WAIT_S + 20)
+        bad = [r for r in results if r[0] != "250"]
+        if bad or len(results) != 20:
+            raise AssertionError("%d of 20 accepted; failures: %r" % (len(results) - len(bad), bad[:5]))
+        inst.wait_ready()
+        missing = {qid for _, qid in results} - inst.queue_ids()
+        if missing:
+            raise AssertionError("accepted but not queued: %s" % sorted(missing))
+    finally:
+        inst.stop()
