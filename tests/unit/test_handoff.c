@@ -1,0 +1,1 @@
+void suite_handoff(void) {}
