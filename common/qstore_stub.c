@@ -58,8 +58,17 @@ int qstore_set_flags(struct qstore *q, const char *qid, unsigned set, unsigned c
         qrec_free(&f.rec);
         return 1;
     }
-    f.rec.flags = (f.rec.flags & ~clear) | set;
     ipc_body_begin(&body);
+    f.rec.flags = (f.rec.flags & ~clear) | set;
+    if (f.rec.flags & QF_DAMAGED) {
+        /* Today's qrecord.c refuses a record with an unknown flag: until
+         * the merge, "damaged" travels as held plus each recipient's
+         * reason (the text mailq shows for QF_DAMAGED). */
+        f.rec.flags &= ~(unsigned)QF_DAMAGED;
+        for (size_t i = 0; i < f.rec.nrcpt; i++)
+            if (qrcpt_set(&f.rec.rcpt[i].reply, QSTORE_STUB_DAMAGED_TEXT, QREC_REPLY_MAX) < 0)
+                body.failed = 1;
+    }
     qrec_encode(&f.rec, &body);
     if (!body.failed) {
         it.qid = qid;

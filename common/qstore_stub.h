@@ -19,6 +19,9 @@
 /* qrecord.h: the spool file is missing or shorter than recorded; always
  * set together with QF_HOLD. */
 enum { QF_DAMAGED = 1 << 2 };
+/* Until then the stub records it as QF_HOLD and this reason on every
+ * recipient (mailq's text for QF_DAMAGED). */
+#define QSTORE_STUB_DAMAGED_TEXT "queue file missing or damaged; message held (see the queue-mgr log)"
 
 int qstore_set_map_size(struct qstore *q, uint64_t bytes);
 int qstore_reader_check(struct qstore *q);
