@@ -116,21 +116,23 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
     struct client *c = arg;
     struct ipc_msg m;
-    int r;
+    int r = 0;
 
     (void)loop;
     (void)fd;
+    /* Hold c while its frames are handled: a handler may close it. */
+    c->pending++;
     if (events & EPOLLIN) {
         if (ipc_conn_read(&c->conn) < 0) {
             client_close(c, NULL);
-            return;
+            goto out;
         }
         while (!c->dead && (r = ipc_conn_next(&c->conn, &m)) == 1) {
             if (m.fd >= 0) {
                 /* No frame of a client carries a descriptor. */
                 close(m.fd);
                 client_close(c, "unexpected descriptor");
-                return;
+                goto out;
             }
             if (c->kind == QL_CONTROL)
                 control_frame(c, &m);
@@ -138,24 +140,26 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
                 handoff_frame(c, &m);
         }
         if (c->dead)
-            return;
+            goto out;
         if (r < 0) {
             client_close(c, "malformed frame");
-            return;
+            goto out;
         }
     } else if (events & (EPOLLHUP | EPOLLERR)) {
         client_close(c, NULL);
-        return;
+        goto out;
     }
     if (c->listing)
         control_pump(c);
     if (ipc_conn_flush(&c->conn) < 0) {
         client_close(c, NULL);
-        return;
+        goto out;
     }
     if (c->listing)
         control_pump(c);
     update_events(c);
+out:
+    client_release(c);
 }
 
 static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)

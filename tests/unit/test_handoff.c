@@ -98,6 +98,7 @@ static void ho_finish(void)
     clients_close_all();
     ev_free(ho_ev);
     ho_ev = NULL;
+    config_free(&ho_cfg);
     nftw(ho_dir, ho_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
