@@ -34,6 +34,19 @@ void qc_build_commit(struct ipc_out *m, uint32_t reqid, const struct qrec *envel
     qrec_encode(envelope, m);
 }
 
+int qc_commit_fits(const struct qrec *envelope)
+{
+    struct qrec r = *envelope;      /* shallow: only the qid changes */
+    struct ipc_out m;
+    int ok;
+
+    str_copy(r.qid, "000000000000", sizeof(r.qid));
+    qc_build_commit(&m, 0, &r);
+    ok = ipc_out_finish(&m) == 0 && m.b.len - IPC_HDR_LEN <= proto_limit(Q_COMMIT);
+    ipc_out_free(&m);
+    return ok;
+}
+
 void qc_build_abort(struct ipc_out *m, const char *qid)
 {
     ipc_out_begin(m, Q_ABORT, 0);

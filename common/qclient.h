@@ -23,6 +23,8 @@ void qc_build_open(struct ipc_out *m, uint32_t reqid);
 /* At most PROTO_DATA_MAX bytes of content. */
 void qc_build_data(struct ipc_out *m, uint32_t reqid, const char *qid, const void *p, size_t n);
 void qc_build_commit(struct ipc_out *m, uint32_t reqid, const struct qrec *envelope);
+/* Whether the envelope fits in one Q_COMMIT frame (its qid may be unset). */
+int qc_commit_fits(const struct qrec *envelope);
 void qc_build_abort(struct ipc_out *m, const char *qid);
 void qc_build_list(struct ipc_out *m, uint32_t reqid);
 

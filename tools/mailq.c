@@ -28,9 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "ipc.h"
 #include "paths.h"
-#include "proto.h"
 #include "qclient.h"
 #include "qrecord.h"
 #include "qstore.h"

@@ -50,10 +50,9 @@
 
 #include "addr.h"
 #include "config.h"
-#include "ipc.h"
 #include "log.h"
 #include "paths.h"
-#include "proto.h"
+#include "proto.h" /* PROTO_DATA_MAX */
 #include "qclient.h"
 #include "qrecord.h"
 #include "util.h"
@@ -1120,7 +1119,6 @@ int main(int argc, char **argv)
     struct rcpt_set set = { NULL, 0 };
     struct hinfo hi;
     struct qc_conn conn;
-    struct ipc_out m;
     char err[1200];
     enum hend hend;
     size_t bodylen;
@@ -1160,11 +1158,8 @@ int main(int argc, char **argv)
         rec.rcpt[i].notify = o.notify;
 
     /* Will the envelope fit in one frame? Better to know before queueing. */
-    str_copy(rec.qid, "000000000000", sizeof(rec.qid));
-    qc_build_commit(&m, 0, &rec);
-    if (ipc_out_finish(&m) < 0 || m.b.len - IPC_HDR_LEN > proto_limit(Q_COMMIT))
+    if (!qc_commit_fits(&rec))
         die(EX_USAGE, "too many recipients for one message");
-    ipc_out_free(&m);
 
     /* The hand-off. Headers we add go first, after queue-mgr's Received:. */
     open_queue_file(&conn, &rec);

@@ -166,21 +166,10 @@ def test_index_and_msg_on_different_file_systems_refused():
         inst.start(wait=False)
         inst.wait_log(r"are on different file systems: one syncfs cannot make a message", off, timeout=20,
                       what="queue-mgr to refuse the split spool")
-        if _unix_ok(os.path.join(inst.run_dir, "queue", "pickup.sock")):
+        if harness._unix_connect(os.path.join(inst.run_dir, "queue", "pickup.sock")):
             raise AssertionError("queue-mgr accepts hand-offs on a split spool")
         inst.stop()
     finally:
         inst.stop()
         subprocess.run(["umount", msg], capture_output=True, timeout=30)
 
-
-def _unix_ok(path):
-    import socket
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
