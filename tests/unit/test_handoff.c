@@ -7,7 +7,8 @@
  * queue-mgr's Received: line; a stream past max_message_size is refused
  * 552 5.3.4 at commit and its file removed; the smtpd socket still passes
  * a descriptor; Q_DATA on the smtpd socket disconnects; after a failed
- * sync, commits and new opens are refused 451. No sleeps: the loop runs
+ * sync, commits and new opens are refused 451; qclient's parser refuses
+ * replies that do not answer the request. No sleeps: the loop runs
  * until the client thread is done, with a deadline.
  */
 #include <CUnit/CUnit.h>
@@ -309,6 +310,61 @@ static void test_ho_sync_failure_refuses_451(void)
     ho_finish();
 }
 
+/* ---- qclient's reply parser: replies are untrusted too ---- */
+
+static int ho_parse(struct ipc_out *o, uint32_t reqid, uint16_t want, struct qc_reply *r)
+{
+    struct ipc_msg m;
+    int rc;
+
+    CU_ASSERT_FATAL(ipc_out_finish(o) == 0);
+    memset(&m, 0, sizeof(m));
+    m.type = (uint16_t)(buf_head(&o->b)[4] | buf_head(&o->b)[5] << 8);
+    m.reqid = 7;
+    m.body = (const unsigned char *)buf_head(&o->b) + IPC_HDR_LEN;
+    m.len = o->b.len - IPC_HDR_LEN;
+    m.fd = -1;
+    rc = qc_parse_reply(&m, reqid, want, r);
+    ipc_out_free(o);
+    return rc;
+}
+
+static void test_ho_qclient_parser(void)
+{
+    struct ipc_out o;
+    struct qc_reply r;
+
+    ipc_out_begin(&o, Q_OPENED, 7);
+    ipc_out_str(&o, T_QID, "00HOOQUY0X8M");
+    CU_ASSERT(ho_parse(&o, 7, Q_OPENED, &r) == 0 && strcmp(r.qid, "00HOOQUY0X8M") == 0);
+    ipc_out_begin(&o, Q_OPENED, 7);
+    ipc_out_str(&o, T_QID, "00HOOQUY0X8M");
+    CU_ASSERT(ho_parse(&o, 8, Q_OPENED, &r) == -1);         /* another request's answer */
+    ipc_out_begin(&o, Q_OPENED, 7);
+    ipc_out_str(&o, T_QID, "../../etc/x");
+    CU_ASSERT(ho_parse(&o, 7, Q_OPENED, &r) == -1);         /* not a queue id */
+    ipc_out_begin(&o, Q_COMMITTED, 7);
+    CU_ASSERT(ho_parse(&o, 7, Q_COMMITTED, &r) == -1);      /* committed what? */
+    ipc_out_begin(&o, Q_COMMITTED, 7);
+    ipc_out_str(&o, T_QID, "00HOOQUY0X8M");
+    CU_ASSERT(ho_parse(&o, 7, Q_OPENED, &r) == -1);         /* not what was asked */
+    ipc_out_begin(&o, Q_ERROR, 7);
+    ipc_out_str(&o, T_CODE, "250 2.0.0");
+    ipc_out_str(&o, T_TEXT, "fine");
+    CU_ASSERT(ho_parse(&o, 7, Q_COMMITTED, &r) == 0 && r.type == Q_ERROR &&
+              strcmp(r.code, "451 4.3.0") == 0);            /* an error is never a success */
+    ipc_out_begin(&o, Q_ERROR, 7);
+    ipc_out_str(&o, T_CODE, "552 5.3.4");
+    CU_ASSERT(ho_parse(&o, 7, Q_COMMITTED, &r) == 0 && strcmp(r.code, "552 5.3.4") == 0 && r.text[0]);
+    ipc_out_begin(&o, Q_LIST_ITEM, 7);
+    ipc_out_bytes(&o, T_RECORD, "a", 1);
+    ipc_out_bytes(&o, T_RECORD, "b", 1);
+    CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == -1);      /* one record a frame */
+    ipc_out_begin(&o, Q_LIST_END, 7);
+    ipc_out_u64(&o, T_COUNT, 3);
+    CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == 0 && r.type == Q_LIST_END && r.count == 3);
+}
+
 void suite_handoff(void)
 {
     CU_pSuite s = CU_add_suite("handoff", NULL, NULL);
@@ -320,4 +376,5 @@ void suite_handoff(void)
     CU_add_test(s, "smtpd socket passes a descriptor", test_ho_smtpd_gets_descriptor);
     CU_add_test(s, "Q_DATA on the smtpd socket disconnects", test_ho_data_on_smtpd_socket_disconnects);
     CU_add_test(s, "after a failed sync: 451, and no new open", test_ho_sync_failure_refuses_451);
+    CU_add_test(s, "qclient reply parser", test_ho_qclient_parser);
 }
