@@ -31,7 +31,7 @@
 #include "pidfile.h"
 #include "privsep.h"
 #include "qstore.h"
-#include "proto.h"
+#include "paths.h"
 #include "supervise.h"
 #include "util.h"
 

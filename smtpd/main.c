@@ -19,7 +19,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "privsep.h"
-#include "proto.h"
+#include "paths.h"
 #include "qlink.h"
 #include "session.h"
 #include "tls.h"

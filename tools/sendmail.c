@@ -8,11 +8,12 @@
  *
  * Reads the message from standard input (never from /dev/tty), makes every
  * line end in CRLF, adds From:, Date: and Message-Id: when missing, removes
- * Bcc:, and hands the message to queue-mgr over RUN_DIR/queue/pickup.sock:
- * Q_OPEN gives a spool file descriptor (queue-mgr has already written the
- * Received: line into it), we write the message into it, then Q_COMMIT with
- * the envelope. queue-mgr records our uid from SO_PEERCRED and validates
- * everything again; nothing here is trusted by it.
+ * Bcc:, and hands the message to queue-mgr over RUN_DIR/queue/pickup.sock
+ * with common/qclient: Q_OPEN gives a queue id (queue-mgr writes the
+ * Received: line itself), the message goes in Q_DATA frames (we never hold
+ * a descriptor of a queue file), then Q_COMMIT with the envelope.
+ * queue-mgr records our uid from SO_PEERCRED and validates everything
+ * again, the size too; nothing here is trusted by it.
  *
  * Compatibility notes:
  *  - Without -i (or -oi) a line consisting of a single "." ends the input,
@@ -49,38 +50,31 @@
 
 #include "addr.h"
 #include "config.h"
-#include "ipc.h"
 #include "log.h"
-#include "proto.h"
+#include "paths.h"
+#include "proto.h" /* PROTO_DATA_MAX */
+#include "qclient.h"
 #include "qrecord.h"
 #include "util.h"
 
 #define IO_TIMEOUT_MS 60000
 #define HDR_SECTION_MAX (1u << 20)  /* header section held in memory */
 #define FULLNAME_MAX 200
-#define REQ_OPEN 1
-#define REQ_COMMIT 2
-
 static struct config cfg;
 
 /* What must be undone when we give up after Q_OPEN. */
-static struct ipc_conn *g_conn;
+static struct qc_conn *g_conn;
 static char g_qid[QID_LEN + 1];
 
 /* ---- errors ---- */
 
 static void abort_open(void)
 {
-    struct ipc_out m;
-
     if (!g_conn || !g_qid[0])
         return;
     /* queue-mgr removes the file anyway when we disconnect; say it first. */
-    ipc_out_begin(&m, Q_ABORT, 0);
-    ipc_out_str(&m, T_QID, g_qid);
-    if (ipc_out_finish(&m) == 0)
-        ipc_conn_send_wait(g_conn, &m, -1, 5000);
-    ipc_out_free(&m);
+    g_conn->timeout_ms = 5000;
+    qc_abort(g_conn, g_qid);
     g_qid[0] = 0;
 }
 
@@ -201,19 +195,27 @@ static int read_piece(struct input *in, char *out, size_t max, size_t *n)
     }
 }
 
-/* ---- writing the spool file ---- */
+/* ---- streaming the message to queue-mgr ---- */
 
 struct output {
-    int fd;
-    char buf[65536];
+    struct qc_conn *conn;
+    char buf[PROTO_DATA_MAX];
     size_t len;
     uint64_t total, max;
 };
 
+static void send_data(struct output *o, const void *p, size_t n)
+{
+    enum qc_status s = qc_data(o->conn, g_qid, p, n);
+
+    if (s != QC_OK)
+        die(EX_TEMPFAIL, "%s (sending the message); message not sent", qc_status_text(s));
+}
+
 static void out_flush(struct output *o)
 {
-    if (o->len && write_all(o->fd, o->buf, o->len) < 0)
-        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+    if (o->len)
+        send_data(o, o->buf, o->len);
     o->len = 0;
 }
 
@@ -226,8 +228,7 @@ static void out_write(struct output *o, const void *p, size_t n)
     if (n > sizeof(o->buf) - o->len) {
         out_flush(o);
         if (n > sizeof(o->buf)) {
-            if (write_all(o->fd, p, n) < 0)
-                die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+            send_data(o, p, n);
             return;
         }
     }
@@ -891,60 +892,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return optind;
 }
 
-/* ---- talking to queue-mgr ---- */
+/* ---- talking to queue-mgr (common/qclient) ---- */
 
-static void reply_error(const struct ipc_msg *m)
+/* Exits for a failed call; `fate` says what became of the message. */
+static void __attribute__((noreturn)) qc_die(const struct qc_conn *c, enum qc_status s,
+                                             const char *stage, const char *fate)
 {
-    struct ipc_iter it;
-    struct ipc_field f;
-    char code[64] = "", text[512] = "", tmp[600];
+    char tmp[600];
 
-    ipc_iter_init(&it, m->body, m->len);
-    while (ipc_iter_next(&it, &f) == 1) {
-        if (f.tag == T_CODE && ipc_field_str(&f, code, sizeof(code)) < 0)
-            code[0] = 0;
-        if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
-            text[0] = 0;
+    if (s == QC_REFUSED) {
+        g_qid[0] = 0; /* queue-mgr already dropped the file */
+        die(c->last.code[0] == '5' ? EX_DATAERR : EX_TEMPFAIL, "%s",
+            clean(c->last.text, strlen(c->last.text), tmp, sizeof(tmp)));
     }
-    g_qid[0] = 0; /* queue-mgr already dropped the file */
-    die(code[0] == '4' || !code[0] ? EX_TEMPFAIL : EX_DATAERR, "%s",
-        text[0] ? clean(text, strlen(text), tmp, sizeof(tmp)) : "queue manager error");
-}
-
-/* `fate` says what became of the message if no good reply comes. */
-static void expect_reply(struct ipc_conn *c, struct ipc_msg *m, uint16_t type, uint32_t reqid,
-                         const char *stage, const char *fate)
-{
-    int r = ipc_conn_recv_wait(c, m, IO_TIMEOUT_MS);
-
-    if (r == 0)
-        die(EX_TEMPFAIL, "timeout waiting for the queue manager (%s); %s", stage, fate);
-    if (r < 0)
-        die(EX_TEMPFAIL, "lost connection to the queue manager (%s); %s", stage, fate);
-    if (m->type == Q_ERROR && m->reqid == reqid) {
-        if (m->fd >= 0)
-            close(m->fd);
-        reply_error(m);
-    }
-    if (m->type != type || m->reqid != reqid) {
-        if (m->fd >= 0)
-            close(m->fd);
-        die(EX_TEMPFAIL, "unexpected reply from the queue manager (%s); %s", stage, fate);
-    }
-}
-
-static void reply_qid(const struct ipc_msg *m, char qid[QID_LEN + 1])
-{
-    struct ipc_iter it;
-    struct ipc_field f;
-
-    qid[0] = 0;
-    ipc_iter_init(&it, m->body, m->len);
-    while (ipc_iter_next(&it, &f) == 1)
-        if (f.tag == T_QID && ipc_field_str(&f, qid, QID_LEN + 1) < 0)
-            qid[0] = 0;
-    if (!qid_valid(qid))
-        qid[0] = 0;
+    die(EX_TEMPFAIL, "%s (%s); %s", qc_status_text(s), stage, fate);
 }
 
 /* ---- main ---- */
@@ -1027,42 +988,25 @@ static void scan_headers(struct headers *h, int extract, struct qrec *rec, struc
     }
 }
 
-/* Q_OPEN: a queue id and the descriptor of a new spool file, positioned
- * after the Received: line queue-mgr wrote. */
-static int open_spool(struct ipc_conn *conn, struct qrec *rec)
+/* Q_OPEN on the pickup socket: a queue id, and no descriptor. */
+static void open_queue_file(struct qc_conn *conn, struct qrec *rec)
 {
-    char path[sizeof(cfg.run_dir) + 64];
-    struct ipc_out m;
-    struct ipc_msg msg;
-    struct stat st;
+    enum qc_status st;
     int fd;
 
-    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_PICKUP);
-    fd = ipc_connect_unix(path);
-    if (fd < 0)
-        die(EX_TEMPFAIL, "queue manager is down (connect %s: %s); message not sent", path,
-            strerror(errno));
-    ipc_conn_init(conn, fd, proto_limit);
+    if (qc_connect(conn, cfg.run_dir, SOCK_QUEUE_PICKUP, IO_TIMEOUT_MS) != QC_OK)
+        die(EX_TEMPFAIL, "queue manager is down (connect %s/%s: %s); message not sent", cfg.run_dir,
+            SOCK_QUEUE_PICKUP, strerror(errno));
     g_conn = conn;
-    ipc_out_begin(&m, Q_OPEN, REQ_OPEN);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
-    expect_reply(conn, &msg, Q_OPENED, REQ_OPEN, "open", "message not sent");
-    reply_qid(&msg, rec->qid);
-    if (!rec->qid[0]) {
-        if (msg.fd >= 0)
-            close(msg.fd);
-        die(EX_TEMPFAIL, "bad queue id from the queue manager; message not sent");
+    st = qc_open(conn, rec->qid, &fd);
+    if (st != QC_OK)
+        qc_die(conn, st, "open", "message not sent");
+    if (fd >= 0) {
+        /* Not what the pickup socket does: do not write through it. */
+        close(fd);
+        die(EX_TEMPFAIL, "unexpected descriptor from the queue manager; message not sent");
     }
     str_copy(g_qid, rec->qid, sizeof(g_qid));
-    if (msg.fd < 0 || fstat(msg.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        lseek(msg.fd, 0, SEEK_END) < 0) {
-        if (msg.fd >= 0)
-            close(msg.fd);
-        die(EX_TEMPFAIL, "no usable queue file from the queue manager; message not sent");
-    }
-    return msg.fd;
 }
 
 /* From:, Date: and Message-Id: (or their Resent- forms) when missing, in
@@ -1151,25 +1095,18 @@ static void write_message(struct output *out, const struct headers *h, enum hend
 }
 
 /* Q_COMMIT with the envelope; queue-mgr sets arrival, size, uid, origin. */
-static void commit(struct ipc_conn *conn, const struct qrec *rec)
+static void commit(struct qc_conn *conn, const struct qrec *rec)
 {
-    struct ipc_out m;
-    struct ipc_msg msg;
-    char qid[QID_LEN + 1], fate[128];
+    char fate[128];
+    enum qc_status st;
 
-    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
-    qrec_encode(rec, &m);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
     /* From here on the outcome is queue-mgr's: no Q_ABORT could undo a
      * commit already under way, so none is sent. */
     g_qid[0] = 0;
     snprintf(fate, sizeof(fate), "the message may or may not have been queued as %s", rec->qid);
-    expect_reply(conn, &msg, Q_COMMITTED, REQ_COMMIT, "commit", fate);
-    reply_qid(&msg, qid);
-    if (strcmp(qid, rec->qid) != 0)
-        die(EX_TEMPFAIL, "unexpected reply from the queue manager (commit); %s", fate);
+    st = qc_commit(conn, rec);
+    if (st != QC_OK)
+        qc_die(conn, st, "commit", fate);
 }
 
 int main(int argc, char **argv)
@@ -1181,8 +1118,7 @@ int main(int argc, char **argv)
     struct qrec rec;
     struct rcpt_set set = { NULL, 0 };
     struct hinfo hi;
-    struct ipc_conn conn;
-    struct ipc_out m;
+    struct qc_conn conn;
     char err[1200];
     enum hend hend;
     size_t bodylen;
@@ -1222,25 +1158,20 @@ int main(int argc, char **argv)
         rec.rcpt[i].notify = o.notify;
 
     /* Will the envelope fit in one frame? Better to know before queueing. */
-    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
-    str_copy(rec.qid, "000000000000", sizeof(rec.qid));
-    qrec_encode(&rec, &m);
-    if (ipc_out_finish(&m) < 0 || m.b.len - IPC_HDR_LEN > proto_limit(Q_COMMIT))
+    if (!qc_commit_fits(&rec))
         die(EX_USAGE, "too many recipients for one message");
-    ipc_out_free(&m);
 
     /* The hand-off. Headers we add go first, after queue-mgr's Received:. */
-    out.fd = open_spool(&conn, &rec);
+    open_queue_file(&conn, &rec);
+    out.conn = &conn;
     out.max = cfg.max_message_size;
     write_added_headers(&out, &hi, &rec, o.fullname);
     write_message(&out, &h, hend, bodylen, &in, o.ignore_dots);
     out_flush(&out);
-    if (close(out.fd) < 0)
-        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
     commit(&conn, &rec);
 
     g_conn = NULL;
-    ipc_conn_close(&conn);
+    qc_close(&conn);
     qrec_free(&rec);
     free(set.slot);
     free(h.buf);

@@ -9,6 +9,8 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_batcher(void);
+void suite_handoff(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -17,6 +19,8 @@ void suite_qstore(void);
     SUITE(ipc) \
     SUITE(queueid) \
     SUITE(qrecord) \
-    SUITE(qstore)
+    SUITE(qstore) \
+    SUITE(batcher) \
+    SUITE(handoff)
 
 #endif
