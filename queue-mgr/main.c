@@ -17,6 +17,7 @@
 #include "log.h"
 #include "privsep.h"
 #include "qstore.h"
+#include "ready.h"
 #include "server.h"
 #include "spool.h"
 
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
     if (server_start(ev, cfg, q, smtpd_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);
+    ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     server_stop();
