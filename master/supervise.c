@@ -701,6 +701,15 @@ static void spawn(struct child *ch)
     log_info("%s: started, pid %ld", ch->role->name, (long)pid);
 }
 
+/* Is a process of r already held back? (Said once a role, not once a process.) */
+static int role_waits(const struct sup *s, const struct role *r)
+{
+    for (const struct child *ch = s->children; ch; ch = ch->next)
+        if (ch->role == r && ch->waiting)
+            return 1;
+    return 0;
+}
+
 /* Starts ch now, or holds it back until every role it needs is up. */
 static void try_start(struct child *ch)
 {
@@ -715,7 +724,7 @@ static void try_start(struct child *ch)
     }
     missing = need_missing(s, ch->role);
     if (missing) {
-        if (!ch->waiting)
+        if (!ch->waiting && !role_waits(s, ch->role))
             log_info("%s: waiting for %s to be ready", ch->role->name, missing);
         ch->waiting = 1;
         return;
