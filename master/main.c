@@ -5,8 +5,9 @@
  * As root it prepares the directories, binds the listening ports, and runs
  * the other processes (supervise.c), which drop privileges themselves. It
  * keeps root, so it must stay small: it parses no network input, reads
- * nothing from its children, passes them no envelope data, and never runs a
- * shell.
+ * nothing from its children but their fixed readiness message
+ * (common/ready.h), passes them no envelope data, and never runs a shell.
+ * `start` returns once every process said ready (or one failed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +67,7 @@ static struct {
     int daemon_pipe;                /* start: tells the waiting parent we are up */
     int tell_terminal;              /* start, until daemonized: errors also to stderr */
     char status_line[STATUS_MAX];   /* last line written to RUN/postern.status */
+    int was_ready;                  /* every process has been up at least once */
 } m = { .daemon_pipe = -1 };
 
 static void daemon_report(int how, const char *text);
@@ -407,6 +409,7 @@ static void on_sup_event(enum sup_event e, const char *text, void *arg)
     (void)arg;
     switch (e) {
     case SUP_READY:
+        m.was_ready = 1;
         daemon_report(START_READY, text);
         break;
     case SUP_FAILED:
@@ -414,7 +417,8 @@ static void on_sup_event(enum sup_event e, const char *text, void *arg)
         break;
     case SUP_CHANGED:
         all = sup_describe(m.sup, scratch, sizeof(scratch));
-        snprintf(line, sizeof(line), "%s: %s", all ? "ready" : "not ready", text);
+        snprintf(line, sizeof(line), "%s: %s", all ? "ready" : m.was_ready ? "not ready" : "starting",
+                 text);
         if (strcmp(line, m.status_line) == 0)
             break;
         if (status_write(m.cfg->run_dir, line) < 0)
@@ -555,6 +559,7 @@ static int cmd_run(const char *path, int foreground)
         log_warning("running as uid %lu, not root: all processes run as this user, without chroot",
                     (unsigned long)getuid());
     log_info("starting, configuration %s", m.conf);
+    status_remove(m.cfg->run_dir);          /* a dead master's, if any */
     sup_start(m.sup, m.cfg, &m.lis[m.cur]);
     if (ev_run(ev) < 0)
         log_error("event loop: %s", strerror(errno));

@@ -353,7 +353,7 @@ int sup_describe(const struct sup *s, char *out, size_t outlen)
         if (up < total)
             all = 0;
         missing = waiting && up < total ? need_missing(s, r) : NULL;
-        state = up == total ? "up" : waiting ? "waiting for " : starting ? "starting" : "restarting";
+        state = up == total ? "up" : missing ? "waiting for " : starting ? "starting" : "restarting";
         n = snprintf(out + off, outlen - off, "%s%s %u/%u %s%s", off ? ", " : "", r->name, up,
                      total, state, missing ? missing : "");
         if (n < 0 || (size_t)n >= outlen - off)
@@ -745,7 +745,6 @@ static void child_exited(struct child *ch, int status)
     /* Exit 0, or death by the very signal we sent to end it, is a clean end. */
     int clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
                 (WIFSIGNALED(status) && ch->signalled && WTERMSIG(status) == ch->signalled);
-
     char how[64], text[256];
 
     ready_close(ch);
