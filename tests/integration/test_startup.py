@@ -189,6 +189,48 @@ def test_start_returns_when_ready():
 test_start_returns_when_ready.timeout = 180
 
 
+def test_start_reports_a_failed_start():
+    """A queue index that is not an LMDB file: queue-mgr exits before it is
+    ready, `postern start` says so and exits 1, `postern status` shows
+    what is not up, and `postern stop` still stops the master."""
+    inst, _ = _prepared("badindex")
+    index = os.path.join(inst.spool_dir, "index", "data.mdb")
+    if not os.path.exists(index):
+        raise AssertionError("test bug: no queue index at %s" % index)
+    with open(index, "r+b") as f:
+        f.write(b"not an LMDB file " * 512)
+    pidfile = os.path.join(inst.run_dir, "postern.pid")
+    try:
+        rc, out = _postern(inst, "start", timeout=120)
+        if rc != 1 or not re.search(r"^postern: started \(pid \d+\) but not ready: queue-mgr pid \d+ exit "
+                                    r"status 1 before every process was ready; the master keeps trying", out, re.M):
+            raise AssertionError("postern start with a broken queue index: exit %d, %r" % (rc, out))
+        rc, out = _postern(inst, "status")
+        if rc != 0 or not re.search(r"running \(pid \d+\), starting: queue-mgr 0/1 (re)?starting, "
+                                    r"smtpd 0/2 waiting for queue-mgr", out):
+            raise AssertionError("postern status while queue-mgr cannot start: exit %d, %r" % (rc, out))
+        with open(pidfile) as f:
+            master = int(f.read().strip())
+        kids = harness.children_of(master)
+        if any(comm == "smtpd" for _, comm in kids):
+            raise AssertionError("smtpd was started although queue-mgr never was ready: %r" % kids)
+        rc, out = _postern(inst, "stop", timeout=60)
+        if rc != 0:
+            raise AssertionError("postern stop while queue-mgr restarts: exit %d, %s" % (rc, out))
+    finally:
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+            if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
+                os.kill(pid, signal.SIGTERM)
+                harness.wait_until(lambda: not harness.pid_alive(pid), 30, "leftover master to exit")
+        except (OSError, ValueError):
+            pass
+
+
+test_start_reports_a_failed_start.timeout = 180
+
+
 def _alone(inst, name, env=None, pass_fds=()):
     """Runs one daemon binary by hand, without the master, logging into the
     instance log."""
