@@ -159,14 +159,20 @@ def test_start_status_stop():
         if rc == 0:
             raise AssertionError("postern status exits 0 after stop: %r" % out)
     finally:
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read().strip())
-            if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
-                os.kill(pid, signal.SIGTERM)
-                harness.wait_until(lambda: not harness.pid_alive(pid), 15, "leftover master to exit")
-        except (OSError, ValueError):
-            pass
+        _stop_leftover_master(pidfile)
+
+
+def _stop_leftover_master(pidfile):
+    """After a test of `postern start`: SIGTERM to a master still named by
+    pidfile, and wait for it to go."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
+            os.kill(pid, signal.SIGTERM)
+            harness.wait_until(lambda: not harness.pid_alive(pid), 30, "leftover master to exit")
+    except (OSError, ValueError):
+        pass
 
 
 def _banner(port):

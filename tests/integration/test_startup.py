@@ -1,13 +1,15 @@
 """
 Start-up order and readiness (common/ready.h, master/supervise.c): smtpd
 starts only once queue-mgr said it is ready, so mail sent from the very
-first 220 is queued; `postern start` returns only when every process is up;
-a daemon started alone (no readiness pipe) works; a process that does not
-become ready in time is killed and restarted.
+first 220 is queued; `postern start` returns only when every process is up,
+and says which one failed when one does; a daemon started alone (no
+readiness pipe) works; a process that does not become ready in time is
+killed and restarted.
 
-queue-mgr is made slow to become ready by a real condition: leftover spool
-files of transactions that never committed, which it removes while it
-reconciles the queue, before it is ready.
+Only real conditions slow a process down: leftover spool files of
+transactions that never committed (queue-mgr removes them while it
+reconciles, before it is ready), and a write lease that another process
+holds on smtpd's TLS key (opening the key blocks).
 """
 
 import errno
@@ -22,7 +24,7 @@ import threading
 
 import harness
 from harness import REMOTE_RCPT
-from test_master import _postern
+from test_master import _postern, _stop_leftover_master
 
 ORPHANS = 40000
 ORPHAN_PREFIX = "000000"    # queue ids of 1970: older than any the instance makes
@@ -176,14 +178,7 @@ def test_start_returns_when_ready():
         if os.path.exists(os.path.join(inst.run_dir, "postern.status")):
             raise AssertionError("the status file outlived the master")
     finally:
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read().strip())
-            if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
-                os.kill(pid, signal.SIGTERM)
-                harness.wait_until(lambda: not harness.pid_alive(pid), 30, "leftover master to exit")
-        except (OSError, ValueError):
-            pass
+        _stop_leftover_master(pidfile)
 
 
 test_start_returns_when_ready.timeout = 180
@@ -218,14 +213,7 @@ def test_start_reports_a_failed_start():
         if rc != 0:
             raise AssertionError("postern stop while queue-mgr restarts: exit %d, %s" % (rc, out))
     finally:
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read().strip())
-            if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
-                os.kill(pid, signal.SIGTERM)
-                harness.wait_until(lambda: not harness.pid_alive(pid), 30, "leftover master to exit")
-        except (OSError, ValueError):
-            pass
+        _stop_leftover_master(pidfile)
 
 
 test_start_reports_a_failed_start.timeout = 180
