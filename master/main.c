@@ -403,7 +403,7 @@ static void daemon_report(int how, const char *text)
 /* Readiness news from the supervisor: for `start`, and for `status`. */
 static void on_sup_event(enum sup_event e, const char *text, void *arg)
 {
-    char line[STATUS_MAX], scratch[STATUS_MAX];
+    char line[STATUS_MAX - 1], scratch[STATUS_MAX];   /* line + newline fit the file */
     int all;
 
     (void)arg;
@@ -564,7 +564,8 @@ static int cmd_run(const char *path, int foreground)
     if (ev_run(ev) < 0)
         log_error("event loop: %s", strerror(errno));
 
-    /* Stopped before every process was up: `start` hears it by EOF. */
+    /* A `start` still waiting (we stopped before every process was up)
+     * hears it by end of file when we exit. */
     listeners_close(&m.lis[m.cur]);
     sup_free(m.sup);
     ev_free(ev);
