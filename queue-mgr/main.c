@@ -19,6 +19,7 @@
 #include "qstore.h"
 #include "qstore_stub.h" /* qstore_set_map_size, qstore_reader_check; DELETE AT MERGE */
 #include "reconcile.h"
+#include "ready.h"
 #include "server.h"
 #include "spool.h"
 
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
     if (server_start(ev, cfg, q, smtpd_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);
+    ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     server_stop();

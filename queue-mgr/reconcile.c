@@ -159,7 +159,7 @@ long reconcile(struct qstore *q)
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        if (qid_valid(de->d_name) && bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id))
+        if (qid_valid(de->d_name) && s.n && bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id))
             continue;
         /* Never committed: the client was never told 250 for it. */
         spool_remove(de->d_name);

@@ -11,6 +11,7 @@ void suite_qrecord(void);
 void suite_qstore(void);
 void suite_batcher(void);
 void suite_handoff(void);
+void suite_ready(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -21,6 +22,7 @@ void suite_handoff(void);
     SUITE(qrecord) \
     SUITE(qstore) \
     SUITE(batcher) \
-    SUITE(handoff)
+    SUITE(handoff) \
+    SUITE(ready)
 
 #endif
