@@ -9,6 +9,8 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_utf8(void);
+void suite_rfc5322(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -17,6 +19,8 @@ void suite_qstore(void);
     SUITE(ipc) \
     SUITE(queueid) \
     SUITE(qrecord) \
-    SUITE(qstore)
+    SUITE(qstore) \
+    SUITE(utf8) \
+    SUITE(rfc5322)
 
 #endif
