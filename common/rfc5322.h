@@ -34,7 +34,7 @@ enum rfc5322_error {
 /* One address of a list. */
 struct rfc5322_addr {
     char spec[ADDR_MAX + 2];    /* addr-spec, CFWS and route dropped, NUL-terminated */
-    size_t len;                 /* strlen(spec); more than ADDR_MAX means too long */
+    size_t len;                 /* bytes in spec (a NUL in the list stays one); > ADDR_MAX: too long */
     size_t off, tlen;           /* the element as written in the list, for messages */
 };
 
