@@ -370,47 +370,65 @@ static struct tokens *tokenize(const char *v, char *why, size_t whylen)
     return t;
 }
 
+/* Parses one list entry into *out: 0, or -1 with why. */
+typedef int (*item_fn)(const char *s, void *out, char *why, size_t whylen);
+
+static int listen_item(const char *s, void *out, char *why, size_t whylen)
+{
+    return config_net_listen(s, out, why, whylen);
+}
+
+static int cidr_item(const char *s, void *out, char *why, size_t whylen)
+{
+    return config_net_cidr(s, out, why, whylen);
+}
+
+/* A list of fixed-size entries (items[CONF_MAX_LIST], each size bytes), set
+ * only when every entry parses. */
+static int set_array(size_t *count, void *items, size_t size, const char *v, item_fn parse,
+                     char *why, size_t whylen)
+{
+    struct tokens *t = tokenize(v, why, whylen);
+    unsigned char *scratch;
+    size_t i;
+    int rc = -1;
+
+    if (t == NULL)
+        return -1;
+    if ((scratch = calloc(CONF_MAX_LIST, size)) == NULL) {
+        config_fmt(why, whylen, "out of memory");
+        free(t);
+        return -1;
+    }
+    for (i = 0; i < t->n; i++)
+        if (parse(t->v[i], scratch + i * size, why, whylen) < 0)
+            break;
+    if (i == t->n) {
+        memcpy(items, scratch, t->n * size);
+        *count = t->n;
+        rc = 0;
+    }
+    free(scratch);
+    free(t);
+    return rc;
+}
+
 static int set_listen(void *field, const struct config_key *k, const char *v,
                       char *why, size_t whylen)
 {
-    struct tokens *t = tokenize(v, why, whylen);
-    struct listen_list *l = field, nl;
-    int rc = -1;
+    struct listen_list *l = field;
 
     (void)k;
-    if (t == NULL)
-        return -1;
-    nl.n = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (config_net_listen(t->v[i], &nl.v[nl.n++], why, whylen) < 0)
-            goto out;
-    l->n = nl.n;
-    memcpy(l->v, nl.v, nl.n * sizeof nl.v[0]);
-    rc = 0;
-out:
-    free(t);
-    return rc;
+    return set_array(&l->n, l->v, sizeof l->v[0], v, listen_item, why, whylen);
 }
 
 static int set_cidrs(void *field, const struct config_key *k, const char *v,
                      char *why, size_t whylen)
 {
-    struct tokens *t = tokenize(v, why, whylen);
-    struct cidr_list *l = field, nl;
-    int rc = -1;
+    struct cidr_list *l = field;
 
     (void)k;
-    if (t == NULL)
-        return -1;
-    nl.n = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (config_net_cidr(t->v[i], &nl.v[nl.n++], why, whylen) < 0)
-            goto out;
-    *l = nl;
-    rc = 0;
-out:
-    free(t);
-    return rc;
+    return set_array(&l->n, l->v, sizeof l->v[0], v, cidr_item, why, whylen);
 }
 
 /* Checks (and may rewrite) one entry of a string list: 1 keep, 0 skip, -1 bad. */
