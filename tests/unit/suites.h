@@ -12,6 +12,8 @@ void suite_qstore(void);
 void suite_batcher(void);
 void suite_handoff(void);
 void suite_ready(void);
+void suite_utf8(void);
+void suite_rfc5322(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -23,6 +25,8 @@ void suite_ready(void);
     SUITE(qstore) \
     SUITE(batcher) \
     SUITE(handoff) \
-    SUITE(ready)
+    SUITE(ready) \
+    SUITE(utf8) \
+    SUITE(rfc5322)
 
 #endif
