@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
+#include "qclient.h"
 #include "qlink.h"
 #include "received.h"
 #include "session.h"
@@ -87,26 +88,19 @@ static void on_committed(void *arg, const struct ipc_msg *m)
 {
     struct session *s = arg;
     struct txn *t = &s->txn;
-    char code[16] = "451 4.3.0", text[256] = "queue file write error";
+    struct qc_reply r;
 
-    if (m && m->type == Q_COMMITTED) {
+    if (!m || qc_parse_reply(m, m->reqid, Q_COMMITTED, &r) < 0) {
+        str_copy(r.code, "451 4.3.0", sizeof(r.code));
+        str_copy(r.text, "queue file write error", sizeof(r.text));
+        r.type = Q_ERROR;
+    }
+    if (r.type == Q_COMMITTED) {
         session_reply(s, "250 2.0.0 Ok: queued as %s", t->qid);
         s->cnt_ok[t->via_bdat ? CMD_BDAT : CMD_DATA]++;
     } else {
-        if (m && m->type == Q_ERROR) {
-            struct ipc_iter it;
-            struct ipc_field f;
-            ipc_iter_init(&it, m->body, m->len);
-            while (ipc_iter_next(&it, &f) == 1) {
-                if (f.tag == T_CODE && (ipc_field_str(&f, code, sizeof(code)) < 0 ||
-                    (code[0] != '4' && code[0] != '5') || strlen(code) < 9))
-                    str_copy(code, "451 4.3.0", sizeof(code));
-                if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
-                    str_copy(text, "queue file write error", sizeof(text));
-            }
-        }
-        log_warning("%s: queue-mgr refused message from %s: %s %s", t->qid, s->name, code, text);
-        session_reply(s, "%s Error: %s", code, text);
+        log_warning("%s: queue-mgr refused message from %s: %s %s", t->qid, s->name, r.code, r.text);
+        session_reply(s, "%s Error: %s", r.code, r.text);
     }
     t->qid[0] = 0; /* committed or refused by queue-mgr: nothing to abort */
     txn_reset(t);
@@ -174,19 +168,12 @@ static void on_opened(void *arg, const struct ipc_msg *m)
 {
     struct session *s = arg;
     struct txn *t = &s->txn;
-    struct ipc_iter it;
-    struct ipc_field f;
-    char qid[QID_LEN + 1] = "", hdr[1400], tls[200];
+    struct qc_reply q;
+    char hdr[1400], tls[200];
     struct received_smtp r;
     int n;
 
-    if (m && m->type == Q_OPENED && m->fd >= 0) {
-        ipc_iter_init(&it, m->body, m->len);
-        while (ipc_iter_next(&it, &f) == 1)
-            if (f.tag == T_QID && ipc_field_str(&f, qid, sizeof(qid)) < 0)
-                qid[0] = 0;
-    }
-    if (!qid_valid(qid)) {
+    if (!m || m->fd < 0 || qc_parse_reply(m, m->reqid, Q_OPENED, &q) < 0 || q.type != Q_OPENED) {
         if (m && m->fd >= 0)
             close(m->fd);
         log_warning("no queue file for %s: queue-mgr %s", s->name, m ? "refused" : "unavailable");
@@ -198,16 +185,16 @@ static void on_opened(void *arg, const struct ipc_msg *m)
         session_resume(s);
         return;
     }
-    log_info("%s: client=%s", qid, s->name);
+    log_info("%s: client=%s", q.qid, s->name);
     if (s->c.tls_active)
         conn_tls_describe(&s->c, tls, sizeof(tls));
     r = (struct received_smtp){
         .helo = s->helo, .addr = s->addr, .tls = s->c.tls_active ? tls : NULL, .host = CFG->hostname,
-        .proto = protocol_name(s), .qid = qid, .rcpt = t->env.nrcpt == 1 ? t->env.rcpt[0].addr : NULL,
+        .proto = protocol_name(s), .qid = q.qid, .rcpt = t->env.nrcpt == 1 ? t->env.rcpt[0].addr : NULL,
         .when = time(NULL),
     };
     n = received_smtp(hdr, sizeof(hdr), &r);
-    txn_spool_open(t, qid, m->fd, qlink_generation(), hdr, n > 0 ? (size_t)n : 0);
+    txn_spool_open(t, q.qid, m->fd, qlink_generation(), hdr, n > 0 ? (size_t)n : 0);
     if (t->via_bdat) {
         s->state = ST_BDAT;
     } else {

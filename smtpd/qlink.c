@@ -1,6 +1,6 @@
 /*
  * qlink.c - smtpd's queue client (qlink.h), a thin queue-specific layer on
- * common/link.c. Must never write a spool file or decide a reply: that is
+ * common/link.c, with common/qclient's frames. Must never write a spool file or decide a reply: that is
  * the transaction's job; this file only frames the hand-off.
  */
 #include "qlink.h"
@@ -9,27 +9,18 @@
 
 #include "link.h"
 #include "proto.h"
-#include "queueid.h"
+#include "qclient.h"
 
 static struct link *qlink;
 
 /* A spool file made for a session that has gone: give it back. */
 static void orphan(struct link *l, const struct ipc_msg *m)
 {
-    struct ipc_iter it;
-    struct ipc_field f;
-    char qid[QID_LEN + 1] = "";
+    struct qc_reply r;
 
-    if (m->type != Q_OPENED)
-        return;
-    ipc_iter_init(&it, m->body, m->len);
-    while (ipc_iter_next(&it, &f) == 1)
-        if (f.tag == T_QID && ipc_field_str(&f, qid, sizeof(qid)) < 0)
-            qid[0] = 0;
-    if (qid_valid(qid)) {
+    if (qc_parse_reply(m, m->reqid, Q_OPENED, &r) == 0 && r.type == Q_OPENED) {
         struct ipc_out out;
-        ipc_out_begin(&out, Q_ABORT, 0);
-        ipc_out_str(&out, T_QID, qid);
+        qc_build_abort(&out, r.qid);
         link_notify(l, &out);
         ipc_out_free(&out);
     }
@@ -74,7 +65,7 @@ uint32_t qlink_open(qlink_cb cb, void *arg)
     if (!qlink)
         return 0;
     id = link_new_id(qlink);
-    ipc_out_begin(&m, Q_OPEN, id);
+    qc_build_open(&m, id);
     return request(&m, id, QLINK_WAIT_MS, cb, arg);
 }
 
@@ -86,8 +77,7 @@ uint32_t qlink_commit(const struct qrec *env, qlink_cb cb, void *arg)
     if (!qlink_up())
         return 0;
     id = link_new_id(qlink);
-    ipc_out_begin(&m, Q_COMMIT, id);
-    qrec_encode(env, &m);
+    qc_build_commit(&m, id, env);
     return request(&m, id, 0, cb, arg);
 }
 
@@ -97,8 +87,7 @@ void qlink_abort(const char *qid, unsigned gen)
 
     if (!qlink_up() || gen != link_generation(qlink))
         return;
-    ipc_out_begin(&m, Q_ABORT, 0);
-    ipc_out_str(&m, T_QID, qid);
+    qc_build_abort(&m, qid);
     link_notify(qlink, &m);
     ipc_out_free(&m);
 }

@@ -9,6 +9,11 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_batcher(void);
+void suite_handoff(void);
+void suite_ready(void);
+void suite_utf8(void);
+void suite_rfc5322(void);
 void suite_dsn(void);
 void suite_link(void);
 void suite_txn(void);
@@ -22,6 +27,11 @@ void suite_smtpd_session(void);
     SUITE(queueid) \
     SUITE(qrecord) \
     SUITE(qstore) \
+    SUITE(batcher) \
+    SUITE(handoff) \
+    SUITE(ready) \
+    SUITE(utf8) \
+    SUITE(rfc5322) \
     SUITE(dsn) \
     SUITE(link) \
     SUITE(txn) \
