@@ -324,8 +324,14 @@ def _resume_master(inst):
     os.kill(inst.pid, signal.SIGCONT)
 
 
-def _data_while_queue_down(inst, c, since):
-    """DATA on a ready transaction; returns after smtpd logged the wait."""
+def _data_while_queue_down(inst, c, sender):
+    """A message through c (so its worker's link is up), a new transaction,
+    queue-mgr gone, then DATA; returns after smtpd logged the wait. The
+    caller resumes the master (_resume_master) in a finally."""
+    c.send_message(sender, [REMOTE_RCPT], ehlo=False)
+    c.mail_rcpt(sender, [REMOTE_RCPT])
+    since = inst.log_size()
+    _queue_mgr_gone(inst, c)
     c.send("DATA\r\n")
     inst.wait_log(r"smtpd.*queue-mgr not connected: waiting up to %d ms" % (QUEUE_WAIT_S * 1000), since=since,
                   timeout=5, what="smtpd holding DATA for the queue link")
@@ -337,12 +343,8 @@ def test_data_waits_for_queue_mgr_restart():
     with harness.Instance("qwait") as inst:
         sender = "%s@example.com" % harness.token("qwait")
         with inst.client(ehlo=True) as c:
-            c.send_message(sender, [REMOTE_RCPT], ehlo=False)   # this worker's link is up
-            c.mail_rcpt(sender, [REMOTE_RCPT])
-            since = inst.log_size()
-            _queue_mgr_gone(inst, c)
             try:
-                _data_while_queue_down(inst, c, since)
+                _data_while_queue_down(inst, c, sender)
                 # other sessions are served meanwhile
                 with inst.client(ehlo=True) as other:
                     expect(other.cmd("NOOP"), exact="250 2.0.0 Ok")
@@ -363,13 +365,9 @@ def test_data_451_when_queue_mgr_stays_away():
     with harness.Instance("qaway") as inst:
         sender = "%s@example.com" % harness.token("qaway")
         with inst.client(ehlo=True) as c:
-            c.send_message(sender, [REMOTE_RCPT], ehlo=False)   # this worker's link is up
-            c.mail_rcpt(sender, [REMOTE_RCPT])
-            since = inst.log_size()
-            _queue_mgr_gone(inst, c)
             try:
+                _data_while_queue_down(inst, c, sender)
                 t0 = time.monotonic()
-                _data_while_queue_down(inst, c, since)
                 expect(c.reply(timeout=QUEUE_WAIT_S + 10), exact="451 4.3.0 Error: queue file write error")
                 waited = time.monotonic() - t0
             finally:
