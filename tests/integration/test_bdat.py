@@ -74,6 +74,19 @@ def test_bdat_zero_length_last():
     _check_size_and_content(inst, qid, b"".join(chunks))
 
 
+def test_bdat_zero_length_only_chunk():
+    """BDAT 0 LAST as the whole message: answered once the spool file is
+    there, with no further input from the client (an empty message)."""
+    inst = harness.shared()
+    sender = "%s@example.com" % harness.token("bdatnil")
+    with inst.client(ehlo=True) as c:
+        c.mail_rcpt(sender, [REMOTE_RCPT])
+        qid = queued_id(c.cmd("BDAT 0 LAST"))
+        expect(c.cmd("NOOP"), exact="250 2.0.0 Ok")
+    if qid not in inst.queue_ids():
+        raise AssertionError("empty BDAT message %s not in the queue" % qid)
+
+
 def test_bdat_content_not_unstuffed():
     """In BDAT a '.' line and '..' are data; nothing ends or is removed."""
     inst = harness.shared()
