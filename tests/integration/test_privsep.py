@@ -79,6 +79,9 @@ def test_privsep_smtpd_processes_setting():
     if not harness.IS_ROOT:
         raise harness.Skip("needs root")
     with harness.Instance("three", smtpd_processes="3") as inst:
+        # the first worker may answer before the last has dropped root;
+        # the master says so once every process has reported ready
+        inst.wait_log(r"ready: every process is up", 0, what="the master's readiness line")
         smtpd = inst.pids("smtpd")
         if len(smtpd) != 3:
             raise AssertionError("smtpd_processes = 3 but smtpd children are %r" % inst.children())
