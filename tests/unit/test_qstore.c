@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipc.h"
+#include "qrecord.h"
 #include "qstore.h"
 #include "queueid.h"
 #include "suites.h"
@@ -36,6 +38,8 @@ static int qst_rm_one(const char *path, const struct stat *st, int type, struct 
 }
 
 static char qst_root[64];
+#define QST_N 6
+static char *qst_vals[QST_N];
 
 static int qst_rmtree(const char *dir)
 {
@@ -60,6 +64,11 @@ static int qst_mkdir(char *buf, size_t len)
 static int qst_suite_clean(void)
 {
     int rc = 0;
+
+    for (int i = 0; i < QST_N; i++) {
+        free(qst_vals[i]);
+        qst_vals[i] = NULL;
+    }
 
     if (qst_root[0])
         rc = qst_rmtree(qst_root);
@@ -111,29 +120,94 @@ static int qst_visit(const char *qid, const void *val, size_t len, void *arg)
     return s->stop_at && s->n >= s->stop_at;
 }
 
-/* Test records: ids given out of order, values of varied length (one empty). */
-#define QST_N 6
+/* Test records: ids given out of order, whole records (qrec_encode) of
+ * varied recipient counts, made once by qst_make(). */
 static const char *const qst_ids[QST_N] = {
     "00000000000C", "000000000005", "000000000Z00", "000000000100", "000000000009", "00000000000A",
 };
-static const char *const qst_vals[QST_N] = {
-    "rec C", "rec 5 a bit longer", "", "rec 100", "rec 9\0with nul", "A",
-};
-static const size_t qst_lens[QST_N] = { 5, 18, 0, 7, 14, 1 };
+static const int qst_nrcpt[QST_N] = { 1, 3, 1, 7, 2, 1 };
+static size_t qst_lens[QST_N];
 /* The same records in id order (indexes into the arrays above). */
 static const int qst_order[QST_N] = { 1, 4, 5, 0, 3, 2 };
+
+/* Encodes a record for qid with n recipients r0..r(n-1)@tag.example into a
+ * malloc'ed buffer. */
+static char *qst_record(const char *qid, int n, const char *tag, size_t *len)
+{
+    struct qrec r;
+    struct ipc_out m;
+    char a[128];
+    char *out = NULL;
+
+    qrec_init(&r);
+    snprintf(r.qid, sizeof(r.qid), "%s", qid);
+    snprintf(r.sender, sizeof(r.sender), "sender-%s@example.org", tag);
+    strcpy(r.proto, "ESMTP");
+    r.arrival = 1764400000;
+    r.size = 1000;
+    for (int i = 0; i < n; i++) {
+        snprintf(a, sizeof(a), "r%d@%s.example", i, tag);
+        if (qrec_add_rcpt(&r, a) < 0)
+            goto out;
+    }
+    ipc_body_begin(&m);
+    qrec_encode(&r, &m);
+    if (ipc_out_finish(&m) == 0 && (out = malloc(m.b.len))) {
+        memcpy(out, buf_head(&m.b), m.b.len);
+        *len = m.b.len;
+    }
+    ipc_out_free(&m);
+out:
+    qrec_free(&r);
+    return out;
+}
+
+static int qst_make(void)
+{
+    for (int i = 0; i < QST_N; i++) {
+        char tag[32];
+        if (qst_vals[i])
+            continue;
+        snprintf(tag, sizeof(tag), "m%d", i);
+        if (!(qst_vals[i] = qst_record(qst_ids[i], qst_nrcpt[i], tag, &qst_lens[i])))
+            return -1;
+    }
+    return 0;
+}
+
+/* How many recipients the schedule holds, whenever due. */
+static long qst_count_due(struct qstore *q)
+{
+    struct qstore_due d[64];
+    long n = 0, got;
+    struct qstore_due after;
+    int first = 1;
+
+    while ((got = qstore_scan_due(q, UINT64_MAX, first ? NULL : &after, d, 64)) > 0) {
+        n += got;
+        after = d[got - 1];
+        first = 0;
+    }
+    return got < 0 ? -1 : n;
+}
 
 static int qst_put_all(struct qstore *q)
 {
     struct qstore_item items[QST_N];
     char err[256] = "";
+    int rc;
 
+    if (qst_make() < 0)
+        return -1;
     for (int i = 0; i < QST_N; i++) {
         items[i].qid = qst_ids[i];
         items[i].val = qst_vals[i];
         items[i].len = qst_lens[i];
     }
-    return qstore_put_batch(q, items, QST_N, err, sizeof(err));
+    rc = qstore_put_batch(q, items, QST_N, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "\nput_batch: %s\n", err);
+    return rc;
 }
 
 /* Asserts that s holds records qst_order[first..first+count) in order. */
@@ -210,25 +284,33 @@ static void test_qs_put_scan(void)
         qst_expect(&s, 0, QST_N);
         qst_seen_free(&s);
 
-        /* A second batch replaces one value and adds one record. */
+        /* A second batch replaces one record (by one with fewer
+         * recipients) and adds one. */
         {
+            size_t l9 = 0, l1 = 0;
+            char *v9 = qst_record("000000000009", 1, "new9", &l9);
+            char *v1 = qst_record("000000000001", 2, "one", &l1);
             struct qstore_item items[2] = {
-                { "000000000009", "new 9", 5 },
-                { "000000000001", "one", 3 },
+                { "000000000009", v9, l9 },
+                { "000000000001", v1, l1 },
             };
             char err[256] = "";
+            CU_ASSERT_FATAL(v9 && v1);
             CU_ASSERT_EQUAL(qstore_put_batch(q, items, 2, err, sizeof(err)), 0);
             qst_seen_init(&s, 16);
             CU_ASSERT_EQUAL(qstore_scan(q, NULL, qst_visit, &s), QST_N + 1);
             CU_ASSERT_EQUAL(s.n, QST_N + 1);
             if (s.n == QST_N + 1) {
                 CU_ASSERT_STRING_EQUAL(s.ids[0], "000000000001");
-                CU_ASSERT_STRING_EQUAL(s.vals[0], "one");
+                CU_ASSERT(s.lens[0] == l1 && memcmp(s.vals[0], v1, l1) == 0);
                 CU_ASSERT_STRING_EQUAL(s.ids[2], "000000000009");
-                CU_ASSERT_STRING_EQUAL(s.vals[2], "new 9");
-                CU_ASSERT_EQUAL(s.lens[2], 5);
+                CU_ASSERT(s.lens[2] == l9 && memcmp(s.vals[2], v9, l9) == 0);
             }
             qst_seen_free(&s);
+            /* the replaced record's second recipient is gone, schedule too */
+            CU_ASSERT_EQUAL(qst_count_due(q), 1 + 3 + 1 + 7 + 1 + 1 + 2);
+            free(v9);
+            free(v1);
         }
         /* An empty batch is fine and changes nothing. */
         {
@@ -438,7 +520,7 @@ static void test_qs_readonly_existing(void)
         CU_ASSERT_STRING_EQUAL(id, "000000000Z00");
         /* Writes are refused, with a message, and change nothing. */
         {
-            struct qstore_item item = { "000000000001", "x", 1 };
+            struct qstore_item item = { "000000000005", qst_vals[1], qst_lens[1] };
             err[0] = 0;
             CU_ASSERT_EQUAL(qstore_put_batch(q, &item, 1, err, sizeof(err)), -1);
             CU_ASSERT(err[0] != 0);
@@ -501,13 +583,14 @@ static void test_qs_big_batch(void)
     char dir[96], err[256] = "", id[QID_LEN + 1];
     char (*ids)[QID_LEN + 1] = calloc(N, sizeof(*ids));
     char (*sorted)[QID_LEN + 1] = calloc(N, sizeof(*sorted));
-    char (*vals)[32] = calloc(N, sizeof(*vals));
+    char **vals = calloc(N, sizeof(*vals));
+    size_t *lens = calloc(N, sizeof(*lens));
     struct qstore_item *items = calloc(N, sizeof(*items));
     struct qstore *q;
     struct qst_seen s;
     size_t i, wrong = 0;
 
-    CU_ASSERT_FATAL(ids && sorted && vals && items);
+    CU_ASSERT_FATAL(ids && sorted && vals && lens && items);
     qid_init(NULL);
     for (i = 0; i < N; i++)
         qid_next_at(1700000000000000ull + i * 37, ids[i]);
@@ -515,9 +598,15 @@ static void test_qs_big_batch(void)
     memcpy(sorted, ids, N * sizeof(*ids));
     /* Insert in a scrambled order; the scan must still come out sorted. */
     for (i = 0; i < N; i++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "v%zu", i);
+        vals[i] = qst_record(ids[i], 1, tag, &lens[i]);
+        CU_ASSERT_FATAL(vals[i] != NULL);
+    }
+    for (i = 0; i < N; i++) {
         size_t k = (i * 7919) % N; /* 7919 is prime, so this permutes 0..N-1 */
         items[i].qid = ids[k];
-        items[i].len = (size_t)snprintf(vals[k], sizeof(vals[k]), "value-%zu", k);
+        items[i].len = lens[k];
         items[i].val = vals[k];
     }
     qsort(sorted, N, sizeof(*sorted), qst_cmp_id);
@@ -531,10 +620,9 @@ static void test_qs_big_batch(void)
         CU_ASSERT_FALSE(s.bad);
         CU_ASSERT_EQUAL(s.n, N);
         for (i = 0; i < s.n && i < N; i++) {
-            char want[32];
-            snprintf(want, sizeof(want), "value-%zu", i); /* ids[i] increase with i */
+            /* ids[i] increase with i */
             if (strcmp(s.ids[i], sorted[i]) != 0 || strcmp(s.ids[i], ids[i]) != 0 ||
-                strcmp(s.vals[i], want) != 0 || s.lens[i] != strlen(want))
+                s.lens[i] != lens[i] || memcmp(s.vals[i], vals[i], lens[i]) != 0)
                 wrong++;
         }
         CU_ASSERT_EQUAL(wrong, 0);
@@ -550,9 +638,12 @@ static void test_qs_big_batch(void)
         qstore_close(q);
     }
     CU_ASSERT_EQUAL(qst_rmtree(dir), 0);
+    for (i = 0; i < N; i++)
+        free(vals[i]);
     free(ids);
     free(sorted);
     free(vals);
+    free(lens);
     free(items);
 }
 
