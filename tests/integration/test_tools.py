@@ -423,7 +423,7 @@ def test_pickup_cannot_claim_a_login_or_a_client():
             raise AssertionError("commit refused: %r" % reply)
         if qid not in inst.queue_ids():
             raise AssertionError("%s not in the queue" % qid)
-        dump = subprocess.run(["mdb_dump", "-p", os.path.join(inst.spool_dir, "index")],
+        dump = subprocess.run(["mdb_dump", "-a", "-p", os.path.join(inst.spool_dir, "index")],
                               capture_output=True, text=True, timeout=30)
         if dump.returncode != 0 or "forger@example.com" not in dump.stdout:
             raise AssertionError("cannot read the record back: %s %s" % (dump.returncode, dump.stderr))
