@@ -1,7 +1,8 @@
 /*
  * qrecord.h - the queue record: the envelope of one queued message and the
- * state of each of its recipients, as stored in LMDB (value of key = queue id)
- * and as carried in Q_COMMIT and Q_LIST_ITEM.
+ * state of each of its recipients, as carried whole in Q_COMMIT and
+ * Q_LIST_ITEM, and in parts (the envelope once, each recipient on its own)
+ * in the LMDB index (qstore.h).
  *
  * Encoded as ipc.h fields, first T_VERSION. Decoders skip tags they do not
  * know, so later versions can add fields without rewriting the queue.
