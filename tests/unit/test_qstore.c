@@ -657,6 +657,20 @@ static void test_qs_big_batch(void)
 
 /* ---- layout 2 ---- */
 
+/* A fresh store holding the test records, or NULL. */
+static struct qstore *qst_filled(char *dir, size_t len)
+{
+    struct qstore *q;
+
+    if (qst_mkdir(dir, len) < 0 || !(q = qst_open(dir, 0)))
+        return NULL;
+    if (qst_put_all(q) != 0) {
+        qstore_close(q);
+        return NULL;
+    }
+    return q;
+}
+
 /* Raw LMDB view of a store, to check what is on disk. */
 struct qst_raw {
     MDB_env *env;
@@ -706,10 +720,8 @@ static void test_qs_layout_on_disk(void)
     struct qstore *q;
     struct qst_raw r;
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(qst_put_all(q), 0);
     qstore_close(q);
     CU_ASSERT_EQUAL_FATAL(qst_raw_open(&r, dir, 0), 0);
     /* the main database holds the four names and nothing else */
@@ -813,10 +825,8 @@ static void test_qs_update_and_due(void)
     struct qrcpt rc;
     size_t missing = 99;
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL_FATAL(qst_put_all(q), 0);
     /* everything is due at once, in id then recipient order */
     CU_ASSERT_EQUAL(qstore_scan_due(q, 0, NULL, d, 16), 15);
     CU_ASSERT(qst_due_is(&d[0], 0, "000000000005", 0));
@@ -913,10 +923,8 @@ static void test_qs_flags_hold(void)
     struct qstore_due d[16];
     struct qrec r;
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL_FATAL(qst_put_all(q), 0);
     {
         struct qstore_rcpt_update u[2] = {
             { "000000000100", 3, RCPT_DEFERRED, 1, 500, "4.4.1", NULL },
@@ -973,10 +981,8 @@ static void test_qs_delete_whole(void)
     struct qst_raw r;
     char err[256];
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL_FATAL(qst_put_all(q), 0);
     {
         struct qstore_rcpt_update u = { "000000000100", 2, RCPT_DEFERRED, 1, 77, "4.4.1", "x" };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
@@ -1092,10 +1098,8 @@ static void test_qs_newer_layout_refused(void)
     struct qstore *q = NULL;
     struct qst_raw r;
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(qst_put_all(q), 0);
     qstore_close(q);
     q = NULL;
     CU_ASSERT_EQUAL_FATAL(qst_raw_open(&r, dir, 1), 0);
@@ -1297,10 +1301,8 @@ static void test_qs_reader_check(void)
     pid_t pid;
     int status = -1;
 
-    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
-    q = qst_open(dir, 0);
+    q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(qst_put_all(q), 0);
     CU_ASSERT_EQUAL(qstore_reader_check(q), 0);
     fflush(NULL);
     pid = fork();
