@@ -916,6 +916,36 @@ int qstore_get_rcpt(struct qstore *q, const char *qid, uint32_t rcpt, struct qrc
     return res;
 }
 
+long qstore_undelivered(struct qstore *q, const char *qid)
+{
+    unsigned char key[RKEY_LEN];
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k = { RKEY_LEN, key }, v;
+    long n = 0;
+    int rc;
+
+    if (!qid || !qid_valid(qid) || q->layout != QSTORE_LAYOUT || txn_begin(q, MDB_RDONLY, &txn) != 0)
+        return -1;
+    if (mdb_cursor_open(txn, q->rcpt, &c) != 0) {
+        txn_abort(q, txn);
+        return -1;
+    }
+    rkey(key, qid, 0);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t status;
+
+        if (k.mv_size != RKEY_LEN || memcmp(k.mv_data, qid, QID_LEN) != 0)
+            break;
+        /* unreadable: counted as still to deliver, so nothing is dropped */
+        if (qrec_peek_u64(v.mv_data, v.mv_size, T_R_STATUS, &status) < 0 || is_due_status(status))
+            n++;
+    }
+    mdb_cursor_close(c);
+    txn_abort(q, txn);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? n : -1;
+}
+
 long qstore_scan_due(struct qstore *q, uint64_t now, const struct qstore_due *after,
                      struct qstore_due *out, size_t max)
 {

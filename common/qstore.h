@@ -105,6 +105,11 @@ struct qstore_rcpt_update {
 int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
                         size_t *missing, char *err, size_t errlen);
 
+/* How many recipients of qid are still to deliver (pending or deferred,
+ * held or not): 0 means every one is sent or bounced (or the message is
+ * not stored), and the message can go. -1 on error. */
+long qstore_undelivered(struct qstore *q, const char *qid);
+
 /* A position in the schedule: a recipient still to deliver, and when. */
 struct qstore_due {
     uint64_t next_try;

@@ -848,6 +848,20 @@ static void test_qs_update_and_due(void)
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, u, 3, &missing, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(missing, 1);
     }
+    CU_ASSERT_EQUAL(qstore_undelivered(q, "000000000005"), 3);
+    CU_ASSERT_EQUAL(qstore_undelivered(q, "000000000009"), 1);
+    CU_ASSERT_EQUAL(qstore_undelivered(q, "00000000000B"), 0);
+    CU_ASSERT_EQUAL(qstore_undelivered(q, "bad"), -1);
+    {
+        struct qstore_rcpt_update u = { "000000000009", 1, RCPT_BOUNCED, 1, 0, "5.1.1", "550 5.1.1 no such user" };
+        CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(qstore_undelivered(q, "000000000009"), 0); /* the last one: the message can go */
+        u.status = RCPT_DEFERRED; /* (back as it was for the rest of the test) */
+        u.next_try = 0;
+        u.dsn[0] = 0;
+        u.reply = NULL;
+        CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
+    }
     /* 5#1 moved to 1000, 9#0 left the schedule */
     CU_ASSERT_EQUAL(qstore_scan_due(q, 999, NULL, d, 16), 13);
     CU_ASSERT(qst_due_is(&d[0], 0, "000000000005", 0));
@@ -1321,6 +1335,58 @@ static void test_qs_reader_check(void)
     CU_ASSERT_EQUAL(qst_rmtree(dir), 0);
 }
 
+/* A reader in another process (mailq) opened before the writer grew the map
+ * adopts the new size (MDB_MAP_RESIZED) and reads everything. */
+static void test_qs_reader_sees_growth(void)
+{
+    char dir[96], qid[QID_LEN + 1], err[256];
+    struct qstore *q;
+    int up[2], go[2], status = -1;
+    pid_t pid;
+    char c = 0;
+
+    CU_ASSERT_EQUAL_FATAL(qst_mkdir(dir, sizeof(dir)), 0);
+    q = qst_open(dir, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(qstore_set_map_size(q, 1 << 20), 0);
+    CU_ASSERT_EQUAL(qst_put_all(q), 0); /* makes the map size known on disk */
+    CU_ASSERT_FATAL(pipe(up) == 0 && pipe(go) == 0);
+    fflush(NULL);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct qstore *r = NULL;
+        long n = 0;
+        int ok = qstore_open(&r, dir, 1, err, sizeof(err)) == 0;
+        if (write(up[1], "x", 1) != 1 || read(go[0], &c, 1) != 1 || !ok)
+            _exit(2);
+        ok = qstore_scan(r, NULL, qst_decode_all, &n) == QST_N + 20 && n == QST_N + 20;
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(read(up[0], &c, 1) == 1);
+    qid_init(NULL);
+    for (int b = 0; b < 20; b++) {
+        size_t len = 0;
+        char *v;
+        qid_next_at(1700000000000000ull + (uint64_t)b, qid);
+        v = qst_big_record(qid, 1000, &len);
+        CU_ASSERT_FATAL(v != NULL);
+        struct qstore_item it = { qid, v, len };
+        CU_ASSERT_EQUAL(qstore_put_batch(q, &it, 1, err, sizeof(err)), 0);
+        free(v);
+    }
+    qid_init(NULL);
+    CU_ASSERT(write(go[1], "x", 1) == 1);
+    CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    close(up[0]);
+    close(up[1]);
+    close(go[0]);
+    close(go[1]);
+    qstore_close(q);
+    CU_ASSERT_EQUAL(qst_rmtree(dir), 0);
+}
+
 void suite_qstore(void)
 {
     CU_pSuite s = CU_add_suite("qstore", NULL, qst_suite_clean);
@@ -1347,4 +1413,5 @@ void suite_qstore(void)
     CU_add_test(s, "the map grows from 1 MiB", test_qs_map_grows);
     CU_add_test(s, "a full disk: QSTORE_EFULL, consistent, then space again", test_qs_full_disk);
     CU_add_test(s, "reader_check clears a dead reader", test_qs_reader_check);
+    CU_add_test(s, "a reader in another process follows the growth", test_qs_reader_sees_growth);
 }
