@@ -75,6 +75,7 @@ struct qstore {
     unsigned layout;            /* 2, or 1 for a read-only unmigrated store */
     int readonly;
     pthread_rwlock_t lock;      /* shared: a transaction; exclusive: resizing */
+    int full_logged;            /* "full" said once until a write succeeds (atomic) */
 };
 
 /* ---- keys ---- */
@@ -230,9 +231,10 @@ static int grow(struct qstore *q)
     if (page > 0)
         want -= want % page;
     if (want <= cur || want > SIZE_MAX) {
-        log_error("queue index: map of %llu bytes is full and the filesystem has room for "
-                  "%llu: refusing new mail until there is space",
-                  (unsigned long long)cur, (unsigned long long)limit);
+        if (!__atomic_exchange_n(&q->full_logged, 1, __ATOMIC_RELAXED))
+            log_error("queue index: map of %llu bytes is full and the filesystem has room for "
+                      "%llu: refusing new mail until there is space",
+                      (unsigned long long)cur, (unsigned long long)limit);
         goto out;
     }
     if (mdb_env_set_mapsize(q->env, (size_t)want) == 0) {
@@ -266,6 +268,9 @@ static int write_txn(struct qstore *q, write_fn fn, void *arg)
         else
             mdb_txn_abort(txn);
         q_leave(q);
+        if (rc == 0 && __atomic_load_n(&q->full_logged, __ATOMIC_RELAXED) &&
+            __atomic_exchange_n(&q->full_logged, 0, __ATOMIC_RELAXED))
+            log_info("queue index: writes succeed again");
         if (rc != MDB_MAP_FULL || grow(q) < 0)
             return rc;
     }
