@@ -1146,6 +1146,25 @@ static char *qst_big_record(const char *qid, int n, size_t *len)
     return qst_record(qid, n, tag, len);
 }
 
+/* Stores record number b (id from stamp b, nrcpt long recipients) alone in
+ * a batch; its id in qid. put_batch's result, or -1 when out of memory. */
+static int qst_put_big(struct qstore *q, int b, int nrcpt, char qid[QID_LEN + 1], char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *v;
+    int rc;
+
+    qid_next_at(1700000000000000ull + (uint64_t)b, qid);
+    if (!(v = qst_big_record(qid, nrcpt, &len)))
+        return -1;
+    struct qstore_item it = { qid, v, len };
+    if (errlen)
+        err[0] = 0;
+    rc = qstore_put_batch(q, &it, 1, err, errlen);
+    free(v);
+    return rc;
+}
+
 static void test_qs_map_grows(void)
 {
     enum { BATCHES = 30, RCPTS = 1000 };
@@ -1161,19 +1180,10 @@ static void test_qs_map_grows(void)
     CU_ASSERT_EQUAL(qstore_set_map_size(q, 1 << 20), 0);
     qid_init(NULL);
     for (int b = 0; b < BATCHES; b++) {
-        size_t len = 0;
-        char *v;
-        qid_next_at(1700000000000000ull + (uint64_t)b, qid);
-        v = qst_big_record(qid, RCPTS, &len);
-        CU_ASSERT_FATAL(v != NULL);
-        {
-            struct qstore_item it = { qid, v, len };
-            int rc = qstore_put_batch(q, &it, 1, err, sizeof(err));
-            if (rc != 0)
-                fprintf(stderr, "\nbatch %d: %d %s\n", b, rc, err);
-            ok += rc == 0;
-        }
-        free(v);
+        int rc = qst_put_big(q, b, RCPTS, qid, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "\nbatch %d: %d %s\n", b, rc, err);
+        ok += rc == 0;
     }
     qid_init(NULL);
     CU_ASSERT_EQUAL(ok, BATCHES);
@@ -1247,16 +1257,7 @@ static void test_qs_full_disk(void)
         CU_ASSERT_EQUAL(qstore_set_map_size(q, 1 << 20), 0);
         qid_init(NULL);
         for (b = 0; b < 100; b++) {
-            size_t len = 0;
-            char *v;
-            qid_next_at(1700000000000000ull + (uint64_t)b, qid);
-            v = qst_big_record(qid, 1000, &len);
-            CU_ASSERT_FATAL(v != NULL);
-            struct qstore_item it = { qid, v, len };
-            err[0] = 0;
-            rc = qstore_put_batch(q, &it, 1, err, sizeof(err));
-            free(v);
-            if (rc != 0)
+            if ((rc = qst_put_big(q, b, 1000, qid, err, sizeof(err))) != 0)
                 break;
             stored++;
         }
@@ -1365,16 +1366,8 @@ static void test_qs_reader_sees_growth(void)
     }
     CU_ASSERT(read(up[0], &c, 1) == 1);
     qid_init(NULL);
-    for (int b = 0; b < 20; b++) {
-        size_t len = 0;
-        char *v;
-        qid_next_at(1700000000000000ull + (uint64_t)b, qid);
-        v = qst_big_record(qid, 1000, &len);
-        CU_ASSERT_FATAL(v != NULL);
-        struct qstore_item it = { qid, v, len };
-        CU_ASSERT_EQUAL(qstore_put_batch(q, &it, 1, err, sizeof(err)), 0);
-        free(v);
-    }
+    for (int b = 0; b < 20; b++)
+        CU_ASSERT_EQUAL(qst_put_big(q, b, 1000, qid, err, sizeof(err)), 0);
     qid_init(NULL);
     CU_ASSERT(write(go[1], "x", 1) == 1);
     CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
