@@ -29,7 +29,7 @@ void qrec_init(struct qrec *r)
     r->rcpt = NULL;
 }
 
-static void qrcpt_clear(struct qrcpt *rc)
+void qrcpt_free(struct qrcpt *rc)
 {
     free(rc->addr);
     free(rc->orcpt);
@@ -40,7 +40,7 @@ static void qrcpt_clear(struct qrcpt *rc)
 void qrec_free(struct qrec *r)
 {
     for (size_t i = 0; i < r->nrcpt; i++)
-        qrcpt_clear(&r->rcpt[i]);
+        qrcpt_free(&r->rcpt[i]);
     free(r->rcpt);
     r->rcpt = NULL;
     r->nrcpt = 0;
@@ -120,7 +120,7 @@ static void out_u64_opt(struct ipc_out *m, uint16_t tag, uint64_t v)
         ipc_out_u64(m, tag, v);
 }
 
-void qrec_encode(const struct qrec *r, struct ipc_out *m)
+void qrec_encode_envelope(const struct qrec *r, struct ipc_out *m)
 {
     ipc_out_u64(m, T_VERSION, QREC_VERSION);
     out_str_opt(m, T_QID, r->qid);
@@ -140,19 +140,28 @@ void qrec_encode(const struct qrec *r, struct ipc_out *m)
         ipc_out_u64(m, T_UID, (uint64_t)r->uid);
     ipc_out_u64(m, T_ARRIVAL, r->arrival);
     ipc_out_u64(m, T_SIZE, r->size);
+}
+
+void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m)
+{
+    ipc_out_str(m, T_R_ADDR, rc->addr ? rc->addr : "");
+    out_str_opt(m, T_R_ORCPT, rc->orcpt ? rc->orcpt : "");
+    out_u64_opt(m, T_R_NOTIFY, rc->notify);
+    out_u64_opt(m, T_R_STATUS, rc->status);
+    out_u64_opt(m, T_R_ATTEMPTS, rc->attempts);
+    out_u64_opt(m, T_R_NEXT_TRY, rc->next_try);
+    out_str_opt(m, T_R_DSN, rc->dsn);
+    out_str_opt(m, T_R_REPLY, rc->reply ? rc->reply : "");
+}
+
+void qrec_encode(const struct qrec *r, struct ipc_out *m)
+{
+    qrec_encode_envelope(r, m);
     for (size_t i = 0; i < r->nrcpt && !m->failed; i++) {
-        const struct qrcpt *rc = &r->rcpt[i];
         struct ipc_out in;
 
         ipc_body_begin(&in);
-        ipc_out_str(&in, T_R_ADDR, rc->addr);
-        out_str_opt(&in, T_R_ORCPT, rc->orcpt ? rc->orcpt : "");
-        out_u64_opt(&in, T_R_NOTIFY, rc->notify);
-        out_u64_opt(&in, T_R_STATUS, rc->status);
-        out_u64_opt(&in, T_R_ATTEMPTS, rc->attempts);
-        out_u64_opt(&in, T_R_NEXT_TRY, rc->next_try);
-        out_str_opt(&in, T_R_DSN, rc->dsn);
-        out_str_opt(&in, T_R_REPLY, rc->reply ? rc->reply : "");
+        qrcpt_encode(&r->rcpt[i], &in);
         ipc_out_nested(m, T_RCPT, &in);
         ipc_out_free(&in);
     }
@@ -317,7 +326,7 @@ static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *
 {
     memset(rc, 0, sizeof(*rc));
     if (decode_rcpt_fields(outer, idx, rc, err, errlen) < 0) {
-        qrcpt_clear(rc);
+        qrcpt_free(rc);
         return -1;
     }
     return 0;
@@ -401,7 +410,8 @@ static int count_rcpt(const unsigned char *body, size_t len, size_t *n, char *er
     return 0;
 }
 
-static int decode_fields(const unsigned char *body, size_t len, struct qrec *r,
+/* rcpt_ok: recipients may follow (a whole record) or not (an envelope). */
+static int decode_fields(const unsigned char *body, size_t len, struct qrec *r, int rcpt_ok,
                          char *err, size_t errlen)
 {
     struct ipc_iter it;
@@ -414,6 +424,8 @@ static int decode_fields(const unsigned char *body, size_t len, struct qrec *r,
         int bad = 0;
 
         if (f.tag == T_RCPT) {
+            if (!rcpt_ok)
+                return fail(err, errlen, "recipient in an envelope");
             if (decode_rcpt(&f, r->nrcpt + 1, &r->rcpt[r->nrcpt], err, errlen) < 0)
                 return -1;
             r->nrcpt++;
@@ -446,7 +458,8 @@ static int decode_fields(const unsigned char *body, size_t len, struct qrec *r,
             r->body = (unsigned)v;
             break;
         case T_FLAGS:
-            bad = get_u64_max(&f, QF_HOLD | QF_SMTPUTF8, &v);
+            bad = get_u64_max(&f, QF_ALL, &v) ||
+                  ((v & QF_DAMAGED) && !(v & QF_HOLD)); /* damaged is always held */
             r->flags = (unsigned)v;
             break;
         case T_AUTH:
@@ -506,7 +519,7 @@ int qrec_decode(const unsigned char *body, size_t len, struct qrec *r, char *err
         return fail(err, errlen, "no recipients");
     if (rcpt_reserve(r, n) < 0)
         return fail(err, errlen, "out of memory");
-    if (decode_fields(body, len, r, err, errlen) < 0)
+    if (decode_fields(body, len, r, 1, err, errlen) < 0)
         goto bad;
 
     /* Addresses last: whether UTF-8 is allowed depends on the flags field,
@@ -526,6 +539,53 @@ int qrec_decode(const unsigned char *body, size_t len, struct qrec *r, char *err
 bad:
     qrec_free(r);
     return -1;
+}
+
+int qrec_decode_envelope(const unsigned char *body, size_t len, struct qrec *r, char *err, size_t errlen)
+{
+    const char *why;
+
+    qrec_init(r);
+    if (errlen)
+        err[0] = 0;
+    if (decode_fields(body, len, r, 0, err, errlen) < 0)
+        return -1;
+    why = check_mailbox(r->sender, ((r->flags & QF_SMTPUTF8) ? ADDR_UTF8 : 0) | ADDR_ALLOW_EMPTY);
+    if (why)
+        return fail(err, errlen, "bad sender: %s", why);
+    return 0;
+}
+
+int qrcpt_decode(const unsigned char *body, size_t len, unsigned rflags, struct qrcpt *rc,
+                 char *err, size_t errlen)
+{
+    struct ipc_field whole = { T_RCPT, body, len };
+    const char *why;
+
+    if (errlen)
+        err[0] = 0;
+    if (decode_rcpt(&whole, 1, rc, err, errlen) < 0)
+        return -1;
+    why = check_mailbox(rc->addr, ((rflags & QF_SMTPUTF8) ? ADDR_UTF8 : 0) | ADDR_ALLOW_POSTMASTER);
+    if (why) {
+        qrcpt_free(rc);
+        return fail(err, errlen, "recipient: %s", why);
+    }
+    return 0;
+}
+
+int qrec_peek_u64(const unsigned char *body, size_t len, uint16_t tag, uint64_t *out)
+{
+    struct ipc_iter it;
+    struct ipc_field f;
+    int r;
+
+    *out = 0;
+    ipc_iter_init(&it, body, len);
+    while ((r = ipc_iter_next(&it, &f)) == 1)
+        if (f.tag == tag)
+            return ipc_field_u64(&f, out) < 0 ? -1 : 0;
+    return r < 0 ? -1 : 1;
 }
 
 /*

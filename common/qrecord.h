@@ -1,7 +1,8 @@
 /*
  * qrecord.h - the queue record: the envelope of one queued message and the
- * state of each of its recipients, as stored in LMDB (value of key = queue id)
- * and as carried in Q_COMMIT and Q_LIST_ITEM.
+ * state of each of its recipients, as carried whole in Q_COMMIT and
+ * Q_LIST_ITEM, and in parts (the envelope once, each recipient on its own)
+ * in the LMDB index (qstore.h).
  *
  * Encoded as ipc.h fields, first T_VERSION. Decoders skip tags they do not
  * know, so later versions can add fields without rewriting the queue.
@@ -30,7 +31,10 @@ enum qrec_body { BODY_NONE = 0, BODY_7BIT, BODY_8BITMIME };
 enum {
     QF_HOLD = 1 << 0,       /* held by the operator */
     QF_SMTPUTF8 = 1 << 1,   /* MAIL ... SMTPUTF8 */
+    QF_DAMAGED = 1 << 2,    /* the spool file is missing or shorter than
+                             * recorded; always together with QF_HOLD */
 };
+#define QF_ALL (QF_HOLD | QF_SMTPUTF8 | QF_DAMAGED)
 
 enum {
     NOTIFY_NEVER = 1 << 0,
@@ -94,6 +98,27 @@ void qrec_encode(const struct qrec *r, struct ipc_out *m);
 /* Decodes and validates fields; -1 with a reason in err. Addresses are
  * checked with addr.h, texts for control characters, numbers for range. */
 int qrec_decode(const unsigned char *body, size_t len, struct qrec *r, char *err, size_t errlen);
+
+/*
+ * The parts of a record, for the queue index (qstore.c), which stores the
+ * envelope once and each recipient under its own key. qrec_encode() is
+ * exactly qrec_encode_envelope() followed by one T_RCPT field per recipient
+ * whose value is qrcpt_encode(), so the parts concatenated that way are a
+ * whole record again.
+ */
+void qrec_encode_envelope(const struct qrec *r, struct ipc_out *m);
+/* The envelope alone (a T_RCPT field is refused); r has no recipients. */
+int qrec_decode_envelope(const unsigned char *body, size_t len, struct qrec *r, char *err, size_t errlen);
+/* One recipient's body: the value of a T_RCPT field. */
+void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m);
+/* Decodes and validates one recipient body; rflags are the message's QF_*
+ * (QF_SMTPUTF8 allows UTF-8 in the address). qrcpt_free() frees it. */
+int qrcpt_decode(const unsigned char *body, size_t len, unsigned rflags, struct qrcpt *rc,
+                 char *err, size_t errlen);
+void qrcpt_free(struct qrcpt *rc);
+/* Reads one u64 field of a body without decoding the rest: 0 found, 1 not
+ * there (the value is then 0), -1 malformed body or field. */
+int qrec_peek_u64(const unsigned char *body, size_t len, uint16_t tag, uint64_t *out);
 
 /* The Postfix queue name for mailq: "hold", "deferred", "incoming" or "active". */
 const char *qrec_queue_name(const struct qrec *r);

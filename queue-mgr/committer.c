@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "qstore_stub.h" /* QSTORE_EFULL; DELETE AT MERGE */
 #include "spool.h"
 #include "util.h"
 

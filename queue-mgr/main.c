@@ -17,7 +17,6 @@
 #include "log.h"
 #include "privsep.h"
 #include "qstore.h"
-#include "qstore_stub.h" /* qstore_set_map_size, qstore_reader_check; DELETE AT MERGE */
 #include "reconcile.h"
 #include "ready.h"
 #include "server.h"

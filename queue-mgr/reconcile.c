@@ -16,7 +16,6 @@
 
 #include "log.h"
 #include "qrecord.h"
-#include "qstore_stub.h" /* qstore_set_flags, QF_DAMAGED; DELETE AT MERGE */
 #include "spool.h"
 
 int reconcile_check_devices(const char *spool_dir, char *err, size_t errlen)

@@ -5,7 +5,6 @@
 #include "scheduler.h"
 
 #include "log.h"
-#include "qstore_stub.h" /* qstore_reader_check; DELETE AT MERGE */
 
 static struct evloop *loop;
 static struct qstore *store;

@@ -32,7 +32,6 @@
 #include "qclient.h"
 #include "qrecord.h"
 #include "qstore.h"
-#include "qstore_stub.h" /* QF_DAMAGED; DELETE AT MERGE */
 #include "util.h"
 
 #define LIST_TIMEOUT_MS 30000

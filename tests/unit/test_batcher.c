@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "../../queue-mgr/batcher.h"
-#include "qstore_stub.h"
 #include "suites.h"
 #include "util.h"
 

@@ -942,6 +942,196 @@ static void test_rcpt_is_small(void)
     qrec_free(&r);
 }
 
+/* ---- the parts the queue index stores ---- */
+
+/* envelope + one T_RCPT per qrcpt_encode() is exactly qrec_encode() */
+static void test_parts_concat(void)
+{
+    struct qrec r, e;
+    struct ipc_out whole, parts;
+    char err[256];
+
+    good_rec(&r);
+    encode(&r, &whole);
+    ipc_body_begin(&parts);
+    qrec_encode_envelope(&r, &parts);
+    for (size_t i = 0; i < r.nrcpt; i++) {
+        struct ipc_out one;
+        struct qrcpt d;
+
+        ipc_body_begin(&one);
+        qrcpt_encode(&r.rcpt[i], &one);
+        CU_ASSERT_FATAL(ipc_out_finish(&one) == 0);
+        CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&one.b), one.b.len, r.flags, &d,
+                               err, sizeof(err)) == 0);
+        CU_ASSERT_STRING_EQUAL(d.addr, r.rcpt[i].addr);
+        CU_ASSERT(same_str(d.orcpt, r.rcpt[i].orcpt) && same_str(d.reply, r.rcpt[i].reply));
+        CU_ASSERT_EQUAL(d.status, r.rcpt[i].status);
+        CU_ASSERT_EQUAL(d.next_try, r.rcpt[i].next_try);
+        CU_ASSERT_STRING_EQUAL(d.dsn, r.rcpt[i].dsn);
+        qrcpt_free(&d);
+        CU_ASSERT_PTR_NULL(d.addr);
+        ipc_out_nested(&parts, T_RCPT, &one);
+        ipc_out_free(&one);
+    }
+    CU_ASSERT_FATAL(ipc_out_finish(&parts) == 0);
+    CU_ASSERT_EQUAL(parts.b.len, whole.b.len);
+    CU_ASSERT(parts.b.len == whole.b.len && memcmp(buf_head(&parts.b), buf_head(&whole.b), whole.b.len) == 0);
+    ipc_out_free(&parts);
+
+    /* the envelope alone decodes, without recipients */
+    ipc_body_begin(&parts);
+    qrec_encode_envelope(&r, &parts);
+    CU_ASSERT_FATAL(ipc_out_finish(&parts) == 0);
+    CU_ASSERT(qrec_decode_envelope((const unsigned char *)buf_head(&parts.b), parts.b.len, &e,
+                                   err, sizeof(err)) == 0);
+    CU_ASSERT_EQUAL(e.nrcpt, 0);
+    CU_ASSERT_STRING_EQUAL(e.qid, r.qid);
+    CU_ASSERT_STRING_EQUAL(e.sender, r.sender);
+    CU_ASSERT_EQUAL(e.size, r.size);
+    CU_ASSERT_EQUAL(e.uid, r.uid);
+    qrec_free(&e);
+    /* ... but qrec_decode wants recipients */
+    CU_ASSERT(qrec_decode((const unsigned char *)buf_head(&parts.b), parts.b.len, &e, err, sizeof(err)) == -1);
+    ipc_out_free(&parts);
+    /* and an envelope may not carry them */
+    CU_ASSERT(qrec_decode_envelope((const unsigned char *)buf_head(&whole.b), whole.b.len, &e,
+                                   err, sizeof(err)) == -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "recipient in an envelope"));
+    qrec_free(&e);
+    ipc_out_free(&whole);
+    qrec_free(&r);
+}
+
+static void test_rcpt_decode_checks(void)
+{
+    struct ipc_out m;
+    struct qrcpt d;
+    char err[256];
+
+    /* UTF-8 only in a SMTPUTF8 message */
+    ipc_body_begin(&m);
+    ipc_out_str(&m, T_R_ADDR, "j\xc3\xb6rg@example.org");
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&m.b), m.b.len, 0, &d, err, sizeof(err)) == -1);
+    CU_ASSERT_PTR_NULL(d.addr);
+    CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&m.b), m.b.len, QF_SMTPUTF8, &d, err, sizeof(err)) == 0);
+    qrcpt_free(&d);
+    ipc_out_free(&m);
+    /* a bad DSN code, a missing address, a truncated body */
+    ipc_body_begin(&m);
+    ipc_out_str(&m, T_R_ADDR, "a@example.org");
+    ipc_out_str(&m, T_R_DSN, "3.0.0");
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&m.b), m.b.len, 0, &d, err, sizeof(err)) == -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "dsn"));
+    CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&m.b), m.b.len - 1, 0, &d, err, sizeof(err)) == -1);
+    ipc_out_free(&m);
+    ipc_body_begin(&m);
+    ipc_out_u64(&m, T_R_STATUS, RCPT_SENT);
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(qrcpt_decode((const unsigned char *)buf_head(&m.b), m.b.len, 0, &d, err, sizeof(err)) == -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing"));
+    ipc_out_free(&m);
+}
+
+static void test_peek_u64(void)
+{
+    struct ipc_out m;
+    uint64_t v = 99;
+
+    ipc_body_begin(&m);
+    ipc_out_str(&m, T_R_ADDR, "a@example.org");
+    ipc_out_u64(&m, T_R_NEXT_TRY, 1764403927);
+    ipc_out_str(&m, T_R_STATUS, "x"); /* wrong size */
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(qrec_peek_u64((const unsigned char *)buf_head(&m.b), m.b.len, T_R_NEXT_TRY, &v) == 0);
+    CU_ASSERT_EQUAL(v, 1764403927);
+    CU_ASSERT(qrec_peek_u64((const unsigned char *)buf_head(&m.b), m.b.len, T_R_ATTEMPTS, &v) == 1);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT(qrec_peek_u64((const unsigned char *)buf_head(&m.b), m.b.len, T_R_STATUS, &v) == -1);
+    CU_ASSERT(qrec_peek_u64((const unsigned char *)buf_head(&m.b), m.b.len - 3, T_R_ATTEMPTS, &v) == -1);
+    ipc_out_free(&m);
+}
+
+/* QF_DAMAGED is always held: alone it is refused */
+static void test_damaged_flag(void)
+{
+    struct qrec r, d;
+    struct ipc_out m;
+    char err[256];
+
+    good_rec(&r);
+    r.flags = QF_DAMAGED | QF_HOLD;
+    encode(&r, &m);
+    CU_ASSERT(decode_out(&m, &d, err, sizeof(err)) == 0);
+    CU_ASSERT_EQUAL(d.flags, QF_DAMAGED | QF_HOLD);
+    CU_ASSERT_STRING_EQUAL(qrec_queue_name(&d), "hold");
+    qrec_free(&d);
+    ipc_out_free(&m);
+    r.flags = QF_DAMAGED;
+    expect_bad_rec(&r, "flags");
+}
+
+/*
+ * The biggest case of issue 5: 10,000 recipients of the longest address
+ * (ADDR_MAX = 256 bytes) with NOTIFY, as smtpd sends them in Q_COMMIT.
+ * Each costs 6 (T_RCPT) + 6 + 256 (T_R_ADDR) + 6 + 8 (T_R_NOTIFY) = 282
+ * bytes: 2,820,000 plus the envelope, under IPC_MAX_BODY (4,194,304). With
+ * an ORCPT of the same address ("rfc822;" + 256, 269 bytes more) it is
+ * 5,510,000 and does not fit; nor does a Q_LIST_ITEM once each recipient
+ * has a last reply of 100 bytes or more (see the report in qstore's docs).
+ */
+static void long_addr(char *a, size_t len, int i)
+{
+    char dom[200];
+
+    snprintf(dom, sizeof(dom), "%.63s.%.63s.%.59s.com",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+             "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+    snprintf(a, len, "u%05dxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx@%.191s", i % 100000, dom);
+}
+
+static void test_10k_long_rcpt_frame(void)
+{
+    struct qrec r, d;
+    struct ipc_out m;
+    char a[ADDR_MAX + 80], err[256];
+
+    qrec_init(&r);
+    strcpy(r.qid, "0ABCDEFGHIJK");
+    strcpy(r.sender, "sender@example.org");
+    for (int i = 0; i < 10000; i++) {
+        long_addr(a, sizeof(a), i);
+        CU_ASSERT_FATAL(strlen(a) == ADDR_MAX);
+        CU_ASSERT_FATAL(qrec_add_rcpt(&r, a) == 0);
+        r.rcpt[i].notify = NOTIFY_SUCCESS | NOTIFY_FAILURE;
+    }
+    ipc_out_begin(&m, Q_COMMIT, 1);
+    qrec_encode(&r, &m);
+    CU_ASSERT_FATAL(ipc_out_finish(&m) == 0);
+    CU_ASSERT(m.b.len - IPC_HDR_LEN <= proto_limit(Q_COMMIT));
+    CU_ASSERT(m.b.len - IPC_HDR_LEN >= 10000u * 282);
+    CU_ASSERT(m.b.len - IPC_HDR_LEN < 10000u * 282 + 1024);
+    CU_ASSERT_FATAL(qrec_decode((const unsigned char *)buf_head(&m.b) + IPC_HDR_LEN,
+                                m.b.len - IPC_HDR_LEN, &d, err, sizeof(err)) == 0);
+    CU_ASSERT_EQUAL(d.nrcpt, 10000);
+    qrec_free(&d);
+    ipc_out_free(&m);
+    /* the same with an ORCPT each is over the frame limit */
+    for (int i = 0; i < 10000; i++) {
+        char o[ADDR_MAX + 16];
+        snprintf(o, sizeof(o), "rfc822;%s", r.rcpt[i].addr);
+        CU_ASSERT_FATAL(qrcpt_set(&r.rcpt[i].orcpt, o, QREC_ORCPT_MAX) == 0);
+    }
+    ipc_out_begin(&m, Q_COMMIT, 1);
+    qrec_encode(&r, &m);
+    CU_ASSERT(m.failed || m.b.len - IPC_HDR_LEN > proto_limit(Q_COMMIT));
+    ipc_out_free(&m);
+    qrec_free(&r);
+}
+
 void suite_qrecord(void)
 {
     CU_pSuite s = CU_add_suite("qrecord", NULL, NULL);
@@ -968,4 +1158,9 @@ void suite_qrecord(void)
     CU_add_test(s, "add recipients", test_add_rcpt);
     CU_add_test(s, "small error buffer", test_err_buffer_small);
     CU_add_test(s, "queue name", test_queue_name);
+    CU_add_test(s, "envelope and recipients as parts", test_parts_concat);
+    CU_add_test(s, "one recipient is validated", test_rcpt_decode_checks);
+    CU_add_test(s, "peek one number", test_peek_u64);
+    CU_add_test(s, "damaged is always held", test_damaged_flag);
+    CU_add_test(s, "10,000 recipients of 256 bytes fit one frame", test_10k_long_rcpt_frame);
 }
