@@ -12,6 +12,8 @@
  */
 #include "qrecord.h"
 
+#include "dsn.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,33 +257,6 @@ static const char *check_mailbox(const char *s, unsigned flags)
     return NULL;
 }
 
-/* RFC 3461 xtext as received: printable ASCII without space (33..126). */
-static int valid_xtext(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 33 || (unsigned char)*s > 126)
-            return 0;
-    return 1;
-}
-
-/* ORCPT "addr-type;value": an atom type, then the (x/unitext) value. UTF-8 is
- * allowed in the value (RFC 6533 utf-8-addr-unitext); controls never are. */
-static int valid_orcpt(const char *s)
-{
-    const char *semi = strchr(s, ';');
-
-    if (!semi || semi == s || semi[1] == 0)
-        return 0;
-    for (const char *p = s; p < semi; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || *p == '-'))
-            return 0;
-    for (const char *p = semi + 1; *p; p++)
-        if ((unsigned char)*p <= 32 || *p == 0x7f)
-            return 0;
-    return 1;
-}
-
 /* RFC 3463 status "class.subject.detail": 2, 4 or 5, then 1-3 digits each. */
 static int valid_dsn(const char *s)
 {
@@ -354,7 +329,7 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
             break;
         case T_R_ORCPT:
             bad = field_strdup(&f, QREC_ORCPT_MAX, &rc->orcpt) < 0 ||
-                  (rc->orcpt && !valid_orcpt(rc->orcpt));
+                  (rc->orcpt && !dsn_orcpt_valid(rc->orcpt, 1));
             break;
         case T_R_NOTIFY:
             bad = get_u64_max(&f, NOTIFY_NEVER | NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY, &v);
@@ -447,7 +422,7 @@ static int decode_fields(const unsigned char *body, size_t len, struct qrec *r, 
             bad = ipc_field_str(&f, r->sender, sizeof(r->sender));
             break;
         case T_ENVID:
-            bad = ipc_field_str(&f, r->envid, sizeof(r->envid)) < 0 || !valid_xtext(r->envid);
+            bad = ipc_field_str(&f, r->envid, sizeof(r->envid)) < 0 || (r->envid[0] && !dsn_envid_valid(r->envid));
             break;
         case T_RET:
             bad = get_u64_max(&f, RET_HDRS, &v);

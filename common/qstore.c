@@ -1213,3 +1213,24 @@ int qstore_reader_check(struct qstore *q)
 
     return mdb_reader_check(q->env, &dead) == 0 ? dead : -1;
 }
+
+int qstore_check_devices(const char *spool_dir, char *err, size_t errlen)
+{
+    char a[4096], b[4096];
+    struct stat sa, sb;
+
+    snprintf(a, sizeof(a), "%s/%s", spool_dir, QSTORE_DIR);
+    snprintf(b, sizeof(b), "%s/%s", spool_dir, QSTORE_MSG_DIR);
+    if (stat(a, &sa) < 0 || stat(b, &sb) < 0) {
+        snprintf(err, errlen, "stat %s: %s", stat(a, &sa) < 0 ? a : b, strerror(errno));
+        return -1;
+    }
+    if (sa.st_dev != sb.st_dev) {
+        snprintf(err, errlen,
+                 "%s and %s are on different file systems: one syncfs cannot make a message "
+                 "and its queue record durable together; put both on one file system (see INSTALL)",
+                 a, b);
+        return -1;
+    }
+    return 0;
+}

@@ -125,4 +125,9 @@ struct qstore_due {
 long qstore_scan_due(struct qstore *q, uint64_t now, const struct qstore_due *after,
                      struct qstore_due *out, size_t max);
 
+/* 0 when SPOOL/index and SPOOL/msg share a file system (one syncfs makes a
+ * message and its record durable together); -1 with the reason in err.
+ * queue-mgr refuses to start otherwise, and `postern check` says why. */
+int qstore_check_devices(const char *spool_dir, char *err, size_t errlen);
+
 #endif

@@ -146,6 +146,8 @@ static int check_queue(const struct config *c, char *err, size_t errlen)
     snprintf(path, sizeof(path), "%s/%s/data.mdb", c->spool_dir, QSTORE_DIR);
     if (access(path, F_OK) < 0)
         return 0;
+    if (qstore_check_devices(c->spool_dir, err, errlen) < 0)
+        return -1;
     if (qstore_open(&q, c->spool_dir, 1, err, errlen) < 0)
         return -1;
     n = qstore_scan(q, NULL, count_record, NULL);

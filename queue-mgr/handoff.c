@@ -15,6 +15,8 @@
  */
 #include "handoff.h"
 
+#include "received.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,13 +100,10 @@ void handoff_forget_all(struct client *c)
 /* The trace line of a local submission is ours, not the client's. */
 static int write_received(struct client *c, int fd, const char *qid)
 {
-    char date[64], hdr[512];
-    int n;
+    char hdr[512];
+    int n = received_local(hdr, sizeof(hdr), cfg->hostname, (unsigned long)c->uid, qid, time(NULL));
 
-    format_rfc5322_date(time(NULL), date, sizeof(date));
-    n = snprintf(hdr, sizeof(hdr), "Received: by %s (Postern, from userid %lu)\r\n\tid %s; %s\r\n",
-                 cfg->hostname, (unsigned long)c->uid, qid, date);
-    if (n < 0 || (size_t)n >= sizeof(hdr))
+    if (n < 0)
         return -1;
     return write_all(fd, hdr, (size_t)n);
 }

@@ -92,7 +92,7 @@ int main(int argc, char **argv)
                   (unsigned long long)cfg->queue_map_size);
     if (spool_init(cfg->spool_dir, err, sizeof(err)) < 0)
         log_fatal("%s", err);
-    if (reconcile_check_devices(cfg->spool_dir, err, sizeof(err)) < 0)
+    if (qstore_check_devices(cfg->spool_dir, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     /* A mailq killed mid-read in an earlier life must not pin pages. */
     int stale = qstore_reader_check(q);

@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include "qstore.h"
 
-/* 0 when SPOOL/index and SPOOL/msg share a file system; -1 with err. */
-int reconcile_check_devices(const char *spool_dir, char *err, size_t errlen);
 /* Returns the number of records in the queue (held ones included), or -1. */
 long reconcile(struct qstore *q);
 

@@ -28,11 +28,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "paths.h"
 #include "qclient.h"
 #include "qrecord.h"
 #include "qstore.h"
 #include "util.h"
+#include "utf8.h"
 
 #define LIST_TIMEOUT_MS 30000
 /* The reason shown for every recipient of a message reconciliation held. */
@@ -53,55 +55,11 @@ static void __attribute__((noreturn)) usage(void)
     exit(EX_USAGE);
 }
 
-/*
- * Length of the well-formed UTF-8 character at p (2..4), or 0: overlongs,
- * surrogates, code points past U+10FFFF and C1 controls (U+0080..U+009F,
- * among them the 8-bit CSI that some terminals obey) are refused.
- */
-static size_t utf8_len(const unsigned char *p)
-{
-    size_t n = 0, k;
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    for (k = 1; k < n; k++)
-        if ((p[k] & 0xc0) != 0x80)
-            return 0;
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f) ||
-        (p[0] == 0xc2 && p[1] < 0xa0))
-        return 0;
-    return n;
-}
-
-/* Copies s into out with every byte that is not printable ASCII or part of
- * a well-formed UTF-8 character replaced by '?' (Postfix's printable()).
- * out needs strlen(s) + 1 bytes; longer input is cut. */
+/* Text for the terminal: what log_sanitize() keeps (printable ASCII and
+ * well-formed UTF-8), everything else '?' (Postfix's printable()). */
 static const char *printable(const char *s, char *out, size_t outlen)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0, n;
-
-    while (*p && o + 1 < outlen) {
-        if (*p >= 0x20 && *p < 0x7f) {
-            out[o++] = (char)*p++;
-        } else if ((n = utf8_len(p)) != 0 && o + n < outlen) {
-            memcpy(out + o, p, n);
-            o += n;
-            p += n;
-        } else {
-            out[o++] = '?';
-            p++;
-        }
-    }
-    out[o] = 0;
-    return out;
+    return log_sanitize(s, strlen(s), out, outlen);
 }
 
 /* A JSON string body as postqueue -j writes it: short escapes for common
@@ -110,6 +68,7 @@ static const char *printable(const char *s, char *out, size_t outlen)
 static void json_str(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
+    uint32_t cp;
     size_t n;
 
     while (*p) {
@@ -126,7 +85,7 @@ static void json_str(const char *s)
                 printf("\\u%04X", *p);
             } else if (*p < 0x80) {
                 putchar(*p);
-            } else if ((n = utf8_len(p)) != 0) {
+            } else if ((n = utf8_decode(p, strnlen((const char *)p, 4), &cp)) != 0 && !utf8_is_c1(cp)) {
                 fwrite(p, 1, n, stdout);
                 p += n;
                 continue;

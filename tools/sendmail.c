@@ -50,6 +50,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "dsn.h"
 #include "log.h"
 #include "paths.h"
 #include "proto.h" /* PROTO_DATA_MAX */
@@ -464,23 +465,14 @@ static unsigned parse_notify(const char *s)
     return v;
 }
 
-/* RFC 3461 xtext: printable ASCII but '+' and '=' as is, the rest "+XX". */
+/* -V: the envelope id, printable ASCII, sent as RFC 3461 xtext. */
 static void parse_envid(const char *s, char *out, size_t outlen)
 {
-    size_t o = 0;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c > 0x7e)
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
             usage("bad -V argument: the envelope id must be printable ASCII");
-        if (o + 4 > outlen)
-            usage("bad -V argument: the envelope id is too long");
-        if (c <= 0x20 || c == '+' || c == '=')
-            o += (size_t)snprintf(out + o, outlen - o, "+%02X", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = 0;
+    if (xtext_encode(s, strlen(s), out, outlen) < 0 || !dsn_envid_valid(out))
+        usage("bad -V argument: the envelope id is too long");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)

@@ -169,6 +169,12 @@ def test_index_and_msg_on_different_file_systems_refused():
         if harness._unix_connect(os.path.join(inst.run_dir, "queue", "pickup.sock")):
             raise AssertionError("queue-mgr accepts hand-offs on a split spool")
         inst.stop()
+        # postern check says the same, and fails
+        r = subprocess.run([harness.binary("postern"), "-c", inst.conf_path, "check"],
+                           stdin=subprocess.DEVNULL, capture_output=True, env=harness.daemon_env(), timeout=30)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        if r.returncode != 1 or "different file systems" not in out:
+            raise AssertionError("postern check on a split spool: exit %d, %r" % (r.returncode, out))
     finally:
         inst.stop()
         subprocess.run(["umount", msg], capture_output=True, timeout=30)
