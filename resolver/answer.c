@@ -131,11 +131,11 @@ void answer_from_ub(int err, const struct ub_result *res, uint16_t type, struct 
     }
     if (res->rcode == 3 || res->nxdomain) {
         a->status = DNS_NXDOMAIN;
-        snprintf(a->text, sizeof a->text, "%s: no such domain (NXDOMAIN)", a->name);
+        snprintf(a->text, sizeof a->text, "%.180s: no such domain (NXDOMAIN)", a->name);
         return;
     }
     if (res->rcode != 0) {
-        snprintf(a->text, sizeof a->text, "%s %s: the name server answered %s",
+        snprintf(a->text, sizeof a->text, "%.180s %s: the name server answered %s",
                  a->name, dns_type_name(type), rcode_name(res->rcode));
         return;
     }
@@ -151,7 +151,7 @@ void answer_from_ub(int err, const struct ub_result *res, uint16_t type, struct 
                                            (size_t)res->len[i], a, &a->rr[a->nrr]) < 0) {
             a->nrr = 0;
             a->arena_used = 0;
-            snprintf(a->text, sizeof a->text, "%s %s: malformed answer", a->name, dns_type_name(type));
+            snprintf(a->text, sizeof a->text, "%.180s %s: malformed answer", a->name, dns_type_name(type));
             return;
         }
         a->nrr++;

@@ -43,7 +43,7 @@ static void on_term(struct evloop *ev, int signo, void *arg)
 static void on_drain_timeout(struct evloop *ev, void *arg)
 {
     (void)arg;
-    log_warning("draining: %u look-up(s) still open; stopping", server_jobs());
+    log_warning("draining: %u look-up(s) still open; stopping", rsv_jobs());
     ev_stop(ev);
 }
 
@@ -54,15 +54,15 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     if (draining)
         return;
     draining = 1;
-    server_close_listener();
-    log_info("draining: %u look-up(s) in flight", server_jobs());
+    rsv_close_listener();
+    log_info("draining: %u look-up(s) in flight", rsv_jobs());
     ev_timer(ev, DRAIN_MAX_MS, on_drain_timeout, NULL);
 }
 
 static void on_idle(struct evloop *ev, void *arg)
 {
     (void)arg;
-    if (draining && server_jobs() == 0)
+    if (draining && rsv_jobs() == 0)
         ev_stop(ev);
 }
 
@@ -145,12 +145,12 @@ int main(int argc, char **argv)
         ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
         log_fatal("signals: %s", strerror(errno));
     ev_set_idle(ev, on_idle, NULL);
-    if (server_start(ev, ub, lfd, &cfg, peers, npeers, err, sizeof err) < 0)
+    if (rsv_start(ev, ub, lfd, &cfg, peers, npeers, err, sizeof err) < 0)
         log_fatal("%s", err);
     log_info("ready on %s%s", sock, jailed ? " (chrooted)" : "");
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
-    server_stop();
+    rsv_stop();
     ub_ctx_delete(ub);
     ev_free(ev);
     config_free(&cfg);

@@ -111,14 +111,14 @@ void nexthop_verdict(struct dns_hops *h)
     if (h->nhop == 0 || any_temp) {
         h->status = DNS_TEMPFAIL;
         str_copy(h->dsn, "4.4.3", sizeof h->dsn);
-        snprintf(h->text, sizeof h->text, "temporary failure looking up the address of %s%s",
+        snprintf(h->text, sizeof h->text, "temporary failure looking up the address of %s%.180s",
                  h->nhop && !h->hop[0].implicit ? "the MX hosts of " : "", h->domain);
         return;
     }
     h->status = DNS_PERMFAIL;
     str_copy(h->dsn, "5.4.4", sizeof h->dsn);
     if (h->hop[0].implicit)
-        snprintf(h->text, sizeof h->text, "%s has no MX and no address record", h->domain);
+        snprintf(h->text, sizeof h->text, "%.180s has no MX and no address record", h->domain);
     else
-        snprintf(h->text, sizeof h->text, "no MX host of %s has an address", h->domain);
+        snprintf(h->text, sizeof h->text, "no MX host of %.180s has an address", h->domain);
 }

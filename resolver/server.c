@@ -260,17 +260,17 @@ static void hops_mx(struct job *j, const struct dns_answer *a)
     h->security = a->security;
     switch (a->status) {
     case DNS_NXDOMAIN:
-        snprintf(text, sizeof text, "Host or domain name not found: %s does not exist (NXDOMAIN)", j->name);
+        snprintf(text, sizeof text, "Host or domain name not found: %.160s does not exist (NXDOMAIN)", j->name);
         hops_fail(j, DNS_PERMFAIL, "5.1.2", text);
         return;
     case DNS_TEMPFAIL:
     case DNS_PERMFAIL:
-        snprintf(text, sizeof text, "temporary failure looking up the MX of %s: %s", j->name, a->text);
+        snprintf(text, sizeof text, "temporary failure looking up the MX of %.60s: %.150s", j->name, a->text);
         hops_fail(j, DNS_TEMPFAIL, "4.4.3", text);
         return;
     case DNS_NODATA:
         if (strcmp(j->name, self) == 0) {
-            snprintf(text, sizeof text, "mail for %s loops back to myself", j->name);
+            snprintf(text, sizeof text, "mail for %.180s loops back to myself", j->name);
             hops_fail(j, DNS_PERMFAIL, "5.4.6", text);
             return;
         }
@@ -287,11 +287,11 @@ static void hops_mx(struct job *j, const struct dns_answer *a)
         }
         switch (nexthop_order(mx, n, self, NULL, NULL, &kept)) {
         case NH_NULLMX:
-            snprintf(text, sizeof text, "%s does not accept mail (null MX)", j->name);
+            snprintf(text, sizeof text, "%.180s does not accept mail (null MX)", j->name);
             hops_fail(j, DNS_PERMFAIL, "5.1.10", text);
             return;
         case NH_LOOP:
-            snprintf(text, sizeof text, "mail for %s loops back to myself", j->name);
+            snprintf(text, sizeof text, "mail for %.180s loops back to myself", j->name);
             hops_fail(j, DNS_PERMFAIL, "5.4.6", text);
             return;
         case NH_USE:
@@ -548,12 +548,12 @@ static void sweep(struct evloop *loop, void *arg)
             str_copy(scratch.name, j->name, sizeof scratch.name);
             scratch.type = j->type;
             scratch.status = DNS_TEMPFAIL;
-            snprintf(scratch.text, sizeof scratch.text, "%s %s: timed out", j->name, dns_type_name(j->type));
+            snprintf(scratch.text, sizeof scratch.text, "%.180s %s: timed out", j->name, dns_type_name(j->type));
             lookup_answer(j, &scratch);
         } else {
             if (j->hops->nhop == 0 && j->hops->status == DNS_OK) {
                 char text[DNS_TEXT_MAX];
-                snprintf(text, sizeof text, "timed out looking up the MX of %s", j->name);
+                snprintf(text, sizeof text, "timed out looking up the MX of %.180s", j->name);
                 hops_fail(j, DNS_TEMPFAIL, "4.4.3", text);
             }
             hops_answer(j);     /* unanswered families stay DNS_TEMPFAIL */
@@ -562,7 +562,7 @@ static void sweep(struct evloop *loop, void *arg)
     ev_timer(loop, 1000, sweep, NULL);
 }
 
-int server_start(struct evloop *loop, struct ub_ctx *ctx, int listen_fd, const struct config *c,
+int rsv_start(struct evloop *loop, struct ub_ctx *ctx, int listen_fd, const struct config *c,
                  const uid_t *peers, size_t npeers, char *err, size_t errlen)
 {
     ev = loop;
@@ -581,7 +581,7 @@ int server_start(struct evloop *loop, struct ub_ctx *ctx, int listen_fd, const s
     return 0;
 }
 
-void server_close_listener(void)
+void rsv_close_listener(void)
 {
     if (lfd >= 0) {
         ev_del(ev, lfd);
@@ -590,14 +590,14 @@ void server_close_listener(void)
     }
 }
 
-unsigned server_jobs(void)
+unsigned rsv_jobs(void)
 {
     return njobs;
 }
 
-void server_stop(void)
+void rsv_stop(void)
 {
-    server_close_listener();
+    rsv_close_listener();
     while (jobs)
         job_free(jobs);
     while (clients) {

@@ -15,13 +15,13 @@
 
 /* listen_fd is the bound socket; peers are the uids (besides root and our
  * own) that may connect. c->hostname is this host, for loop detection. */
-int server_start(struct evloop *ev, struct ub_ctx *ub, int listen_fd, const struct config *c,
+int rsv_start(struct evloop *ev, struct ub_ctx *ub, int listen_fd, const struct config *c,
                  const uid_t *peers, size_t npeers, char *err, size_t errlen);
 /* Stops taking connections (draining); open clients are still served. */
-void server_close_listener(void);
+void rsv_close_listener(void);
 /* Look-ups in flight. */
-unsigned server_jobs(void);
+unsigned rsv_jobs(void);
 /* Drops every job and client. */
-void server_stop(void);
+void rsv_stop(void);
 
 #endif

@@ -30,12 +30,11 @@ static int set_opt(struct ub_ctx *ctx, const char *opt, const char *val, char *e
     return 0;
 }
 
-/* "zone=addr[@port]": a stub zone, and the default local zones (RFC 6761
- * "test", "invalid" ...) above it switched off so they do not hide it. */
+/* "zone=addr[@port]": a stub zone. */
 static int add_stub(struct ub_ctx *ctx, const char *spec, char *err, size_t errlen)
 {
-    char zone[DNS_NAME_MAX + 1], raw[DNS_NAME_MAX + 2], nd[DNS_NAME_MAX + 16];
-    const char *eq = strchr(spec, '='), *p;
+    char zone[DNS_NAME_MAX + 1], raw[DNS_NAME_MAX + 2];
+    const char *eq = strchr(spec, '=');
     size_t zl;
     int r;
 
@@ -54,15 +53,28 @@ static int add_stub(struct ub_ctx *ctx, const char *spec, char *err, size_t errl
         snprintf(err, errlen, "dns_stub_zones %s: %s", spec, ub_strerror(r));
         return -1;
     }
-    for (p = zone; p; p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL) {
-        snprintf(nd, sizeof nd, "%s. nodefault", p);
-        if (set_opt(ctx, "local-zone:", nd, err, errlen) < 0)
-            return -1;
-    }
     /* A private zone has no chain of trust from the root: without this its
      * answers would all be bogus. A trust anchor for the zone itself (in
      * dnssec_trust_anchor_file) still makes it secure. */
     return set_opt(ctx, "domain-insecure:", zone, err, errlen);
+}
+
+static int unhide_stub(struct ub_ctx *ctx, const char *spec, char *err, size_t errlen)
+{
+    char zone[DNS_NAME_MAX + 1], fq[DNS_NAME_MAX + 2];
+    const char *eq = strchr(spec, '='), *p;
+    int r;
+
+    if (!eq || dns_name_normalize(spec, (size_t)(eq - spec), zone) < 0)
+        return 0;   /* add_stub refused it already */
+    for (p = zone; p; p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL) {
+        snprintf(fq, sizeof fq, "%s.", p);
+        if ((r = ub_ctx_zone_remove(ctx, fq)) != 0) {
+            snprintf(err, errlen, "dns_stub_zones %s: cannot unhide %s: %s", spec, fq, ub_strerror(r));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* The trust anchor: an explicit file must be readable (a clear start-up
@@ -124,6 +136,12 @@ struct ub_ctx *ubsetup_create(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "libunbound: threads: %s", ub_strerror(r));
         goto fail;
     }
+    /* libunbound answers RFC 6761 names ("test", "invalid", "localhost"
+     * ...) itself, from default local zones: one at or above a stub zone
+     * would hide it. Removing them finalizes the context. */
+    for (size_t i = 0; i < c->dns_stub_zones.n; i++)
+        if (unhide_stub(ctx, c->dns_stub_zones.v[i], err, errlen) < 0)
+            goto fail;
     /* Finalize now, while the files are reachable: "localhost" is one of
      * libunbound's local zones, answered without any network traffic. */
     r = ub_resolve(ctx, "localhost.", DNS_T_A, 1, &res);
@@ -135,8 +153,9 @@ struct ub_ctx *ubsetup_create(const struct config *c, char *err, size_t errlen)
                  anchor ? " a zone file of DS or DNSKEY records?)" : "");
         goto fail;
     }
-    log_info("DNS: %s%s%zu stub zone(s); DNSSEC %s%s", c->dns_forwarders.n ? "forwarding to " : "full recursion",
-             c->dns_forwarders.n ? c->dns_forwarders.v[0] : "", c->dns_forwarders.n > 1 ? " ..., " : ", ",
+    log_info("DNS: %s%s%s, %zu stub zone(s); DNSSEC %s%s",
+             c->dns_forwarders.n ? "forwarding to " : "full recursion",
+             c->dns_forwarders.n ? c->dns_forwarders.v[0] : "", c->dns_forwarders.n > 1 ? " ..." : "",
              c->dns_stub_zones.n, anchor ? "trust anchor " : "off (no trust anchor)", anchor ? anchor : "");
     return ctx;
 fail:
