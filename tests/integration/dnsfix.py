@@ -7,7 +7,10 @@ package) on a free loopback port serving zones the test writes, plus a
         conf["dns_stub_zones"] = ns.stub_zones()   # "t.test=127.0.0.1@PORT"
 
 Zone text is an ordinary zone file body; the fixture adds $ORIGIN, $TTL
-and a SOA/NS pair when the text has no SOA. NSD runs in the foreground
+and a SOA/NS pair when the text has no SOA. Zones named in `signed` are
+signed with ldns-signzone (ldnsutils): "good" gives valid signatures,
+"expired" signatures that expired long ago (a bogus zone); anchor_file()
+writes their DS records, for dnssec_trust_anchor_file. NSD runs in the foreground
 with its own config, pid file, zone list and state files in a temporary
 directory, without chroot, privilege drop or remote control: it never
 touches /etc/nsd, /var/lib/nsd or a system NSD.
@@ -21,7 +24,6 @@ import struct
 import subprocess
 import tempfile
 import threading
-import time
 
 import harness
 
@@ -80,8 +82,10 @@ def _zone_text(zone, body):
 class Nsd:
     """NSD serving `zones` ({name: zone file body}) on 127.0.0.1:port."""
 
-    def __init__(self, zones, name="nsd"):
+    def __init__(self, zones, name="nsd", signed=None):
         self.zones = dict(zones)
+        self.signed = dict(signed or {})
+        self.ds = []
         self.dir = tempfile.mkdtemp(prefix=name + ".", dir=harness.base_dir())
         os.chmod(self.dir, 0o755)
         self.port = free_udp_tcp_port()
@@ -115,6 +119,8 @@ class Nsd:
             fn = os.path.join(self.dir, zone + ".zone")
             with open(fn, "w") as f:
                 f.write(_zone_text(zone, body))
+            if zone in self.signed:
+                fn = self._sign(zone, fn, self.signed[zone])
             conf += ["zone:", "    name: \"%s\"" % zone, "    zonefile: \"%s\"" % fn]
         with open(self.conf_path, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -122,6 +128,33 @@ class Nsd:
                            stderr=subprocess.STDOUT, timeout=30)
         if r.returncode != 0:
             raise AssertionError("nsd-checkconf: " + r.stdout.decode(errors="replace"))
+
+    def _run(self, argv):
+        r = subprocess.run(argv, cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("%s: %s" % (" ".join(argv), r.stdout.decode(errors="replace")))
+        return r.stdout.decode().strip()
+
+    def _sign(self, zone, fn, how):
+        if not os.access("/usr/bin/ldns-signzone", os.X_OK):
+            raise harness.Skip("ldnsutils is not installed (scripts/deps installs it)")
+        key = self._run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone])
+        argv = ["ldns-signzone"]
+        if how == "expired":
+            argv += ["-i", "20200101000000", "-e", "20200201000000"]
+        self._run(argv + ["-f", fn + ".signed", fn, key])
+        with open(os.path.join(self.dir, key + ".ds")) as f:
+            self.ds.append(f.read().strip())
+        return fn + ".signed"
+
+    def anchor_file(self):
+        """A trust anchor file with the DS records of the signed zones."""
+        path = os.path.join(self.dir, "anchors.ds")
+        with open(path, "w") as f:
+            f.write("\n".join(self.ds) + "\n")
+        os.chmod(path, 0o644)
+        return path
 
     def start(self):
         if not available():
@@ -213,14 +246,3 @@ class Silent:
         for s in [self.udp, self.tcp] + self.conns:
             s.close()
 
-
-def wait_port_answers(port, name, timeout=10):
-    """Waits until a DNS server on port answers a query for name."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            dns_query(name, 6, port, timeout=0.3)
-            return
-        except OSError:
-            continue
-    raise TimeoutError("no DNS answer on port %d" % port)

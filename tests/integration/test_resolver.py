@@ -9,6 +9,7 @@ does not start it yet).
 """
 
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -194,10 +195,11 @@ class Conn:
 class Resolver:
     """The resolver binary from an Instance's config (the master is not started)."""
 
-    def __init__(self, name="resolver", **conf):
+    def __init__(self, name="resolver", run_as=None, **conf):
         conf.setdefault("hostname", SELF)
         conf.setdefault("dnssec_trust_anchor_file", "")
-        self.inst = harness.Instance(name=name, tls=False, **conf)
+        self.run_as = run_as
+        self.inst = harness.Instance(name=name, tls=False, run_as=run_as, **conf)
         self.sock = os.path.join(self.inst.run_dir, "resolver", "resolver.sock")
         self.proc = None
 
@@ -206,9 +208,13 @@ class Resolver:
         os.chmod(self.inst.run_dir, 0o755)
         self.logf = open(self.inst.log_path, "ab")
         env = harness.daemon_env({"POSTERN_FOREGROUND": "1"})
+        kw = {}
+        if self.run_as:
+            os.chown(self.inst.run_dir, *self.run_as)
+            kw.update(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
         self.proc = subprocess.Popen([harness.binary("resolver"), "-c", self.inst.conf_path],
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, **kw)
         if wait:
             harness.wait_until(self._ready, 20, "the resolver to be ready")
         return self
@@ -474,27 +480,20 @@ def test_resolver_many_in_flight():
 
 
 def test_resolver_startup_errors():
-    """An unreadable trust anchor is a clear start-up error; a missing
-    default one is a warning; the chosen anchor is named in the log."""
+    """An unreadable trust anchor is a clear start-up error; so is one that
+    is not a zone file; without the key, Debian's root key is used."""
     d = harness.base_dir()
     bad = os.path.join(d, "anchor-unreadable.key")
     with open(bad, "w") as f:
         f.write(". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n")
     os.chmod(bad, 0)
-    if harness.IS_ROOT:
-        # root reads anything: make it a directory-free path that cannot be opened
-        os.chmod(bad, 0o644)
-        os.unlink(bad)
-        os.mkfifo(bad)
-        os.chmod(bad, 0)
-    r = Resolver(name="anchor-bad")
-    r.inst.write_config(dnssec_trust_anchor_file=bad)
-    # config_load accepts only regular files; a fifo is refused there, an
-    # unreadable regular file by the resolver: both are start-up errors.
+    # root reads any file: then the resolver runs as an unprivileged user
+    r = Resolver(name="anchor-bad", run_as=(64010, 64010) if harness.IS_ROOT else None,
+                 dnssec_trust_anchor_file=bad)
     r.start(wait=False)
     rc = r.proc.wait(20)
-    assert rc != 0, "resolver started with an unusable trust anchor"
-    assert "dnssec_trust_anchor_file" in r.log() and bad in r.log(), r.log()
+    assert rc != 0, "resolver started with an unreadable trust anchor"
+    assert "dnssec_trust_anchor_file %s: cannot read: Permission denied" % bad in r.log(), r.log()
     r.logf.close()
 
     garbage = os.path.join(d, "anchor-garbage.key")
@@ -505,13 +504,137 @@ def test_resolver_startup_errors():
     r.start(wait=False)
     rc = r.proc.wait(20)
     assert rc != 0, "resolver started with a garbage trust anchor"
-    assert "trust anchor" in r.log(), r.log()
+    assert "fatal: libunbound set-up failed" in r.log() and garbage in r.log(), r.log()
     r.logf.close()
 
     # the key not set: Debian's root key (no network needed to start)
     r = Resolver(name="anchor-default", dnssec_trust_anchor_file=None)
     with r:
         if os.path.exists("/usr/share/dns/root.key"):
-            assert "trust anchor /usr/share/dns/root.key" in r.log(), r.log()
+            assert "DNSSEC trust anchor /usr/share/dns/root.key" in r.log(), r.log()
         else:
             assert "no DNSSEC trust anchor" in r.log(), r.log()
+
+
+ZONE_SEC = """
+@           MX 10 mx
+mx          A 127.0.0.41
+mx          AAAA 2001:db8::41
+_25._tcp.mx TLSA 3 1 1 %s
+""" % TLSA_HEX
+
+ZONE_BOGUS = """
+@           MX 10 mx
+mx          A 127.0.0.51
+"""
+
+
+def test_resolver_dnssec():
+    """Answers say whether they were validated: a signed zone under a trust
+    anchor is secure, an unsigned one insecure, one with expired signatures
+    bogus, and a bogus MX answer defers instead of being used."""
+    zones = {"t.test": ZONE_T, "sec.test": ZONE_SEC, "bogus.test": ZONE_BOGUS}
+    with dnsfix.Nsd(zones, signed={"sec.test": "good", "bogus.test": "expired"}) as ns:
+        with Resolver(dns_stub_zones=ns.stub_zones(), dnssec_trust_anchor_file=ns.anchor_file()) as r:
+            c = r.conn()
+            a = c.lookup("mx.sec.test", A)
+            assert a["status"] == "ok" and a["security"] == "secure", a
+            a = c.lookup("_25._tcp.mx.sec.test", TLSA)
+            assert a["status"] == "ok" and a["security"] == "secure", a
+            h = c.hops("sec.test")
+            assert h["status"] == "ok" and h["security"] == "secure", h
+            assert h["hops"][0]["security"] == "secure", h
+            assert h["hops"][0]["addrs"] == ["2001:db8::41", "127.0.0.41"], h
+            a = c.lookup("mx-a.pref.t.test", A)
+            assert a["status"] == "ok" and a["security"] == "insecure", a
+            a = c.lookup("mx.bogus.test", A)
+            assert a["status"] == "tempfail" and a["security"] == "bogus", a
+            assert "DNSSEC" in a.get("text", ""), a
+            h = c.hops("bogus.test")
+            assert h["status"] == "tempfail" and h["security"] == "bogus" and h["dsn"].startswith("4."), h
+            c.close()
+
+
+test_resolver_dnssec.timeout = 120
+
+
+def _connect_as(path, uid):
+    """Connects from a child running as uid; returns what it read: b"" when
+    the resolver closed the connection at once, else the first bytes."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            c = Conn(path, timeout=10)
+            c.send(frame(R_LOOKUP, [f_str(T_DNS_NAME, "mx-a.pref.t.test"), f_u64(T_DNS_TYPE, A)], 5))
+            got = c.recv()
+            os.write(wfd, b"answer" if got else b"closed")
+        except (ConnectionResetError, BrokenPipeError):
+            os.write(wfd, b"closed")
+        except Exception as e:  # noqa: BLE001
+            os.write(wfd, ("error %r" % e).encode())
+        os._exit(0)
+    os.close(wfd)
+    out = b""
+    while True:
+        chunk = os.read(rfd, 1000)
+        if not chunk:
+            break
+        out += chunk
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    return out.decode()
+
+
+def test_resolver_privileges_and_peers():
+    """As root: runs as user_resolver, chrooted into RUN/resolver (when the
+    tests use chroot), no capabilities; serves deliver's account, refuses
+    others."""
+    if not harness.IS_ROOT:
+        raise harness.Skip("needs root")
+    with dnsfix.Nsd({"t.test": ZONE_T}) as ns:
+        with Resolver(dns_stub_zones=ns.stub_zones(), chroot="yes" if harness.CHROOT else "no") as r:
+            st = harness.proc_status(r.proc.pid)
+            uid, gid = harness.ACCOUNTS["resolver"]
+            assert [int(x) for x in st["Uid"].split()] == [uid] * 4, st["Uid"]
+            assert [int(x) for x in st["Gid"].split()] == [gid] * 4, st["Gid"]
+            assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
+            root = os.readlink("/proc/%d/root" % r.proc.pid)
+            want = os.path.realpath(os.path.join(r.inst.run_dir, "resolver")) if harness.CHROOT else "/"
+            assert root == want, (root, want)
+            jail = os.stat(os.path.join(r.inst.run_dir, "resolver"))
+            assert jail.st_uid == 0 and not jail.st_mode & 0o022, oct(jail.st_mode)
+            # the answers still come, from the jail
+            c = r.conn()
+            a = c.lookup("mx-a.pref.t.test", A)
+            assert a["status"] == "ok", a
+            c.close()
+            assert _connect_as(r.sock, harness.ACCOUNTS["deliver"][0]) == "answer"
+            assert _connect_as(r.sock, 64010) == "closed"
+            assert "refused connection from uid 64010" in r.log()
+
+
+def test_resolver_reload_drains():
+    """SIGHUP: the listener closes, look-ups in flight are answered, then
+    the process exits 0 (the master starts a new one)."""
+    ns, silent = _world()
+    with ns, silent:
+        stubs = ns.stub_zones(extra=[("silent.test", silent.port)])
+        r = Resolver(dns_stub_zones=stubs)
+        r.start()
+        c = r.conn()
+        c.send(frame(R_LOOKUP, [f_str(T_DNS_NAME, "x.silent.test"), f_u64(T_DNS_TYPE, A)], 11))
+        harness.wait_until(lambda: silent.queries > 0, 10, "the stalled query to go out")
+        r.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "draining: 1 look-up(s) in flight" in r.log(), 10, "draining")
+        assert r.proc.poll() is None, "exited with a look-up in flight"
+        mtype, reqid, body = c.recv()
+        a = decode(mtype, body)
+        assert reqid == 11 and a["status"] == "tempfail", a
+        assert r.proc.wait(10) == 0
+        c.close()
+        r.logf.close()
