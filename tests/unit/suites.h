@@ -9,6 +9,9 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_resolver_nexthop(void);
+void suite_resolver_answer(void);
+void suite_resolver_dnsclient(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -17,6 +20,9 @@ void suite_qstore(void);
     SUITE(ipc) \
     SUITE(queueid) \
     SUITE(qrecord) \
-    SUITE(qstore)
+    SUITE(qstore) \
+    SUITE(resolver_nexthop) \
+    SUITE(resolver_answer) \
+    SUITE(resolver_dnsclient)
 
 #endif
