@@ -638,3 +638,22 @@ def test_resolver_reload_drains():
         assert r.proc.wait(10) == 0
         c.close()
         r.logf.close()
+
+
+def test_resolver_forwarders():
+    """dns_forwarders: every question goes to the forwarder (here NSD, which
+    answers its own zone and refuses the rest); nothing else is asked."""
+    zone = """
+@     MX 10 mx
+mx    A 127.0.0.61
+"""
+    with dnsfix.Nsd({"fwd.example": zone}) as ns:
+        with Resolver(dns_forwarders="%s@%d" % (harness.LOCALHOST, ns.port)) as r:
+            assert "DNS: forwarding to 127.0.0.1@%d" % ns.port in r.log(), r.log()
+            c = r.conn()
+            h = c.hops("fwd.example")
+            assert h["status"] == "ok" and h["hops"][0]["host"] == "mx.fwd.example", h
+            assert h["hops"][0]["addrs"] == ["127.0.0.61"], h
+            a = c.lookup("elsewhere.example", A)
+            assert a["status"] == "tempfail", a     # REFUSED by the forwarder
+            c.close()
