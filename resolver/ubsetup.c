@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,14 +113,29 @@ struct ub_ctx *ubsetup_create(const struct config *c, char *err, size_t errlen)
     struct ub_ctx *ctx = ub_ctx_create();
     struct ub_result *res = NULL;
     const char *anchor;
+    struct rlimit rl;
+    unsigned range = 8192;
+    char num[16];
     int r;
 
     if (!ctx) {
         snprintf(err, errlen, "libunbound: cannot create a context (out of memory?)");
         return NULL;
     }
+    /* Many queries in flight need as many UDP sockets: take the descriptors
+     * the system allows and size libunbound's port range to them. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < range + 512)
+            range = rl.rlim_cur > 768 ? (unsigned)rl.rlim_cur - 512 : 256;
+    }
+    snprintf(num, sizeof num, "%u", range);
     if (set_opt(ctx, "num-queries-per-thread:", "4096", err, errlen) < 0 ||
-        set_opt(ctx, "outgoing-range:", "8192", err, errlen) < 0)
+        set_opt(ctx, "outgoing-range:", num, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < c->dns_forwarders.n; i++) {
         if ((r = ub_ctx_set_fwd(ctx, c->dns_forwarders.v[i])) != 0) {

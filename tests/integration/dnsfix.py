@@ -101,6 +101,7 @@ class Nsd:
             "    do-ip6: no",
             "    server-count: 1",
             "    reuseport: no",
+            "    rrl-ratelimit: 0",     # no response rate limiting: the tests burst
             "    username: \"\"",
             "    chroot: \"\"",
             "    zonesdir: \"%s\"" % self.dir,

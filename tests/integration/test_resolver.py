@@ -72,6 +72,7 @@ halfdead    MX 20 mx-b.pref
 brokenmx    MX 10 mx.refused.test.
 slowmx      MX 10 mx.silent.test.
 txt         TXT "v=spf1 " "-all"
+*.wild      MX 10 mx-a.pref
 _25._tcp.mx-a.pref TLSA 3 1 1 %s
 """ % TLSA_HEX
 
@@ -476,6 +477,21 @@ def test_resolver_many_in_flight():
                 want = {0: "ok", 1: "ok", 2: "permfail", 3: "ok"}[i % 4]
                 assert h["status"] == want, (names[i % 4], h)
             harness.note("resolver: %d next-hop requests answered in %.2fs" % (n, dt))
+
+            # distinct names: each one a query to NSD, all in flight together
+            n = 2000
+            t0 = time.monotonic()
+            c.send(b"".join(frame(R_NEXTHOPS, [f_str(T_DNS_NAME, "d%d.wild.t.test" % i)], 5000 + i)
+                            for i in range(n)))
+            seen = {}
+            while len(seen) < n:
+                mtype, reqid, body = c.recv()
+                seen[reqid] = decode(mtype, body)
+            dt = time.monotonic() - t0
+            bad = [h for h in seen.values() if h["status"] != "ok" or
+                   h["hops"][0]["addrs"] != ["2001:db8::11", "127.0.0.11"]]
+            assert not bad, "%d of %d wrong, e.g. %s" % (len(bad), n, bad[0])
+            harness.note("resolver: %d distinct domains (an MX query each) answered in %.2fs" % (n, dt))
             c.close()
 
 
