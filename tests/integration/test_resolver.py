@@ -673,3 +673,24 @@ mx    A 127.0.0.61
             a = c.lookup("elsewhere.example", A)
             assert a["status"] == "tempfail", a     # REFUSED by the forwarder
             c.close()
+
+
+def test_resolver_cache_kept():
+    """Answers are cached across requests and clients: with NSD gone, what
+    was asked before is still answered; what was not defers."""
+    with dnsfix.Nsd({"t.test": ZONE_T}) as ns:
+        with Resolver(dns_stub_zones=ns.stub_zones()) as r:
+            c = r.conn()
+            first = c.hops("pref.t.test")
+            assert first["status"] == "ok", first
+            c.close()
+            ns.stop()
+            c = r.conn()
+            again = c.hops("pref.t.test", reqid=2)
+            assert again["status"] == "ok" and again["hops"] == first["hops"], again
+            a = c.lookup("implicit.t.test", A, reqid=3)
+            assert a["status"] == "tempfail", a
+            c.close()
+
+
+test_resolver_cache_kept.timeout = 90
