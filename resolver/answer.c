@@ -16,21 +16,22 @@
 
 int answer_wire_name(const unsigned char *p, size_t n, char *out)
 {
-    char text[DNS_NAME_MAX + 2];
+    char text[256];
     size_t pos = 0, tl = 0;
+    int odd = 0;
 
     for (;;) {
         size_t l;
-        if (pos >= n)
-            return -1;
+        if (pos >= n || pos >= 255)
+            return -1;                  /* runs past the rdata, or over 255 octets */
         l = p[pos++];
         if (l == 0)
             break;
-        if (l > 63 || pos + l > n || tl + l + 1 > DNS_NAME_MAX + 1)
-            return -1;
+        if (l > 63 || pos + l > n || pos + l > 255)
+            return -1;                  /* a compression pointer, or truncated */
         /* a dot or NUL inside a label would change the name's text form */
         if (memchr(p + pos, '.', l) || memchr(p + pos, '\0', l))
-            return -1;
+            odd = 1;
         if (tl)
             text[tl++] = '.';
         memcpy(text + tl, p + pos, l);
@@ -41,8 +42,8 @@ int answer_wire_name(const unsigned char *p, size_t n, char *out)
         str_copy(out, ".", DNS_NAME_MAX + 1);
         return (int)pos;
     }
-    if (dns_name_normalize(text, tl, out) < 0)
-        return -1;
+    if (odd || dns_name_normalize(text, tl, out) < 0)
+        out[0] = '\0';
     return (int)pos;
 }
 
@@ -72,7 +73,9 @@ static int parse_rdata(uint16_t type, const unsigned char *d, size_t n, struct d
             return -1;
         rr->pref = (uint16_t)(d[0] << 8 | d[1]);
         used = answer_wire_name(d + 2, n - 2, rr->host);
-        return used >= 0 && (size_t)used == n - 2 ? 0 : -1;
+        if (used < 0 || (size_t)used != n - 2)
+            return -1;
+        return rr->host[0] ? 0 : 1;     /* well formed, but no host name: skipped */
     }
     case DNS_T_TLSA:
         if (n < 3)
@@ -105,6 +108,8 @@ static int parse_rdata(uint16_t type, const unsigned char *d, size_t n, struct d
 
 void answer_from_ub(int err, const struct ub_result *res, uint16_t type, struct dns_answer *a)
 {
+    size_t skipped = 0;
+
     a->type = type;
     a->status = DNS_TEMPFAIL;
     a->security = DNS_INSECURE;
@@ -145,16 +150,26 @@ void answer_from_ub(int err, const struct ub_result *res, uint16_t type, struct 
         return;
     }
     for (size_t i = 0; res->data[i]; i++) {
+        int r;
         if (a->nrr >= DNS_MAX_RR)
             break;
-        if (res->len[i] < 0 || parse_rdata(type, (const unsigned char *)res->data[i],
-                                           (size_t)res->len[i], a, &a->rr[a->nrr]) < 0) {
+        r = res->len[i] < 0 ? -1 : parse_rdata(type, (const unsigned char *)res->data[i],
+                                               (size_t)res->len[i], a, &a->rr[a->nrr]);
+        if (r < 0) {
             a->nrr = 0;
             a->arena_used = 0;
             snprintf(a->text, sizeof a->text, "%.180s %s: malformed answer", a->name, dns_type_name(type));
             return;
         }
-        a->nrr++;
+        if (r == 0)
+            a->nrr++;
+        else
+            skipped++;
+    }
+    if (a->nrr == 0) {
+        snprintf(a->text, sizeof a->text, "%.160s %s: no record names a valid host (%zu skipped)",
+                 a->name, dns_type_name(type), skipped);
+        return;
     }
     a->ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
     a->status = DNS_OK;

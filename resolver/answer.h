@@ -13,11 +13,15 @@
 
 /* err is ub_resolve's error code (0 = result valid). Fills a; a->name is
  * left as the caller set it. A malformed record makes the whole answer a
- * temporary failure. */
+ * temporary failure; an MX whose well-formed target is no host name (a
+ * space, a dot inside a label, over 253 characters) is skipped, and an
+ * answer with nothing left is a temporary failure. */
 void answer_from_ub(int err, const struct ub_result *res, uint16_t type, struct dns_answer *a);
 
 /* Wire-format name at p (n bytes, uncompressed) into text ("." for the
- * root); returns bytes used, or -1 if malformed or not a valid host name. */
+ * root, "" for a well-formed name that is no host name); returns the bytes
+ * used, or -1 if malformed (truncated, a compression pointer, over 255
+ * octets). */
 int answer_wire_name(const unsigned char *p, size_t n, char *out);
 
 #endif

@@ -113,9 +113,10 @@ static void test_at_mx(void)
     static const unsigned char nul[] = { 0, 10, 3, 'a', 0, 'b', 4, 't', 'e', 's', 't', 0 };
     static const unsigned char sp[] = { 0, 10, 3, 'a', ' ', 'b', 0 };
     static const unsigned char shortmx[] = { 0, 10 };
-    const unsigned char *bad[] = { trail, past, ptr, dot, nul, sp, shortmx };
-    const size_t badlen[] = { sizeof trail, sizeof past, sizeof ptr, sizeof dot, sizeof nul,
-                              sizeof sp, sizeof shortmx };
+    const unsigned char *bad[] = { trail, past, ptr, shortmx };
+    const size_t badlen[] = { sizeof trail, sizeof past, sizeof ptr, sizeof shortmx };
+    const unsigned char *odd[] = { dot, nul, sp };
+    const size_t oddlen[] = { sizeof dot, sizeof nul, sizeof sp };
 
     fake_init(&f, "d.test", DNS_T_MX);
     fake_add(&f, mx1, sizeof mx1);
@@ -130,6 +131,7 @@ static void test_at_mx(void)
     CU_ASSERT_EQUAL(ans->status, DNS_OK);
     CU_ASSERT_STRING_EQUAL(ans->rr[0].host, ".");
 
+    /* malformed rdata: the whole answer is a temporary failure */
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         fake_init(&f, "d.test", DNS_T_MX);
         fake_add(&f, mx1, sizeof mx1);
@@ -138,11 +140,26 @@ static void test_at_mx(void)
         CU_ASSERT_EQUAL(ans->status, DNS_TEMPFAIL);
         CU_ASSERT_EQUAL(ans->nrr, 0);
     }
+    /* well formed, but no host name: skipped; alone, a temporary failure */
+    for (size_t i = 0; i < ARRAY_LEN(odd); i++) {
+        fake_init(&f, "d.test", DNS_T_MX);
+        fake_add(&f, odd[i], oddlen[i]);
+        fake_add(&f, mx1, sizeof mx1);
+        run(&f, DNS_T_MX);
+        CU_ASSERT_EQUAL(ans->status, DNS_OK);
+        CU_ASSERT_EQUAL(ans->nrr, 1);
+        CU_ASSERT_STRING_EQUAL(ans->rr[0].host, "mx.test");
+        fake_init(&f, "d.test", DNS_T_MX);
+        fake_add(&f, odd[i], oddlen[i]);
+        run(&f, DNS_T_MX);
+        CU_ASSERT_EQUAL(ans->status, DNS_TEMPFAIL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ans->text, "skipped"));
+    }
 }
 
 static void test_at_long_name(void)
 {
-    /* 5 labels of 63: 319 characters, over the 253 of a host name */
+    /* 5 labels of 63: 321 octets, over the 255 a DNS name may have */
     unsigned char rd[2 + 5 * 64 + 1];
     struct fake f;
     size_t p = 2;
@@ -159,6 +176,20 @@ static void test_at_long_name(void)
     fake_add(&f, rd, p);
     run(&f, DNS_T_MX);
     CU_ASSERT_EQUAL(ans->status, DNS_TEMPFAIL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ans->text, "malformed"));
+    /* 3 labels of 63 and one of 62: 254 octets, 253 characters: fits */
+    p = 2;
+    for (int l = 0; l < 4; l++) {
+        rd[p++] = l < 3 ? 63 : 61;
+        memset(rd + p, 'b', rd[p - 1]);
+        p += rd[p - 1];
+    }
+    rd[p++] = 0;
+    fake_init(&f, "d.test", DNS_T_MX);
+    fake_add(&f, rd, p);
+    run(&f, DNS_T_MX);
+    CU_ASSERT_EQUAL(ans->status, DNS_OK);
+    CU_ASSERT_EQUAL(strlen(ans->rr[0].host), 63 * 3 + 61 + 3);
 }
 
 static void test_at_txt_tlsa(void)
