@@ -370,34 +370,52 @@ def test_resolver_lookups_and_next_hops():
 test_resolver_lookups_and_next_hops.timeout = 180
 
 
-def test_resolver_timeout_defers():
+def test_resolver_timeout_defers_and_reload_drains():
     """A name server that never answers: the look-up ends as a temporary
-    failure within the resolver's deadline, never a bounce; other look-ups
-    are answered meanwhile."""
+    failure within the resolver's deadline, never a bounce, and other
+    look-ups are answered meanwhile. SIGHUP while it waits: the listener
+    closes, the look-ups in flight are still answered, then the process
+    exits 0 (the master has started a new one)."""
     ns, silent = _world()
     with ns, silent:
         stubs = ns.stub_zones(extra=[("silent.test", silent.port)])
-        with Resolver(dns_stub_zones=stubs) as r:
-            c = r.conn()
-            t0 = time.monotonic()
-            c.send(frame(R_NEXTHOPS, [f_str(T_DNS_NAME, "x.silent.test")], 7))
-            c.send(frame(R_NEXTHOPS, [f_str(T_DNS_NAME, "slowmx.t.test")], 8))
-            a = c.lookup("mx-a.pref.t.test", A, reqid=9)   # not held up by the others
-            assert a["status"] == "ok", a
-            assert time.monotonic() - t0 < 5, "a look-up waited for a stalled one"
-            got = {}
-            for _ in range(2):
-                mtype, reqid, body = c.recv()
-                got[reqid] = decode(mtype, body)
-            assert time.monotonic() - t0 < 40
-            for reqid in (7, 8):
-                h = got[reqid]
-                assert h["status"] == "tempfail" and h["dsn"].startswith("4."), h
-            assert silent.queries > 0, "the silent server was never asked"
-            c.close()
+        r = Resolver(dns_stub_zones=stubs)
+        r.start()
+        c = r.conn()
+        t0 = time.monotonic()
+        c.send(frame(R_NEXTHOPS, [f_str(T_DNS_NAME, "x.silent.test")], 7))
+        c.send(frame(R_NEXTHOPS, [f_str(T_DNS_NAME, "slowmx.t.test")], 8))
+        a = c.lookup("mx-a.pref.t.test", A, reqid=9)   # not held up by the others
+        assert a["status"] == "ok", a
+        assert time.monotonic() - t0 < 5, "a look-up waited for a stalled one"
+        harness.wait_until(lambda: silent.queries > 0, 10, "the stalled queries to go out")
+        r.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "draining: 2 look-up(s) in flight" in r.log(), 10, "draining")
+        harness.wait_until(lambda: not os.path.exists(r.sock) or _refused(r.sock), 10,
+                           "the listener to close")
+        assert r.proc.poll() is None, "exited with look-ups in flight"
+        got = {}
+        for _ in range(2):
+            mtype, reqid, body = c.recv()
+            got[reqid] = decode(mtype, body)
+        assert time.monotonic() - t0 < 40
+        for reqid in (7, 8):
+            h = got[reqid]
+            assert h["status"] == "tempfail" and h["dsn"].startswith("4."), h
+        assert r.proc.wait(10) == 0
+        c.close()
+        r.logf.close()
 
 
-test_resolver_timeout_defers.timeout = 90
+test_resolver_timeout_defers_and_reload_drains.timeout = 90
+
+
+def _refused(path):
+    try:
+        Conn(path, timeout=2).close()
+    except OSError:
+        return True
+    return False
 
 
 def test_resolver_bad_requests():
@@ -632,28 +650,6 @@ def test_resolver_privileges_and_peers():
             assert _connect_as(r.sock, harness.ACCOUNTS["deliver"][0]) == "answer"
             assert _connect_as(r.sock, 64010) == "closed"
             assert "refused connection from uid 64010" in r.log()
-
-
-def test_resolver_reload_drains():
-    """SIGHUP: the listener closes, look-ups in flight are answered, then
-    the process exits 0 (the master starts a new one)."""
-    ns, silent = _world()
-    with ns, silent:
-        stubs = ns.stub_zones(extra=[("silent.test", silent.port)])
-        r = Resolver(dns_stub_zones=stubs)
-        r.start()
-        c = r.conn()
-        c.send(frame(R_LOOKUP, [f_str(T_DNS_NAME, "x.silent.test"), f_u64(T_DNS_TYPE, A)], 11))
-        harness.wait_until(lambda: silent.queries > 0, 10, "the stalled query to go out")
-        r.proc.send_signal(signal.SIGHUP)
-        harness.wait_until(lambda: "draining: 1 look-up(s) in flight" in r.log(), 10, "draining")
-        assert r.proc.poll() is None, "exited with a look-up in flight"
-        mtype, reqid, body = c.recv()
-        a = decode(mtype, body)
-        assert reqid == 11 and a["status"] == "tempfail", a
-        assert r.proc.wait(10) == 0
-        c.close()
-        r.logf.close()
 
 
 def test_resolver_forwarders():
