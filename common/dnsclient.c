@@ -9,6 +9,8 @@
 #include "dnsclient.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +91,29 @@ const unsigned char *dns_answer_keep(struct dns_answer *a, const void *p, size_t
         memcpy(at, p, len);
     a->arena_used += len;
     return at;
+}
+
+int dnsc_sockaddr(const char *addr, unsigned port, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof *ss);
+    if (port > 65535)
+        return -1;
+    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof *v6;
+        return AF_INET6;
+    }
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *sslen = sizeof *v4;
+        return AF_INET;
+    }
+    return -1;
 }
 
 static void why_set(char *why, size_t whylen, const char *text)

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "ipc.h"
 
@@ -102,6 +103,10 @@ int dnsc_parse_nexthops(const struct ipc_msg *m, char *domain, char *why, size_t
 int dnsc_answer_encode(struct ipc_out *m, uint32_t reqid, const struct dns_answer *a);
 int dnsc_hops_encode(struct ipc_out *m, uint32_t reqid, const struct dns_hops *h);
 void dnsc_error_encode(struct ipc_out *m, uint32_t reqid, const char *code, const char *text);
+
+/* A hop address (as parsed here) and a port as a socket address; returns
+ * AF_INET6 or AF_INET, or -1 if addr is not numeric. */
+int dnsc_sockaddr(const char *addr, unsigned port, struct sockaddr_storage *ss, socklen_t *sslen);
 
 /* Adds data to the answer's arena and returns where it went, NULL if full. */
 const unsigned char *dns_answer_keep(struct dns_answer *a, const void *p, size_t len);

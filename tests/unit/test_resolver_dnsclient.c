@@ -5,6 +5,9 @@
  * inconsistent answers, truncated fields) are refused as a whole.
  */
 #include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -400,6 +403,22 @@ static void test_dc_hops(void)
     ipc_out_free(&m);
 }
 
+static void test_dc_sockaddr(void)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+
+    CU_ASSERT_EQUAL(dnsc_sockaddr("2001:db8::1", 25, &ss, &len), AF_INET6);
+    CU_ASSERT_EQUAL(len, sizeof(struct sockaddr_in6));
+    CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 25);
+    CU_ASSERT_EQUAL(dnsc_sockaddr("192.0.2.1", 2525, &ss, &len), AF_INET);
+    CU_ASSERT_EQUAL(len, sizeof(struct sockaddr_in));
+    CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)&ss)->sin_port), 2525);
+    CU_ASSERT_EQUAL(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(0xc0000201));
+    CU_ASSERT_EQUAL(dnsc_sockaddr("mx.test", 25, &ss, &len), -1);
+    CU_ASSERT_EQUAL(dnsc_sockaddr("192.0.2.1", 70000, &ss, &len), -1);
+}
+
 void suite_resolver_dnsclient(void)
 {
     CU_pSuite s = CU_add_suite("resolver_dnsclient", dc_setup, dc_teardown);
@@ -411,4 +430,5 @@ void suite_resolver_dnsclient(void)
     CU_add_test(s, "answers of every type round trip", test_dc_answer_roundtrip);
     CU_add_test(s, "hostile answers refused, R_ERROR text", test_dc_answer_hostile);
     CU_add_test(s, "next hops round trip and consistency", test_dc_hops);
+    CU_add_test(s, "hop address to socket address", test_dc_sockaddr);
 }
