@@ -4,6 +4,8 @@
 # compares with Postfix, `make fuzz` runs the parsers' libFuzzer targets,
 # `make install` installs on a production host.
 
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 SAN     ?=
 ifeq ($(SAN),1)

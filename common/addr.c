@@ -14,6 +14,7 @@
  * ADDR_ENEEDUTF8 instead of a plain syntax error.
  */
 #include "addr.h"
+#include "utf8.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -38,42 +39,17 @@ static unsigned char lower(unsigned char c)
 
 /*
  * Length of the well-formed UTF-8 sequence (2..4 bytes) of a non-ASCII
- * character at s[i], or 0 if it is malformed: overlong forms, surrogates,
- * code points above U+10FFFF and truncated sequences are refused. C1
- * control characters (U+0080..U+009F) are refused too: they are as
- * unwelcome in an address as their ASCII counterparts.
+ * character at s[i], or 0 if it is malformed (utf8.h says what that means)
+ * or a C1 control character (U+0080..U+009F): those are as unwelcome in an
+ * address as their ASCII counterparts.
  */
 static size_t utf8_char_len(const unsigned char *s, size_t i, size_t len)
 {
-    unsigned char c = s[i];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;   /* range of the second byte */
+    uint32_t cp;
+    size_t n = utf8_decode(s + i, len - i, &cp);
 
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c == 0xE0) {
-        n = 3; lo = 0xA0;
-    } else if (c == 0xED) {
-        n = 3; hi = 0x9F;                 /* no UTF-16 surrogates */
-    } else if (c >= 0xE1 && c <= 0xEF)
-        n = 3;
-    else if (c == 0xF0) {
-        n = 4; lo = 0x90;
-    } else if (c >= 0xF1 && c <= 0xF3)
-        n = 4;
-    else if (c == 0xF4) {
-        n = 4; hi = 0x8F;                 /* nothing above U+10FFFF */
-    } else
-        return 0;                         /* ASCII, continuation, C0, C1, F5+ */
-    if (len - i < n)
+    if (n < 2 || utf8_is_c1(cp))
         return 0;
-    if (s[i + 1] < lo || s[i + 1] > hi)
-        return 0;
-    for (size_t k = 2; k < n; k++)
-        if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-            return 0;
-    if (c == 0xC2 && s[i + 1] <= 0x9F)
-        return 0;                         /* C1 controls */
     return n;
 }
 

@@ -3,11 +3,18 @@
  *
  * Must never block the caller for long or allocate: a line is formatted into
  * a fixed buffer and written with one write(2) in foreground mode.
+ *
+ * log_sanitize() is the one escaper of untrusted text for logs (and for
+ * error messages that quote it): whatever it returns holds no control
+ * byte, no invalid UTF-8 and nothing that displays as a line break, so a
+ * peer or a local user cannot make one log line look like two.
  */
 #include "log.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,16 +81,48 @@ void log_fatal(const char *fmt, ...)
     exit(1);
 }
 
+/*
+ * Characters that would let text in a log line pass for something else: C1
+ * controls (U+009B is CSI on some terminals), the Unicode line and
+ * paragraph separators, and the bidirectional overrides and isolates that
+ * display text in another order than it is stored.
+ */
+static int deceptive(uint32_t cp)
+{
+    return utf8_is_c1(cp) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 const char *log_sanitize(const char *in, size_t len, char *out, size_t outlen)
 {
-    size_t i, o = 0;
+    size_t i = 0, o = 0;
 
-    if (outlen == 0)
+    if (out == NULL || outlen == 0)
         return out;
-    for (i = 0; i < len && o + 1 < outlen; i++) {
+    if (in == NULL)
+        len = 0;
+    while (i < len && o + 1 < outlen) {
         unsigned char ch = (unsigned char)in[i];
+        uint32_t cp;
+        size_t n;
+
+        if (ch >= 0x20 && ch < 0x7F) {
+            out[o++] = (char)ch;
+            i++;
+            continue;
+        }
         /* UTF-8 is kept: it is text, and SMTPUTF8 addresses need it. */
-        out[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        n = ch >= 0x80 ? utf8_decode(in + i, len - i, &cp) : 0;
+        if (n == 0 || deceptive(cp)) {
+            out[o++] = '?';             /* a control byte, or one byte of a bad sequence */
+            i += n ? n : 1;
+            continue;
+        }
+        if (o + n >= outlen)
+            break;                      /* a character is copied whole or not at all */
+        memcpy(out + o, in + i, n);
+        o += n;
+        i += n;
     }
     out[o] = 0;
     return out;

@@ -25,8 +25,14 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 /* Logs and exits with status 1. */
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/* Copies at most len bytes of untrusted text into out (size outlen, always
- * NUL-terminated), replacing control and non-printable bytes with '?'. */
+/*
+ * Copies at most len bytes of untrusted text into out (size outlen, always
+ * NUL-terminated; returns out). Printable ASCII and well-formed UTF-8
+ * (utf8.h) are kept; every control byte (C0, DEL), every byte of an invalid
+ * UTF-8 sequence, and each C1 control, U+2028/U+2029 line separator and
+ * bidirectional override becomes '?'. A multi-byte character that does not
+ * fit in out is left out whole, never cut.
+ */
 const char *log_sanitize(const char *in, size_t len, char *out, size_t outlen);
 
 #endif

@@ -17,6 +17,8 @@ size_t proto_limit(uint16_t type)
     case Q_LIST:
     case Q_LIST_END:
         return 4096;
+    case Q_DATA:
+        return PROTO_DATA_MAX + 64;     /* the content, its QID and two field heads */
     case Q_COMMIT:
     case Q_LIST_ITEM:
         /* a record with many recipients, each with ORCPT and a last reply */

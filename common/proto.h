@@ -1,19 +1,24 @@
 /*
- * proto.h - message types and field tags spoken over ipc.h frames, and the
- * socket names under run_dir. One table for every process, so that resolver,
- * map and auth look-ups (ROADMAP.md) are new rows, not new formats.
- *
- * queue-mgr listens on:
- *   RUN/smtpd/queue/queue.sock  smtpd links (inside smtpd's chroot jail)
- *   RUN/queue/pickup.sock       sendmail (any local user; SO_PEERCRED recorded)
- *   RUN/queue/control.sock      mailq, posternctl
+ * proto.h - message types and field tags spoken over ipc.h frames. One
+ * table for every process, so that resolver, map and auth look-ups
+ * (ROADMAP.md) are new rows, not new formats. Where the sockets are is
+ * paths.h; common/qclient.h builds and parses the queue frames.
  *
  * Message hand-off (smtpd or sendmail to queue-mgr):
- *   Q_OPEN            ->  Q_OPENED {QID} + descriptor of a new spool file
- *   (client writes the message, CRLF lines, into the descriptor)
+ *   Q_OPEN            ->  Q_OPENED {QID}, on the smtpd socket with the
+ *                         descriptor of a new spool file; on the pickup
+ *                         socket without one (a local user never holds a
+ *                         writable descriptor of a queue file)
+ *                     or  Q_ERROR {CODE, TEXT}
+ *   smtpd writes the message, CRLF lines, into the descriptor; a pickup
+ *   client sends it instead:
+ *   Q_DATA {QID, DATA} ... (no reply) queue-mgr appends DATA to the file,
+ *                         after its own Received: line; at most
+ *                         PROTO_DATA_MAX bytes of DATA a frame
  *   Q_COMMIT {QID, envelope fields as in qrecord.h}
  *                     ->  Q_COMMITTED {QID}    once file and record are durable
- *                     or  Q_ERROR {CODE, TEXT}
+ *                     or  Q_ERROR {CODE, TEXT} (also for a refusal met while
+ *                         streaming, e.g. 552 5.3.4 for a message too large)
  *   Q_ABORT {QID}         (no reply) the spool file is removed
  * Queue listing (mailq):
  *   Q_LIST            ->  Q_LIST_ITEM {RECORD} ... Q_LIST_END {COUNT}
@@ -30,15 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* socket paths, relative to run_dir */
-#define SOCK_SMTPD_JAIL   "smtpd"              /* smtpd's chroot jail */
-#define SOCK_QUEUE_SMTPD  "smtpd/queue/queue.sock"
-#define SOCK_QUEUE_SMTPD_IN_JAIL "/queue/queue.sock"
-#define SOCK_QUEUE_PICKUP "queue/pickup.sock"
-#define SOCK_QUEUE_CONTROL "queue/control.sock"
-#define PID_FILE          "postern.pid"
-#define SOCK_RESOLVER_JAIL "resolver"          /* resolver's chroot jail */
-#define SOCK_RESOLVER     "resolver/resolver.sock"
+/* Bytes of message content in one Q_DATA frame. */
+#define PROTO_DATA_MAX (64u << 10)
 
 enum msg_type {
     Q_OPEN = 1,
@@ -50,6 +48,7 @@ enum msg_type {
     Q_LIST,
     Q_LIST_ITEM,
     Q_LIST_END,
+    Q_DATA,
     /* resolver (common/dnsclient.h) */
     R_LOOKUP = 80,
     R_ANSWER,
@@ -64,6 +63,7 @@ enum field_tag {
     T_TEXT,             /* str, human text */
     T_RECORD,           /* nested: a queue record body */
     T_COUNT,            /* u64 */
+    T_DATA,             /* bytes, message content (Q_DATA) */
     /* envelope and record fields: see qrecord.h */
     T_VERSION = 16,     /* u64, record format version */
     T_SENDER,           /* str, mailbox or "" */

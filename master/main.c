@@ -5,8 +5,9 @@
  * As root it prepares the directories, binds the listening ports, and runs
  * the other processes (supervise.c), which drop privileges themselves. It
  * keeps root, so it must stay small: it parses no network input, reads
- * nothing from its children, passes them no envelope data, and never runs a
- * shell.
+ * nothing from its children but their fixed readiness message
+ * (common/ready.h), passes them no envelope data, and never runs a shell.
+ * `start` returns once every process said ready (or one failed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,13 +32,28 @@
 #include "pidfile.h"
 #include "privsep.h"
 #include "qstore.h"
-#include "proto.h"
+#include "paths.h"
+#include "status.h"
 #include "supervise.h"
 #include "util.h"
 
 /* The master waits 30 s for its children, then kills them; stop allows that
  * and a little more. */
 #define STOP_WAIT_MS 40000
+/* start: the daemon answers once every process is up or one failed, which
+ * the readiness bounds of supervise.c keep within about two minutes; this
+ * is only for a daemon that never answers. */
+#define START_WAIT_MS 300000
+
+/* What the daemon tells the `start` command waiting for it. */
+struct start_report {
+    pid_t pid;
+    int how;                        /* START_* */
+    char text[480];
+};
+#define START_READY    1            /* every process is up */
+#define START_NOTREADY 2            /* a process failed; the master keeps trying */
+#define START_FATAL    3            /* the master itself gave up */
 
 /* What the running master holds. */
 static struct {
@@ -49,8 +65,12 @@ static struct {
     int cur;
     struct sup *sup;
     int daemon_pipe;                /* start: tells the waiting parent we are up */
-    int tell_terminal;              /* start, until detached: errors also to stderr */
+    int tell_terminal;              /* start, until daemonized: errors also to stderr */
+    char status_line[STATUS_MAX];   /* last line written to RUN/postern.status */
+    int was_ready;                  /* every process has been up at least once */
 } m = { .daemon_pipe = -1 };
+
+static void daemon_report(int how, const char *text);
 
 /*
  * A start-up failure: logged, and in `start` mode also said on the terminal,
@@ -65,7 +85,9 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     log_msg(LOG_LVL_FATAL, "%s", msg);
-    if (m.tell_terminal)
+    if (m.daemon_pipe >= 0)
+        daemon_report(START_FATAL, msg);    /* the waiting `start` says it */
+    else if (m.tell_terminal)
         fprintf(stderr, "postern: %s\n", msg);
     exit(1);
 }
@@ -251,8 +273,49 @@ out:
 
 /* ------------------------------------------------------- run and start */
 
-/* Returns in the daemon (session leader's child, cwd /); the original
- * process waits for daemon_ready() or the daemon's death, then exits. */
+/* Reads a whole report from fd before deadline (now_ms); 0, or -1 on EOF,
+ * error or time out (*timed_out set). */
+static int read_report(int fd, struct start_report *r, uint64_t deadline, int *timed_out)
+{
+    size_t got = 0;
+
+    *timed_out = 0;
+    while (got < sizeof(*r)) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        uint64_t now = now_ms();
+        ssize_t n;
+        int pr;
+
+        if (now >= deadline) {
+            *timed_out = 1;
+            return -1;
+        }
+        pr = poll(&pfd, 1, (int)(deadline - now));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -1;
+        if (pr == 0)
+            continue;
+        n = read(fd, (char *)r + got, sizeof(*r) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    r->text[sizeof(r->text) - 1] = 0;
+    for (char *c = r->text; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    return 0;
+}
+
+/*
+ * Returns in the daemon (session leader's child, cwd /); the original
+ * process waits until the daemon reports that every process is up, or that
+ * something failed, or dies, and exits 0 only in the first case.
+ */
 static void daemonize(void)
 {
     int p[2];
@@ -264,19 +327,35 @@ static void daemonize(void)
     if (pid < 0)
         fail("fork: %s", strerror(errno));
     if (pid > 0) {
-        pid_t daemon_pid = 0;
-        ssize_t n;
+        struct start_report r;
+        int timed_out, rc;
         close(p[1]);
-        do
-            n = read(p[0], &daemon_pid, sizeof(daemon_pid));
-        while (n < 0 && errno == EINTR);
+        rc = read_report(p[0], &r, now_ms() + START_WAIT_MS, &timed_out);
         waitpid(pid, NULL, 0);
-        if (n != (ssize_t)sizeof(daemon_pid))
-            _exit(1);       /* the daemon said why on stderr */
-        printf("postern: started (pid %ld)\n", (long)daemon_pid);
-        exit(0);
+        if (rc < 0 && timed_out) {
+            fprintf(stderr, "postern: the master did not report within %d s that it is ready; "
+                    "see the log\n", START_WAIT_MS / 1000);
+            exit(1);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "postern: the master exited during start-up; see the log\n");
+            exit(1);
+        }
+        switch (r.how) {
+        case START_READY:
+            printf("postern: started (pid %ld), ready: %s\n", (long)r.pid, r.text);
+            exit(0);
+        case START_NOTREADY:
+            fprintf(stderr, "postern: started (pid %ld) but not ready: %s; "
+                    "the master keeps trying (see the log)\n", (long)r.pid, r.text);
+            exit(1);
+        default:
+            fprintf(stderr, "postern: %s\n", r.text);
+            exit(1);
+        }
     }
     close(p[0]);
+    m.daemon_pipe = p[1];       /* from here on, fail() reports through it */
     if (setsid() < 0)
         fail("setsid: %s", strerror(errno));
     pid = fork();
@@ -286,13 +365,12 @@ static void daemonize(void)
         _exit(0);
     if (chdir("/") < 0)
         fail("chdir /: %s", strerror(errno));
-    m.daemon_pipe = p[1];
 }
 
-/* The daemon is set up: detach from the terminal and release the parent. */
-static void daemon_ready(void)
+/* The daemon is set up: let go of the terminal before any child starts, so
+ * no child inherits it (the waiting parent speaks for us from now on). */
+static void daemon_detach(void)
 {
-    pid_t me = getpid();
     int nul = open("/dev/null", O_RDWR);
 
     if (nul < 0)
@@ -303,10 +381,51 @@ static void daemon_ready(void)
     dup2(nul, STDERR_FILENO);
     if (nul > 2)
         close(nul);
-    if (write_all(m.daemon_pipe, &me, sizeof(me)) < 0)
-        log_warning("cannot tell the starting command we are up: %s", strerror(errno));
+}
+
+/* Releases the waiting `start` command, once. */
+static void daemon_report(int how, const char *text)
+{
+    struct start_report r;
+
+    if (m.daemon_pipe < 0)
+        return;
+    memset(&r, 0, sizeof(r));
+    r.pid = getpid();
+    r.how = how;
+    str_copy(r.text, text, sizeof(r.text));
+    if (write_all(m.daemon_pipe, &r, sizeof(r)) < 0)
+        log_warning("cannot tell the starting command how the start went: %s", strerror(errno));
     close(m.daemon_pipe);
     m.daemon_pipe = -1;
+}
+
+/* Readiness news from the supervisor: for `start`, and for `status`. */
+static void on_sup_event(enum sup_event e, const char *text, void *arg)
+{
+    char line[STATUS_MAX - 1], scratch[STATUS_MAX];   /* line + newline fit the file */
+    int all;
+
+    (void)arg;
+    switch (e) {
+    case SUP_READY:
+        m.was_ready = 1;
+        daemon_report(START_READY, text);
+        break;
+    case SUP_FAILED:
+        daemon_report(START_NOTREADY, text);
+        break;
+    case SUP_CHANGED:
+        all = sup_describe(m.sup, scratch, sizeof(scratch));
+        snprintf(line, sizeof(line), "%s: %s", all ? "ready" : m.was_ready ? "not ready" : "starting",
+                 text);
+        if (strcmp(line, m.status_line) == 0)
+            break;
+        if (status_write(m.cfg->run_dir, line) < 0)
+            log_warning("cannot write %s/%s: %s", m.cfg->run_dir, STATUS_FILE, strerror(errno));
+        str_copy(m.status_line, line, sizeof(m.status_line));
+        break;
+    }
 }
 
 /* Keys whose change needs a restart: the pid file, the queue's open index
@@ -430,23 +549,27 @@ static int cmd_run(const char *path, int foreground)
     if (ev_signal(ev, SIGHUP, on_hup, NULL) < 0 || ev_signal(ev, SIGTERM, on_term, NULL) < 0 ||
         ev_signal(ev, SIGINT, on_term, NULL) < 0)
         fail("signals: %s", strerror(errno));
-    m.sup = sup_new(ev, m.bindir, m.conf, foreground);
+    m.sup = sup_new(ev, m.bindir, m.conf, foreground, on_sup_event, NULL);
     if (!m.sup)
         fail("supervisor: %s", strerror(errno));
     if (!foreground)
-        daemon_ready();
+        daemon_detach();
 
     if (!priv_is_root())
         log_warning("running as uid %lu, not root: all processes run as this user, without chroot",
                     (unsigned long)getuid());
     log_info("starting, configuration %s", m.conf);
+    status_remove(m.cfg->run_dir);          /* a dead master's, if any */
     sup_start(m.sup, m.cfg, &m.lis[m.cur]);
     if (ev_run(ev) < 0)
         log_error("event loop: %s", strerror(errno));
 
+    /* A `start` still waiting (we stopped before every process was up)
+     * hears it by end of file when we exit. */
     listeners_close(&m.lis[m.cur]);
     sup_free(m.sup);
     ev_free(ev);
+    status_remove(m.cfg->run_dir);
     pidfile_remove(pidpath, pidfd);
     unload(m.cfg);
     log_info("stopped");
@@ -560,7 +683,11 @@ static int cmd_control(const char *path, const char *cmd)
         return strcmp(cmd, "status") == 0 ? 3 : 1;
     }
     if (strcmp(cmd, "status") == 0) {
-        printf("postern: running (pid %ld)\n", (long)pid);
+        char line[STATUS_MAX];
+        if (status_read(run_dir, line, sizeof(line)) == 0)
+            printf("postern: running (pid %ld), %s\n", (long)pid, line);
+        else
+            printf("postern: running (pid %ld)\n", (long)pid);
         return 0;
     }
     if (kill(pid, strcmp(cmd, "stop") == 0 ? SIGTERM : SIGHUP) < 0) {

@@ -4,10 +4,19 @@
  *
  * This is the code that runs as root and forks. It must never exec anything
  * but a role binary from bindir with a fixed argv (no shell, no string built
- * from anything a peer sent), never read from a child, and never pass a
- * child anything but the listening sockets, its config path and two
- * environment variables. Children start with the master's privileges and
- * drop them themselves, after their own privileged set-up.
+ * from anything a peer sent), and never pass a child anything but the
+ * listening sockets, its readiness pipe, its config path and three
+ * environment variables. The only thing it ever reads from a child is that
+ * pipe: at most READY_LEN + 1 bytes, compared whole with READY_MESSAGE
+ * (common/ready.h), nothing parsed. Children start with the master's
+ * privileges and drop them themselves, after their own privileged set-up.
+ *
+ * Readiness: a process counts as up only once it said so on its pipe. A
+ * role starts only when every role it needs is up (each of its processes);
+ * one that does not say ready within its bound is killed and restarted with
+ * the backoff, and gets twice the time on its next try. A role that is
+ * already running is never stopped because one it needs went down: it
+ * reconnects on its own.
  */
 #include "supervise.h"
 
@@ -22,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ready.h"
 #include "util.h"
 
 #define BACKOFF_FIRST_MS   100u
@@ -30,6 +40,8 @@
 #define STOP_PHASE_MS      20000u   /* each stop phase, then SIGKILL */
 #define STOP_TOTAL_MS      30000u   /* whole stop, then SIGKILL everything */
 #define STOP_GRACE_MS      5000u    /* after the last SIGKILL, give up waiting */
+#define READY_DOUBLINGS    3u       /* a slow starter gets at most 8 times its bound */
+#define ROLE_MAX_NEEDS     4
 
 enum reload_how {
     RELOAD_IN_PLACE,        /* SIGHUP: the process re-reads its configuration */
@@ -43,6 +55,8 @@ struct role {
     unsigned listen;        /* LK_* kinds it serves; 0 for none */
     enum reload_how reload;
     unsigned stop_phase;    /* lower phases stop first, and are gone before the next */
+    unsigned ready_s;       /* seconds a new process may take to say ready */
+    const char *needs[ROLE_MAX_NEEDS];  /* roles that must be up before it starts */
 };
 
 static unsigned one(const struct config *c)
@@ -57,12 +71,18 @@ static unsigned smtpd_instances(const struct config *c)
 }
 
 /*
- * Started in this order. smtpd stops first so that its last commits reach a
- * queue-mgr that is still there. A new role is a new row.
+ * Started in this order; a role may only need rows above it (checked by
+ * sup_check_binaries), so the needs can never go round in a circle. smtpd
+ * stops first so that its last commits reach a queue-mgr that is still
+ * there. queue-mgr reconciles the whole queue before it is ready, hence its
+ * long bound. A new role is a new row, for example
+ *     { "resolver", "resolver", one, 0, RELOAD_IN_PLACE, 2, 30, { NULL } },
+ *     { "deliver",  "deliver",  one, 0, RELOAD_IN_PLACE, 0, 30, { "queue-mgr", "resolver" } },
  */
 static const struct role roles[] = {
-    { "queue-mgr", "queue-mgr", one,             0,      RELOAD_IN_PLACE,   1 },
-    { "smtpd",     "smtpd",     smtpd_instances, LK_ALL, RELOAD_GENERATION, 0 },
+    /* name        binary       instances        listen  reload             stop ready needs */
+    { "queue-mgr", "queue-mgr", one,             0,      RELOAD_IN_PLACE,   1,   120,  { NULL } },
+    { "smtpd",     "smtpd",     smtpd_instances, LK_ALL, RELOAD_GENERATION, 0,   10,   { "queue-mgr" } },
 };
 
 struct child {
@@ -76,6 +96,14 @@ struct child {
     uint64_t restart_timer;
     int retiring;           /* its exit is expected: never restarted */
     int signalled;          /* SIGTERM or SIGHUP we sent to make it exit */
+    int waiting;            /* due to start, held back until what it needs is up */
+    int ready;              /* this process said ready */
+    int ready_fd;           /* read end of its readiness pipe, -1 once done */
+    int pipe_closed;        /* it closed the pipe without saying ready */
+    char ready_buf[READY_LEN + 1];
+    size_t ready_got;
+    uint64_t ready_timer;
+    unsigned ready_timeouts; /* in a row: each doubles the next bound */
 };
 
 struct sup {
@@ -90,9 +118,16 @@ struct sup {
     int stopping;
     unsigned stop_phase;    /* UINT_MAX: no phase signalled yet */
     uint64_t phase_timer, total_timer, grace_timer;
+    sup_event_cb cb;
+    void *cb_arg;
+    uint64_t start_ms;
+    int all_up;             /* every process is up right now */
+    int announced;          /* SUP_READY was sent */
+    int start_failed;       /* SUP_FAILED was sent */
 };
 
 static void spawn(struct child *ch);
+static void try_start(struct child *ch);
 static void on_sigchld(struct evloop *ev, int signo, void *arg);
 
 static void role_path(const char *bindir, const struct role *r, char *out, size_t outlen)
@@ -100,10 +135,39 @@ static void role_path(const char *bindir, const struct role *r, char *out, size_
     snprintf(out, outlen, "%s/%s", bindir, r->binary);
 }
 
+static const struct role *role_named(const char *name, size_t before)
+{
+    for (size_t i = 0; i < before && i < ARRAY_LEN(roles); i++)
+        if (strcmp(roles[i].name, name) == 0)
+            return &roles[i];
+    return NULL;
+}
+
+/* Every need names a row above; every role has a readiness bound. */
+static int table_check(char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
+        if (roles[i].ready_s == 0) {
+            snprintf(err, errlen, "role table: %s has no readiness bound", roles[i].name);
+            return -1;
+        }
+        for (size_t k = 0; k < ROLE_MAX_NEEDS && roles[i].needs[k]; k++) {
+            if (!role_named(roles[i].needs[k], i)) {
+                snprintf(err, errlen, "role table: %s needs %s, which is not a row above it",
+                         roles[i].name, roles[i].needs[k]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 int sup_check_binaries(const char *bindir, char *err, size_t errlen)
 {
     char path[PATH_MAX + 64];
 
+    if (table_check(err, errlen) < 0)
+        return -1;
     for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
         role_path(bindir, &roles[i], path, sizeof(path));
         if (access(path, X_OK) < 0) {
@@ -114,13 +178,16 @@ int sup_check_binaries(const char *bindir, char *err, size_t errlen)
     return 0;
 }
 
-struct sup *sup_new(struct evloop *ev, const char *bindir, const char *conf, int foreground)
+struct sup *sup_new(struct evloop *ev, const char *bindir, const char *conf, int foreground,
+                    sup_event_cb cb, void *arg)
 {
     struct sup *s = calloc(1, sizeof(*s));
 
     if (!s)
         return NULL;
     s->ev = ev;
+    s->cb = cb;
+    s->cb_arg = arg;
     str_copy(s->bindir, bindir, sizeof(s->bindir));
     str_copy(s->conf, conf, sizeof(s->conf));
     s->foreground = foreground;
@@ -132,9 +199,25 @@ struct sup *sup_new(struct evloop *ev, const char *bindir, const char *conf, int
     return s;
 }
 
+/* Stops listening to the readiness pipe and forgets its timer. */
+static void ready_close(struct child *ch)
+{
+    if (ch->ready_fd >= 0) {
+        ev_del(ch->sup->ev, ch->ready_fd);
+        close(ch->ready_fd);
+        ch->ready_fd = -1;
+    }
+    if (ch->ready_timer) {
+        ev_timer_cancel(ch->sup->ev, ch->ready_timer);
+        ch->ready_timer = 0;
+    }
+}
+
 static void child_remove(struct child *ch)
 {
     struct sup *s = ch->sup;
+
+    ready_close(ch);
 
     for (struct child **pp = &s->children; *pp; pp = &(*pp)->next) {
         if (*pp == ch) {
@@ -186,6 +269,7 @@ static struct child *child_new(struct sup *s, const struct role *r)
     ch->sup = s;
     ch->role = r;
     ch->gen = s->gen;
+    ch->ready_fd = -1;
     for (pp = &s->children; *pp; pp = &(*pp)->next)
         ;
     *pp = ch;
@@ -199,6 +283,234 @@ static void send_signal(struct child *ch, int sig)
                     strerror(errno));
 }
 
+/* ------------------------------------------------------------ readiness */
+
+static void emit(struct sup *s, enum sup_event e, const char *text)
+{
+    if (s->cb)
+        s->cb(e, text, s->cb_arg);
+}
+
+/* An old generation's process, serving until the new one is up. */
+static int superseded(const struct sup *s, const struct child *ch)
+{
+    return ch->role->reload == RELOAD_GENERATION && ch->gen != s->gen;
+}
+
+/* Does ch count when we ask whether its role is up? */
+static int counts(const struct sup *s, const struct child *ch)
+{
+    return !ch->retiring && !superseded(s, ch);
+}
+
+/* Is every process of r that should be running up? (None wanted: yes.) */
+static int role_up(const struct sup *s, const struct role *r)
+{
+    for (const struct child *ch = s->children; ch; ch = ch->next)
+        if (ch->role == r && counts(s, ch) && !(ch->pid > 0 && ch->ready))
+            return 0;
+    return 1;
+}
+
+/* The first role r needs that is not up, or NULL. */
+static const char *need_missing(const struct sup *s, const struct role *r)
+{
+    for (size_t k = 0; k < ROLE_MAX_NEEDS && r->needs[k]; k++) {
+        const struct role *d = role_named(r->needs[k], ARRAY_LEN(roles));
+        if (d && !role_up(s, d))
+            return d->name;
+    }
+    return NULL;
+}
+
+int sup_describe(const struct sup *s, char *out, size_t outlen)
+{
+    size_t off = 0;
+    int all = 1;
+
+    if (outlen == 0)
+        return 0;
+    out[0] = 0;
+    for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
+        const struct role *r = &roles[i];
+        unsigned total = 0, up = 0, waiting = 0, starting = 0;
+        const char *state, *missing;
+        int n;
+
+        for (const struct child *ch = s->children; ch; ch = ch->next) {
+            if (ch->role != r || !counts(s, ch))
+                continue;
+            total++;
+            if (ch->pid > 0 && ch->ready)
+                up++;
+            else if (ch->waiting)
+                waiting++;
+            else if (ch->pid > 0)
+                starting++;
+        }
+        if (total == 0)
+            continue;
+        if (up < total)
+            all = 0;
+        missing = waiting && up < total ? need_missing(s, r) : NULL;
+        state = up == total ? "up" : missing ? "waiting for " : starting ? "starting" : "restarting";
+        n = snprintf(out + off, outlen - off, "%s%s %u/%u %s%s", off ? ", " : "", r->name, up,
+                     total, state, missing ? missing : "");
+        if (n < 0 || (size_t)n >= outlen - off)
+            break;
+        off += (size_t)n;
+    }
+    return all;
+}
+
+/* Something about readiness changed: tell the caller, and say once (and
+ * again after a fall) when every process is up. */
+static void ready_changed(struct sup *s)
+{
+    char what[512];
+    int all;
+
+    if (s->stopping)
+        return;
+    all = sup_describe(s, what, sizeof(what));
+    if (all && !s->all_up) {
+        if (!s->announced) {
+            log_info("ready: every process is up after %llu ms (%s)",
+                     (unsigned long long)(now_ms() - s->start_ms), what);
+            s->announced = 1;
+            emit(s, SUP_READY, what);
+        } else {
+            log_info("ready again: every process is up (%s)", what);
+        }
+    }
+    s->all_up = all;
+    emit(s, SUP_CHANGED, what);
+}
+
+/* Before the first SUP_READY, the first process that fails fails the start. */
+static void start_failure(struct sup *s, const char *text)
+{
+    if (s->announced || s->start_failed || s->stopping)
+        return;
+    s->start_failed = 1;
+    emit(s, SUP_FAILED, text);
+}
+
+/* Kills a process that did not become ready properly; its exit restarts it. */
+static void kill_unready(struct child *ch, const char *why)
+{
+    char text[256];
+
+    snprintf(text, sizeof(text), "%s pid %ld %s", ch->role->name, (long)ch->pid, why);
+    log_error("%s: killing it; it will be restarted", text);
+    start_failure(ch->sup, text);
+    ready_close(ch);
+    ch->signalled = SIGKILL;
+    send_signal(ch, SIGKILL);
+}
+
+static void retire(struct child *ch, int sig);
+
+/* Once a new generation of r is up, the old one drains (SIGHUP) and goes. */
+static void retire_superseded(struct sup *s, const struct role *r)
+{
+    struct child *ch, *next;
+    unsigned old = 0;
+
+    if (r->reload != RELOAD_GENERATION || !role_up(s, r))
+        return;
+    for (ch = s->children; ch; ch = next) {
+        next = ch->next;
+        if (ch->role == r && !ch->retiring && superseded(s, ch)) {
+            old++;
+            retire(ch, SIGHUP);
+        }
+    }
+    if (old)
+        log_info("%s: %u old process(es) finish their sessions and exit", r->name, old);
+}
+
+static void release_waiting(struct sup *s)
+{
+    struct child *ch, *next;
+
+    for (ch = s->children; ch; ch = next) {
+        next = ch->next;
+        if (ch->waiting && !need_missing(s, ch->role))
+            try_start(ch);
+    }
+}
+
+static void child_ready(struct child *ch)
+{
+    struct sup *s = ch->sup;
+
+    ready_close(ch);
+    ch->ready = 1;
+    ch->ready_timeouts = 0;
+    log_info("%s: pid %ld ready after %llu ms", ch->role->name, (long)ch->pid,
+             (unsigned long long)(now_ms() - ch->started_ms));
+    if (s->stopping || ch->retiring)
+        return;
+    retire_superseded(s, ch->role);
+    release_waiting(s);
+    ready_changed(s);
+}
+
+static void on_ready_fd(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+    struct child *ch = arg;
+    ssize_t n;
+    int verdict;
+
+    (void)ev;
+    (void)events;
+    n = read(fd, ch->ready_buf + ch->ready_got, sizeof(ch->ready_buf) - ch->ready_got);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* Closed without a word: its exit, or its readiness timer, decides. */
+        if (n < 0)
+            log_warning("%s: pid %ld: readiness pipe: %s", ch->role->name, (long)ch->pid,
+                        strerror(errno));
+        ch->pipe_closed = 1;
+        ev_del(ch->sup->ev, ch->ready_fd);
+        close(ch->ready_fd);
+        ch->ready_fd = -1;
+        return;
+    }
+    ch->ready_got += (size_t)n;
+    verdict = ready_check(ch->ready_buf, ch->ready_got);
+    if (verdict > 0)
+        child_ready(ch);
+    else if (verdict < 0)
+        kill_unready(ch, "sent something other than its readiness message");
+}
+
+static unsigned ready_bound_s(const struct child *ch)
+{
+    return ch->role->ready_s << (ch->ready_timeouts < READY_DOUBLINGS ? ch->ready_timeouts
+                                                                      : READY_DOUBLINGS);
+}
+
+static void on_ready_timer(struct evloop *ev, void *arg)
+{
+    struct child *ch = arg;
+    unsigned was;
+    char why[160];
+
+    (void)ev;
+    ch->ready_timer = 0;
+    if (ch->pid <= 0 || ch->ready || ch->retiring || ch->sup->stopping)
+        return;
+    was = ready_bound_s(ch);
+    if (ch->ready_timeouts < 64)
+        ch->ready_timeouts++;
+    snprintf(why, sizeof(why), "was not ready after %u s%s (the next try gets %u s)", was,
+             ch->pipe_closed ? " and closed its readiness pipe" : "", ready_bound_s(ch));
+    kill_unready(ch, why);
+}
+
 /* ------------------------------------------------------------ the child */
 
 /* Everything the exec needs, prepared before fork so the child only moves
@@ -207,12 +519,14 @@ struct exec_plan {
     char path[PATH_MAX + 64];
     char *argv[4];
     char **envp;
-    int fds[3 * CONF_MAX_LIST];
+    int fds[3 * CONF_MAX_LIST + 1];     /* the listeners, then the readiness pipe */
     size_t nfds;
     char fdvar[64 + 3 * CONF_MAX_LIST * 16];
+    char readyvar[64];
 };
 
-static int exec_plan_build(struct exec_plan *p, const struct sup *s, const struct role *r)
+static int exec_plan_build(struct exec_plan *p, const struct sup *s, const struct role *r,
+                           int ready_w)
 {
     extern char **environ;
     static char foreground_var[] = "POSTERN_FOREGROUND=1";
@@ -236,16 +550,21 @@ static int exec_plan_build(struct exec_plan *p, const struct sup *s, const struc
                                 p->nfds ? "," : "", 3 + p->nfds, listener_kind_name(li->kind));
         p->fds[p->nfds++] = li->fd;
     }
+    /* The readiness pipe goes right after the listeners. */
+    snprintf(p->readyvar, sizeof(p->readyvar), "%s=%zu", READY_ENV, 3 + p->nfds);
+    p->fds[p->nfds++] = ready_w;
 
-    /* The master's environment, minus the two variables that are ours to set. */
+    /* The master's environment, minus the variables that are ours to set. */
     for (char **e = environ; *e; e++)
         n++;
-    p->envp = calloc(n + 3, sizeof(*p->envp));
+    p->envp = calloc(n + 4, sizeof(*p->envp));
     if (!p->envp)
         return -1;
     for (char **e = environ; *e; e++)
-        if (strncmp(*e, "POSTERN_LISTEN_FDS=", 19) != 0 && strncmp(*e, "POSTERN_FOREGROUND=", 19) != 0)
+        if (strncmp(*e, "POSTERN_LISTEN_FDS=", 19) != 0 && strncmp(*e, "POSTERN_FOREGROUND=", 19) != 0 &&
+            strncmp(*e, READY_ENV "=", sizeof(READY_ENV)) != 0)
             p->envp[k++] = *e;
+    p->envp[k++] = p->readyvar;
     if (r->listen)
         p->envp[k++] = p->fdvar;
     if (s->foreground)
@@ -259,7 +578,7 @@ __attribute__((noreturn)) static void child_exec(const struct exec_plan *p)
 {
     struct sigaction sa;
     sigset_t none;
-    int lifted[3 * CONF_MAX_LIST], nul;
+    int lifted[3 * CONF_MAX_LIST + 1], nul;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
@@ -275,18 +594,19 @@ __attribute__((noreturn)) static void child_exec(const struct exec_plan *p)
         if (nul != STDIN_FILENO)
             close(nul);
     }
-    /* Listeners to 3, 4, ...: first out of the way of the targets, then into
-     * place; dup2 clears close-on-exec on the copy, and only on it. */
+    /* Listeners and the readiness pipe to 3, 4, ...: first out of the way of
+     * the targets, then into place; dup2 clears close-on-exec on the copy,
+     * and only on it. */
     for (size_t i = 0; i < p->nfds; i++) {
         lifted[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, (int)(3 + p->nfds));
         if (lifted[i] < 0) {
-            log_error("%s: cannot pass listener: %s", p->path, strerror(errno));
+            log_error("%s: cannot pass descriptor: %s", p->path, strerror(errno));
             _exit(127);
         }
     }
     for (size_t i = 0; i < p->nfds; i++) {
         if (dup2(lifted[i], (int)(3 + i)) < 0) {
-            log_error("%s: cannot pass listener: %s", p->path, strerror(errno));
+            log_error("%s: cannot pass descriptor: %s", p->path, strerror(errno));
             _exit(127);
         }
     }
@@ -301,11 +621,12 @@ __attribute__((noreturn)) static void child_exec(const struct exec_plan *p)
 static void on_restart_timer(struct evloop *ev, void *arg)
 {
     struct child *ch = arg;
+    struct sup *s = ch->sup;
 
     (void)ev;
     ch->restart_timer = 0;
-    if (!ch->sup->stopping && !ch->retiring)
-        spawn(ch);
+    try_start(ch);          /* may free ch */
+    ready_changed(s);
 }
 
 static void schedule_restart(struct child *ch)
@@ -322,6 +643,7 @@ static void schedule_restart(struct child *ch)
     if (ch->failures < 64)
         ch->failures++;
     ch->pid = 0;
+    ch->ready = 0;
     ch->restart_timer = ev_timer(s->ev, delay, on_restart_timer, ch);
     if (!ch->restart_timer) {
         log_error("%s: cannot schedule a restart: out of memory", ch->role->name);
@@ -334,10 +656,18 @@ static void spawn(struct child *ch)
 {
     static struct exec_plan plan;
     struct sup *s = ch->sup;
+    int pfd[2];
     pid_t pid;
 
-    if (exec_plan_build(&plan, s, ch->role) < 0) {
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        log_error("%s: cannot start: pipe: %s", ch->role->name, strerror(errno));
+        schedule_restart(ch);
+        return;
+    }
+    if (exec_plan_build(&plan, s, ch->role, pfd[1]) < 0) {
         log_error("%s: cannot start: out of memory", ch->role->name);
+        close(pfd[0]);
+        close(pfd[1]);
         schedule_restart(ch);
         return;
     }
@@ -345,8 +675,10 @@ static void spawn(struct child *ch)
     if (pid == 0)
         child_exec(&plan);
     free(plan.envp);
+    close(pfd[1]);
     if (pid < 0) {
         log_error("%s: fork: %s", ch->role->name, strerror(errno));
+        close(pfd[0]);
         ch->started_ms = 0;
         schedule_restart(ch);
         return;
@@ -354,7 +686,51 @@ static void spawn(struct child *ch)
     ch->pid = pid;
     ch->started_ms = now_ms();
     ch->signalled = 0;
+    ch->ready = 0;
+    ch->pipe_closed = 0;
+    ch->ready_got = 0;
+    ch->ready_fd = pfd[0];
+    if (set_nonblock(pfd[0], 1) < 0 || ev_add(s->ev, pfd[0], EPOLLIN, on_ready_fd, ch) < 0) {
+        log_error("%s: cannot watch the readiness pipe: %s", ch->role->name, strerror(errno));
+        close(pfd[0]);
+        ch->ready_fd = -1;
+    }
+    ch->ready_timer = ev_timer(s->ev, (uint64_t)ready_bound_s(ch) * 1000, on_ready_timer, ch);
+    if (!ch->ready_timer)
+        log_error("%s: cannot time its start: out of memory", ch->role->name);
     log_info("%s: started, pid %ld", ch->role->name, (long)pid);
+}
+
+/* Is a process of r already held back? (Said once a role, not once a process.) */
+static int role_waits(const struct sup *s, const struct role *r)
+{
+    for (const struct child *ch = s->children; ch; ch = ch->next)
+        if (ch->role == r && ch->waiting)
+            return 1;
+    return 0;
+}
+
+/* Starts ch now, or holds it back until every role it needs is up. */
+static void try_start(struct child *ch)
+{
+    struct sup *s = ch->sup;
+    const char *missing;
+
+    if (s->stopping || ch->retiring || ch->pid > 0 || ch->restart_timer)
+        return;
+    if (superseded(s, ch)) {
+        child_remove(ch);   /* an old generation is not brought back */
+        return;
+    }
+    missing = need_missing(s, ch->role);
+    if (missing) {
+        if (!ch->waiting && !role_waits(s, ch->role))
+            log_info("%s: waiting for %s to be ready", ch->role->name, missing);
+        ch->waiting = 1;
+        return;
+    }
+    ch->waiting = 0;
+    spawn(ch);
 }
 
 /* ------------------------------------------------------------- reaping */
@@ -369,24 +745,31 @@ static void child_exited(struct child *ch, int status)
     /* Exit 0, or death by the very signal we sent to end it, is a clean end. */
     int clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
                 (WIFSIGNALED(status) && ch->signalled && WTERMSIG(status) == ch->signalled);
+    char how[64], text[256];
 
+    ready_close(ch);
+    ch->ready = 0;
     role_path(s->bindir, ch->role, path, sizeof(path));
-    if (!expected || !clean) {
-        if (WIFSIGNALED(status))
-            log_warning("process %s pid %ld killed by signal %d", path, (long)ch->pid,
-                        WTERMSIG(status));
-        else
-            log_warning("process %s pid %ld exit status %d", path, (long)ch->pid,
-                        WEXITSTATUS(status));
-    } else {
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+    if (!expected || !clean)
+        log_warning("process %s pid %ld %s", path, (long)ch->pid, how);
+    else
         log_info("%s: pid %ld exited%s", ch->role->name, (long)ch->pid,
                  s->stopping ? "" : " after draining");
-    }
-    if (expected) {
+    if (expected || superseded(s, ch)) {
+        /* A crashed old generation is not brought back: the new one serves. */
         child_remove(ch);
+        ready_changed(s);
         return;
     }
+    snprintf(text, sizeof(text), "%s pid %ld %s before every process was ready", ch->role->name,
+             (long)ch->pid, how);
+    start_failure(s, text);
     schedule_restart(ch);
+    ready_changed(s);
 }
 
 static void on_sigchld(struct evloop *ev, int signo, void *arg)
@@ -414,16 +797,20 @@ void sup_start(struct sup *s, const struct config *c, const struct listeners *l)
 {
     s->cfg = c;
     s->lis = l;
+    s->start_ms = now_ms();
+    /* Every process first, so a role that needs an earlier one sees it. */
     for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
         unsigned want = wanted(s, &roles[i]);
         if (want == 0 && roles[i].listen)
             log_info("%s: no listeners configured, not started", roles[i].name);
-        for (unsigned k = 0; k < want; k++) {
-            struct child *ch = child_new(s, &roles[i]);
-            if (ch)
-                spawn(ch);
-        }
+        for (unsigned k = 0; k < want; k++)
+            child_new(s, &roles[i]);
     }
+    for (struct child *ch = s->children, *next; ch; ch = next) {
+        next = ch->next;
+        try_start(ch);
+    }
+    ready_changed(s);
 }
 
 /* Ends a child whose exit is expected; one waiting for a restart just goes. */
@@ -449,27 +836,19 @@ void sup_reload(struct sup *s, const struct config *c, const struct listeners *l
     s->gen++;
     for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
         const struct role *r = &roles[i];
-        unsigned want = wanted(s, r), have = 0, old = 0;
+        unsigned want = wanted(s, r), have = 0;
 
         if (want == 0 && r->listen)
             log_info("%s: no listeners configured, not started", r->name);
 
         if (r->reload == RELOAD_GENERATION) {
-            /* The new generation first, so that someone accepts all along. */
+            /* The new generation first; the old one serves until it is up. */
             for (unsigned k = 0; k < want; k++) {
                 ch = child_new(s, r);
                 if (ch)
-                    spawn(ch);
+                    try_start(ch);
             }
-            for (ch = s->children; ch; ch = next) {
-                next = ch->next;
-                if (ch->role == r && !ch->retiring && ch->gen != s->gen) {
-                    old++;
-                    retire(ch, SIGHUP);
-                }
-            }
-            if (old)
-                log_info("%s: %u old process(es) finish their sessions and exit", r->name, old);
+            retire_superseded(s, r);
             continue;
         }
         for (ch = s->children; ch; ch = next) {
@@ -486,9 +865,10 @@ void sup_reload(struct sup *s, const struct config *c, const struct listeners *l
         for (; have < want; have++) {
             ch = child_new(s, r);
             if (ch)
-                spawn(ch);
+                try_start(ch);
         }
     }
+    ready_changed(s);
 }
 
 /* --------------------------------------------------------------- stop */

@@ -7,8 +7,14 @@
  * A syncfs() for batch N that runs while batch N+1 is being indexed can only
  * make more of N+1 durable early, never expose a record whose pages are not
  * on disk. No client hears about a batch before its own syncfs returned; a
- * record that became durable early without its spool file is dropped by the
- * start-up reconciliation, and its client was never told 250.
+ * record that became durable early without its whole spool file is held as
+ * damaged by the start-up reconciliation (it never deletes a record), and
+ * its client was never told 250.
+ *
+ * Errors: `broken` is set by the first failed stage and cleared only by a
+ * probe job whose syncfs succeeds. While it is set, no job is indexed, and
+ * a job that was indexed before has its records taken back and fails,
+ * whatever its own syncfs would say.
  *
  * The threads touch only LMDB and the file system: never clients, sockets
  * or the event loop. Results come back through an eventfd.
@@ -24,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "qstore_stub.h" /* QSTORE_EFULL; DELETE AT MERGE */
 #include "spool.h"
 #include "util.h"
 
@@ -38,9 +45,10 @@ static struct jobq to_index, to_sync, finished;
 static int index_busy;          /* a job is in the index stage */
 static size_t in_flight;        /* submitted and not yet done() */
 static int quit, started;
+static int broken;              /* a stage failed; cleared by a good probe */
 static pthread_t index_thread, sync_thread;
 static int efd = -1;
-static struct qstore *store;
+static struct commit_ops ops;
 static struct evloop *loop;
 static void (*on_done)(struct commit_job *);
 
@@ -87,14 +95,29 @@ static void *index_main(void *arg)
         struct commit_job *j = jobq_pop(&to_index);
         if (!j)
             break;
-        pthread_mutex_unlock(&mu);
-        j->ok = qstore_put_batch(store, j->items, j->n, j->err, sizeof(j->err)) == 0;
-        pthread_mutex_lock(&mu);
+        int rc = 0, was_broken = broken;
+        if (was_broken) {
+            snprintf(j->err, sizeof(j->err), "an earlier commit failed; not tried");
+        } else if (j->n > 0) {
+            pthread_mutex_unlock(&mu);
+            rc = ops.index(ops.arg, j->items, j->n, j->err, sizeof(j->err));
+            pthread_mutex_lock(&mu);
+        }
         index_busy = 0;
-        if (j->ok)
-            jobq_push(&to_sync, j);
-        else
+        if (was_broken && j->n > 0) {
+            j->status = COMMIT_FAILED;
             finish_locked(j);
+        } else if (rc == QSTORE_EFULL) {
+            /* Nothing was written: this batch is refused, the rest is sound. */
+            j->status = COMMIT_FULL;
+            finish_locked(j);
+        } else if (rc < 0) {
+            j->status = COMMIT_FAILED;
+            broken = 1;
+            finish_locked(j);
+        } else {
+            jobq_push(&to_sync, j);
+        }
         pthread_cond_broadcast(&cv);
     }
     pthread_mutex_unlock(&mu);
@@ -111,16 +134,28 @@ static void *sync_main(void *arg)
         struct commit_job *j = jobq_pop(&to_sync);
         if (!j)
             break;
-        pthread_mutex_unlock(&mu);
-        if (spool_sync() < 0) {
-            snprintf(j->err, sizeof(j->err), "syncfs: %s", strerror(errno));
-            j->ok = 0;
+        int failed = broken && j->n > 0;
+        if (failed) {
+            snprintf(j->err, sizeof(j->err), "an earlier commit failed");
+        } else {
+            pthread_mutex_unlock(&mu);
+            failed = ops.sync(ops.arg) < 0;
+            if (failed)
+                snprintf(j->err, sizeof(j->err), "syncfs: %s", strerror(errno));
+            pthread_mutex_lock(&mu);
+            if (failed)
+                broken = 1;
+            else if (j->n == 0)
+                broken = 0; /* the probe: the file system writes again */
+        }
+        if (failed && j->n > 0) {
             /* Not durable: take the records back so nothing refers to
              * spool files the clients will be told were refused. */
-            for (size_t i = 0; i < j->n; i++)
-                qstore_delete(store, j->items[i].qid);
+            pthread_mutex_unlock(&mu);
+            ops.unindex(ops.arg, j->items, j->n);
+            pthread_mutex_lock(&mu);
         }
-        pthread_mutex_lock(&mu);
+        j->status = failed ? COMMIT_FAILED : COMMIT_OK;
         finish_locked(j);
     }
     pthread_mutex_unlock(&mu);
@@ -152,11 +187,38 @@ static void efd_cb(struct evloop *ev, int fd, uint32_t events, void *arg)
         drain_finished();
 }
 
-int committer_start(struct evloop *ev, struct qstore *q, void (*done)(struct commit_job *))
+static int default_index(void *arg, const struct qstore_item *items, size_t n, char *err, size_t errlen)
+{
+    return qstore_put_batch(arg, items, n, err, errlen);
+}
+
+static void default_unindex(void *arg, const struct qstore_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        qstore_delete(arg, items[i].qid);
+}
+
+static int default_sync(void *arg)
+{
+    (void)arg;
+    return spool_sync();
+}
+
+void committer_default_ops(struct commit_ops *o, struct qstore *q)
+{
+    o->index = default_index;
+    o->unindex = default_unindex;
+    o->sync = default_sync;
+    o->arg = q;
+}
+
+int committer_start(struct evloop *ev, const struct commit_ops *o, void (*done)(struct commit_job *))
 {
     loop = ev;
-    store = q;
+    ops = *o;
     on_done = done;
+    quit = broken = 0;
+    in_flight = 0;
     efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0 || ev_add(ev, efd, EPOLLIN, efd_cb, NULL) < 0)
         return -1;
@@ -181,6 +243,11 @@ int committer_ready(void)
     ready = !index_busy && !to_index.head;
     pthread_mutex_unlock(&mu);
     return ready;
+}
+
+int committer_idle(void)
+{
+    return in_flight == 0;
 }
 
 void committer_submit(struct commit_job *j)
@@ -211,4 +278,5 @@ void committer_stop(void)
     drain_finished();
     ev_del(loop, efd);
     close(efd);
+    efd = -1;
 }

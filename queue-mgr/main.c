@@ -17,6 +17,9 @@
 #include "log.h"
 #include "privsep.h"
 #include "qstore.h"
+#include "qstore_stub.h" /* qstore_set_map_size, qstore_reader_check; DELETE AT MERGE */
+#include "reconcile.h"
+#include "ready.h"
 #include "server.h"
 #include "spool.h"
 
@@ -85,9 +88,18 @@ int main(int argc, char **argv)
 
     if (qstore_open(&q, cfg->spool_dir, 0, err, sizeof(err)) < 0)
         log_fatal("%s", err);
+    if (qstore_set_map_size(q, cfg->queue_map_size) < 0)
+        log_fatal("cannot set the queue index map size to %llu bytes (queue_map_size)",
+                  (unsigned long long)cfg->queue_map_size);
     if (spool_init(cfg->spool_dir, err, sizeof(err)) < 0)
         log_fatal("%s", err);
-    kept = spool_reconcile(q);
+    if (reconcile_check_devices(cfg->spool_dir, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
+    /* A mailq killed mid-read in an earlier life must not pin pages. */
+    int stale = qstore_reader_check(q);
+    if (stale > 0)
+        log_info("queue index: cleared %d stale reader slot(s)", stale);
+    kept = reconcile(q);
     if (kept < 0)
         log_fatal("reconcile of %s failed", cfg->spool_dir);
     qid_init(qstore_last_id(q, last) == 0 ? last : NULL);
@@ -103,6 +115,7 @@ int main(int argc, char **argv)
     if (server_start(ev, cfg, q, smtpd_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);
+    ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     server_stop();

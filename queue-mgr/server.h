@@ -1,6 +1,7 @@
 /*
- * server.h - queue-mgr's sockets: message hand-off from smtpd and sendmail,
- * group commit, and queue listing for mailq.
+ * server.h - queue-mgr's service as a whole: the three sockets (clients.h),
+ * the hand-off and its group commit (handoff.h, batcher.h), the listing
+ * and control commands (control.h), the timed work (scheduler.h).
  */
 #ifndef POSTERN_QMGR_SERVER_H
 #define POSTERN_QMGR_SERVER_H
@@ -9,8 +10,6 @@
 #include "config.h"
 #include "evloop.h"
 #include "qstore.h"
-
-enum listener_kind { LK_SMTPD, LK_PICKUP, LK_CONTROL };
 
 /* Creates the three sockets under run_dir; -1 with err. */
 int server_start(struct evloop *ev, const struct config *cfg, struct qstore *q,

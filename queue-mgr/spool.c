@@ -1,10 +1,13 @@
 /*
  * spool.c - spool files (spool.h).
  *
- * The commit point of a message is its LMDB record, not the file: files are
- * created under their final name, written by smtpd or sendmail through a
- * descriptor we pass them, made durable by spool_sync() before the record
- * commits, and removed at start-up if no record ever named them.
+ * The commit point of a message is its LMDB record, not the file. A file
+ * gets its final name when a client asks for it (Q_OPEN); smtpd writes it
+ * through the descriptor we pass, or we write it from a pickup client's
+ * Q_DATA. At commit its record goes into LMDB first (one transaction for
+ * the batch), then one spool_sync() makes the batch's files and the
+ * index's meta page durable, and only then is the client answered. A file
+ * that no record names is removed at start-up (reconcile.c).
  */
 #include "spool.h"
 
@@ -199,6 +202,11 @@ int spool_create(char qid[QID_LEN + 1])
     return -1;
 }
 
+int spool_dir_fd(void)
+{
+    return msgdir_fd;
+}
+
 int64_t spool_size(const char *qid)
 {
     struct stat st;
@@ -219,101 +227,4 @@ int spool_sync(void)
     /* One syncfs covers file data and directory entries of the whole batch:
      * the price of durability is paid once per group commit, not per file. */
     return syncfs(msgdir_fd);
-}
-
-struct idset {
-    char (*id)[QID_LEN + 1];
-    int64_t *size;          /* size the record says, -1 if unreadable */
-    size_t n, cap;
-    int failed;
-};
-
-static int collect_id(const char *qid, const void *val, size_t len, void *arg)
-{
-    struct idset *s = arg;
-    struct qrec r;
-    char err[256];
-
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 1024;
-        void *p = realloc(s->id, ncap * sizeof(*s->id));
-        void *q = p ? realloc(s->size, ncap * sizeof(*s->size)) : NULL;
-        if (p)
-            s->id = p;
-        if (!q) {
-            s->failed = 1;
-            return 1;
-        }
-        s->size = q;
-        s->cap = ncap;
-    }
-    qrec_init(&r);
-    s->size[s->n] = qrec_decode(val, len, &r, err, sizeof(err)) == 0 ? (int64_t)r.size : -1;
-    if (s->size[s->n] < 0)
-        log_error("%s: queue record is unreadable: %s", qid, err);
-    qrec_free(&r);
-    memcpy(s->id[s->n++], qid, QID_LEN + 1);
-    return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    return memcmp(a, b, QID_LEN);
-}
-
-long spool_reconcile(struct qstore *q)
-{
-    struct idset s = { 0 };
-    DIR *d;
-    struct dirent *de;
-    long kept = 0, orphans = 0;
-    int dfd;
-
-    if (qstore_scan(q, NULL, collect_id, &s) < 0 || s.failed) {
-        free(s.id);
-        free(s.size);
-        return -1;
-    }
-    /* Ids come out of LMDB sorted, so bsearch works without a sort. */
-    for (size_t i = 0; i < s.n; i++) {
-        int64_t have = spool_size(s.id[i]);
-        if (have < 0) {
-            log_error("%s: spool file is missing: this message is lost; removing its queue record",
-                      s.id[i]);
-            qstore_delete(q, s.id[i]);
-        } else if (s.size[i] >= 0 && have != s.size[i]) {
-            /* Only a crash inside a group commit, before anyone was told
-             * 250, leaves this: the client will send the message again. */
-            log_error("%s: spool file has %lld bytes, its record says %lld: removing both",
-                      s.id[i], (long long)have, (long long)s.size[i]);
-            qstore_delete(q, s.id[i]);
-            s.size[i] = -2; /* not a record any more: the file goes below */
-        } else {
-            kept++;
-        }
-    }
-    dfd = dup(msgdir_fd);
-    d = dfd >= 0 ? fdopendir(dfd) : NULL;
-    if (!d) {
-        free(s.id);
-        return -1;
-    }
-    rewinddir(d);
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char (*hit)[QID_LEN + 1] = qid_valid(de->d_name) ?
-            bsearch(de->d_name, s.id, s.n, sizeof(*s.id), cmp_id) : NULL;
-        if (hit && s.size[hit - s.id] != -2)
-            continue;
-        /* Never committed: the client was never told 250 for it. */
-        spool_remove(de->d_name);
-        orphans++;
-    }
-    closedir(d);
-    free(s.id);
-    free(s.size);
-    if (orphans)
-        log_info("reconcile: removed %ld spool file(s) of transactions that never committed", orphans);
-    return kept;
 }

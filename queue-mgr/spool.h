@@ -1,7 +1,8 @@
 /*
  * spool.h - spool files: one file a message, SPOOL/msg/QUEUEID, holding the
  * message as received (CRLF lines). A spool file only counts once its
- * record is in the LMDB index; start-up reconciliation removes the rest.
+ * record is in the LMDB index; start-up reconciliation (reconcile.h)
+ * removes the rest.
  */
 #ifndef POSTERN_SPOOL_H
 #define POSTERN_SPOOL_H
@@ -24,13 +25,10 @@ void spool_pool_stop(void);
 int64_t spool_size(const char *qid);
 /* Removes a spool file (missing is fine). */
 void spool_remove(const char *qid);
-/* Makes every spool file written so far durable (one syncfs for a batch). */
+/* Makes every spool file written so far durable (one syncfs for a batch:
+ * the spool files and, on the same file system, the index's meta page). */
 int spool_sync(void);
-/*
- * Start-up: removes spool files that have no record (their transaction
- * never committed) and records whose spool file is missing (logged as
- * errors: that mail is lost). Returns the number of records kept, or -1.
- */
-long spool_reconcile(struct qstore *q);
+/* The SPOOL/msg directory (for reconcile.c). */
+int spool_dir_fd(void);
 
 #endif

@@ -23,7 +23,9 @@
 #include "log.h"
 #include "net.h"
 #include "privsep.h"
+#include "paths.h"
 #include "proto.h"
+#include "ready.h"
 #include "server.h"
 #include "ubsetup.h"
 #include "util.h"
@@ -148,6 +150,7 @@ int main(int argc, char **argv)
     if (rsv_start(ev, ub, lfd, &cfg, peers, npeers, err, sizeof err) < 0)
         log_fatal("%s", err);
     log_info("ready on %s%s", sock, jailed ? " (chrooted)" : "");
+    ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     rsv_stop();

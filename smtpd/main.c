@@ -19,8 +19,9 @@
 #include "evloop.h"
 #include "log.h"
 #include "privsep.h"
-#include "proto.h"
+#include "paths.h"
 #include "qlink.h"
+#include "ready.h"
 #include "session.h"
 #include "tls.h"
 #include "util.h"
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
         log_fatal("signals: %s", strerror(errno));
     qlink_init(ev, qsock);
     ev_timer(ev, 1000, tick, NULL);
+    ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     ev_free(ev);

@@ -28,14 +28,16 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "ipc.h"
-#include "proto.h"
+#include "paths.h"
+#include "qclient.h"
 #include "qrecord.h"
 #include "qstore.h"
+#include "qstore_stub.h" /* QF_DAMAGED; DELETE AT MERGE */
 #include "util.h"
 
 #define LIST_TIMEOUT_MS 30000
-#define MAILQ_REQID 1
+/* The reason shown for every recipient of a message reconciliation held. */
+#define DAMAGED_REASON "queue file missing or damaged; message held (see the queue-mgr log)"
 
 #define L_STRING_FORMAT "%-17s %8s %-19s %s\n"
 #define L_SENDER_FORMAT "%-17s %8llu %19.19s %s\n"
@@ -142,9 +144,13 @@ static int rcpt_done(const struct qrcpt *rc)
     return rc->status == RCPT_SENT || rc->status == RCPT_BOUNCED;
 }
 
-/* The reason shown for a recipient still to be delivered: its last reply. */
+/* The reason shown for a recipient still to be delivered: its last reply,
+ * or why the whole message is held. */
+static const struct qrec *cur_rec;
 static const char *rcpt_why(const struct qrcpt *rc)
 {
+    if (cur_rec && (cur_rec->flags & QF_DAMAGED))
+        return DAMAGED_REASON;
     return rc->reply ? rc->reply : "";
 }
 
@@ -272,10 +278,12 @@ static void show_record(const void *val, size_t len, const char *qid)
         qrec_free(&r);
         return;
     }
+    cur_rec = &r;
     if (json)
         print_json(&r);
     else
         print_text(&r);
+    cur_rec = NULL;
     nmsg++;
     total_size += r.size;
     qrec_free(&r);
@@ -308,60 +316,28 @@ static void __attribute__((noreturn)) fatal_lost(const char *what)
     exit(EX_TEMPFAIL);
 }
 
-/* The listing from queue-mgr. */
-static void list_from_server(int fd)
+static int list_visit(const void *val, size_t len, void *arg)
 {
-    struct ipc_conn c;
-    struct ipc_out m;
-    struct ipc_msg msg;
+    (void)arg;
+    show_record(val, len, NULL);
+    return 0;
+}
 
-    ipc_conn_init(&c, fd, proto_limit);
-    ipc_out_begin(&m, Q_LIST, MAILQ_REQID);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(&c, &m, -1, LIST_TIMEOUT_MS) < 0)
-        fatal_lost("cannot send request to queue manager");
-    ipc_out_free(&m);
-    for (;;) {
-        struct ipc_iter it;
-        struct ipc_field f;
-        int r = ipc_conn_recv_wait(&c, &msg, LIST_TIMEOUT_MS), found = 0;
+/* The listing from queue-mgr. */
+static void list_from_server(struct qc_conn *c)
+{
+    char clean[600];
+    enum qc_status s = qc_list(c, list_visit, NULL, NULL);
 
-        if (r == 0)
-            fatal_lost("timeout while waiting for the queue manager");
-        if (r < 0)
-            fatal_lost("lost connection to the queue manager");
-        if (msg.fd >= 0) {
-            close(msg.fd);
-            fatal_lost("unexpected descriptor from the queue manager");
-        }
-        if (msg.reqid != MAILQ_REQID)
-            fatal_lost("unexpected reply from the queue manager");
-        if (msg.type == Q_LIST_END)
-            break;
-        if (msg.type == Q_ERROR) {
-            char text[512] = "", clean[600];
-            ipc_iter_init(&it, msg.body, msg.len);
-            while (ipc_iter_next(&it, &f) == 1)
-                if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
-                    text[0] = 0;
-            fflush(stdout);
-            fprintf(stderr, "mailq: fatal: queue manager: %s\n",
-                    text[0] ? printable(text, clean, sizeof(clean)) : "error");
-            exit(EX_TEMPFAIL);
-        }
-        if (msg.type != Q_LIST_ITEM)
-            fatal_lost("unexpected reply from the queue manager");
-        ipc_iter_init(&it, msg.body, msg.len);
-        while ((r = ipc_iter_next(&it, &f)) == 1) {
-            if (f.tag != T_RECORD)
-                continue;
-            if (found++)
-                break;
-            show_record(f.val, f.len, NULL);
-        }
-        if (r < 0 || found != 1)
-            fatal_lost("malformed reply from the queue manager");
+    if (s == QC_REFUSED) {
+        fflush(stdout);
+        fprintf(stderr, "mailq: fatal: queue manager: %s\n",
+                printable(c->last.text, clean, sizeof(clean)));
+        exit(EX_TEMPFAIL);
     }
-    ipc_conn_close(&c);
+    if (s != QC_OK)
+        fatal_lost(qc_status_text(s));
+    qc_close(c);
 }
 
 static int scan_visit(const char *qid, const void *val, size_t len, void *arg)
@@ -376,7 +352,8 @@ int main(int argc, char **argv)
     const char *conf = NULL;
     char err[1200], path[sizeof(cfg.run_dir) + 64];
     struct qstore *q;
-    int opt, fd;
+    struct qc_conn qc;
+    int opt;
 
     opterr = 0;
     while ((opt = getopt(argc, argv, "+:c:j")) != -1) {
@@ -406,9 +383,8 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
     snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_CONTROL);
-    fd = ipc_connect_unix(path);
-    if (fd >= 0) {
-        list_from_server(fd);
+    if (qc_connect(&qc, cfg.run_dir, SOCK_QUEUE_CONTROL, LIST_TIMEOUT_MS) == QC_OK) {
+        list_from_server(&qc);
         finish();
     }
     int cerr = errno;

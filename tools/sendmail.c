@@ -8,11 +8,12 @@
  *
  * Reads the message from standard input (never from /dev/tty), makes every
  * line end in CRLF, adds From:, Date: and Message-Id: when missing, removes
- * Bcc:, and hands the message to queue-mgr over RUN_DIR/queue/pickup.sock:
- * Q_OPEN gives a spool file descriptor (queue-mgr has already written the
- * Received: line into it), we write the message into it, then Q_COMMIT with
- * the envelope. queue-mgr records our uid from SO_PEERCRED and validates
- * everything again; nothing here is trusted by it.
+ * Bcc:, and hands the message to queue-mgr over RUN_DIR/queue/pickup.sock
+ * with common/qclient: Q_OPEN gives a queue id (queue-mgr writes the
+ * Received: line itself), the message goes in Q_DATA frames (we never hold
+ * a descriptor of a queue file), then Q_COMMIT with the envelope.
+ * queue-mgr records our uid from SO_PEERCRED and validates everything
+ * again, the size too; nothing here is trusted by it.
  *
  * Compatibility notes:
  *  - Without -i (or -oi) a line consisting of a single "." ends the input,
@@ -49,38 +50,32 @@
 
 #include "addr.h"
 #include "config.h"
-#include "ipc.h"
 #include "log.h"
-#include "proto.h"
+#include "paths.h"
+#include "proto.h" /* PROTO_DATA_MAX */
+#include "qclient.h"
 #include "qrecord.h"
+#include "rfc5322.h"
 #include "util.h"
 
 #define IO_TIMEOUT_MS 60000
 #define HDR_SECTION_MAX (1u << 20)  /* header section held in memory */
 #define FULLNAME_MAX 200
-#define REQ_OPEN 1
-#define REQ_COMMIT 2
-
 static struct config cfg;
 
 /* What must be undone when we give up after Q_OPEN. */
-static struct ipc_conn *g_conn;
+static struct qc_conn *g_conn;
 static char g_qid[QID_LEN + 1];
 
 /* ---- errors ---- */
 
 static void abort_open(void)
 {
-    struct ipc_out m;
-
     if (!g_conn || !g_qid[0])
         return;
     /* queue-mgr removes the file anyway when we disconnect; say it first. */
-    ipc_out_begin(&m, Q_ABORT, 0);
-    ipc_out_str(&m, T_QID, g_qid);
-    if (ipc_out_finish(&m) == 0)
-        ipc_conn_send_wait(g_conn, &m, -1, 5000);
-    ipc_out_free(&m);
+    g_conn->timeout_ms = 5000;
+    qc_abort(g_conn, g_qid);
     g_qid[0] = 0;
 }
 
@@ -201,19 +196,27 @@ static int read_piece(struct input *in, char *out, size_t max, size_t *n)
     }
 }
 
-/* ---- writing the spool file ---- */
+/* ---- streaming the message to queue-mgr ---- */
 
 struct output {
-    int fd;
-    char buf[65536];
+    struct qc_conn *conn;
+    char buf[PROTO_DATA_MAX];
     size_t len;
     uint64_t total, max;
 };
 
+static void send_data(struct output *o, const void *p, size_t n)
+{
+    enum qc_status s = qc_data(o->conn, g_qid, p, n);
+
+    if (s != QC_OK)
+        die(EX_TEMPFAIL, "%s (sending the message); message not sent", qc_status_text(s));
+}
+
 static void out_flush(struct output *o)
 {
-    if (o->len && write_all(o->fd, o->buf, o->len) < 0)
-        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+    if (o->len)
+        send_data(o, o->buf, o->len);
     o->len = 0;
 }
 
@@ -226,8 +229,7 @@ static void out_write(struct output *o, const void *p, size_t n)
     if (n > sizeof(o->buf) - o->len) {
         out_flush(o);
         if (n > sizeof(o->buf)) {
-            if (write_all(o->fd, p, n) < 0)
-                die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
+            send_data(o, p, n);
             return;
         }
     }
@@ -242,68 +244,16 @@ static void out_str(struct output *o, const char *s)
 
 /* ---- addresses ---- */
 
-/* Is there an '@' outside quoted strings (i.e. a domain part)? */
-static int has_domain(const char *s, size_t n)
-{
-    int q = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (q && s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            q = !q;
-        else if (!q && s[i] == '@')
-            return 1;
-    }
-    return 0;
-}
-
 /*
- * Turns what a user wrote into a checked mailbox: appends @hostname when
- * there is no domain, parses it with the one address parser (UTF-8 allowed;
- * *utf8 set when used) and returns the canonical form (domain lower-cased)
- * in out. NULL, or the reason it is not an address.
+ * Turns what a user wrote into a checked mailbox: "@hostname" appended when
+ * there is no domain, UTF-8 allowed (*utf8 set when used), the canonical
+ * form (domain lower-cased) in out. NULL, or the reason it is no address.
  */
 static const char *normalize_addr(const char *s, size_t n, int allow_empty, char *out,
                                   size_t outlen, int *utf8)
 {
-    char path[ADDR_MAX + 3];
-    struct addr a;
-    size_t end, hl = strlen(cfg.hostname);
-    enum addr_error e;
-
-    if (n == 0 && allow_empty) {
-        out[0] = 0;
-        return NULL;
-    }
-    if (n == 0)
-        return "empty address";
-    if (n > ADDR_MAX)
-        return addr_strerror(ADDR_ETOOLONG);
-    path[0] = '<';
-    memcpy(path + 1, s, n);
-    if (!has_domain(s, n)) {
-        if (n + 1 + hl > ADDR_MAX)
-            return addr_strerror(ADDR_ETOOLONG);
-        path[1 + n] = '@';
-        memcpy(path + 2 + n, cfg.hostname, hl);
-        n += 1 + hl;
-    }
-    path[1 + n] = '>';
-    e = addr_parse_path(path, n + 2, ADDR_UTF8 | (allow_empty ? ADDR_ALLOW_EMPTY : 0), &a, &end);
-    if (e != ADDR_OK)
-        return addr_strerror(e);
-    if (end != n + 2 || s[0] == '@')
-        return addr_strerror(ADDR_ESYNTAX);  /* no trailing junk, no source route */
-    size_t dl = strlen(a.domain);
-    if (a.local_len + 1 + dl >= outlen)
-        return addr_strerror(ADDR_ETOOLONG);
-    memcpy(out, a.mailbox, a.local_len);
-    out[a.local_len] = '@';
-    memcpy(out + a.local_len + 1, a.domain, dl + 1);
-    if (a.is_utf8)
-        *utf8 = 1;
-    return NULL;
+    return rfc5322_mailbox(s, n, cfg.hostname, ADDR_UTF8 | (allow_empty ? ADDR_ALLOW_EMPTY : 0),
+                           out, outlen, utf8);
 }
 
 /* A set of recipients already added, so that each is queued once. */
@@ -358,207 +308,33 @@ static void add_rcpt(struct qrec *rec, struct rcpt_set *set, const char *s, size
         rec->flags |= QF_SMTPUTF8;
 }
 
-/* One address being collected from an address list. */
-struct item {
-    char bare[ADDR_MAX + 2];    /* addr-spec words, white space and comments dropped */
-    char angle[ADDR_MAX + 2];   /* inside <...> */
-    size_t nb, na;
-    int in_angle, have_angle;
-    int bare_long, angle_long;
-    int space;                  /* white space or a comment since the last bare byte */
-    int bare_words;             /* two words side by side: "Name a@b" is no address */
-};
-
-static void put_bare(struct item *it, char c)
-{
-    if (it->space && it->nb > 0 && it->bare[it->nb - 1] != '@' && it->bare[it->nb - 1] != '.' &&
-        c != '@' && c != '.')
-        it->bare_words = 1;
-    it->space = 0;
-    if (it->nb < sizeof(it->bare) - 1)
-        it->bare[it->nb++] = c;
-    else
-        it->bare_long = 1;
-}
-
-static void put_item(struct item *it, char c)
-{
-    if (!it->in_angle)
-        put_bare(it, c);
-    else if (it->na < sizeof(it->angle) - 1)
-        it->angle[it->na++] = c;
-    else
-        it->angle_long = 1;
-}
-
 /*
- * Splits an RFC 5322 address list ("Name <a@b>, c@d (comment), "Doe, J"
- * <j@d>, group: e@f, g@h;, undisclosed-recipients:;") and adds each
- * address. Display names, comments and group names are dropped; an
- * angle-addr wins over the words around it.
+ * Adds every address of an RFC 5322 address list (common/rfc5322.h: groups,
+ * comments and display names dropped). `where` says where the list was
+ * found, for messages.
  */
 static void add_rcpt_list(struct qrec *rec, struct rcpt_set *set, const char *s, size_t n,
                           const char *where)
 {
-    struct item it;
+    struct rfc5322_list l;
+    struct rfc5322_addr a;
     char tmp[2 * ADDR_MAX];
-    size_t i, j, start = 0;     /* where the current item began, for messages */
+    int r;
 
-    memset(&it, 0, sizeof(it));
-    for (i = 0; i <= n; i++) {
-        char c = i < n ? s[i] : ',';   /* a final separator flushes the last item */
-
-        if (c == '"') {                 /* quoted string, kept whole */
-            put_item(&it, c);
-            for (j = i + 1; j < n && s[j] != '"'; j++) {
-                if (s[j] == '\\' && j + 1 < n)
-                    put_item(&it, s[j++]);
-                put_item(&it, s[j]);
-            }
-            if (j < n)
-                put_item(&it, '"');
-            /* unterminated: the item ends with the input and fails to parse */
-            i = j < n ? j : n - 1;
-            continue;
-        }
-        if (c == '(') {                 /* comment, nested, dropped */
-            int depth = 1;
-            for (j = i + 1; j < n && depth > 0; j++) {
-                if (s[j] == '\\' && j + 1 < n)
-                    j++;
-                else if (s[j] == '(')
-                    depth++;
-                else if (s[j] == ')')
-                    depth--;
-            }
-            it.space = 1;
-            i = j - 1;
-            continue;
-        }
-        if (c == '[') {                 /* domain literal, kept whole */
-            for (j = i; j < n && s[j] != ']'; j++)
-                if (s[j] != ' ' && s[j] != '\t')
-                    put_item(&it, s[j]);
-            if (j < n)
-                put_item(&it, ']');
-            i = j < n ? j : n - 1;
-            continue;
-        }
-        if (it.in_angle) {
-            if (c == '>') {
-                it.in_angle = 0;
-                it.have_angle = 1;
-            } else if (i == n) {
-                die(EX_USAGE, "bad recipient address list %s: missing \">\"", where);
-            } else if (c != ' ' && c != '\t') {
-                put_item(&it, c);
-            }
-            continue;
-        }
-        if (c == '<') {
-            it.in_angle = 1;
-            it.na = 0;
-            it.angle_long = 0;
-            continue;
-        }
-        if (c == ':') {                 /* a group's name: dropped */
-            if (it.have_angle || memchr(it.bare, '@', it.nb))
-                die(EX_USAGE, "bad recipient address \"%s\" %s: %s",
-                    clean(s + start, i + 1 - start, tmp, sizeof(tmp)), where, "stray \":\"");
-            memset(&it, 0, sizeof(it));
-            start = i + 1;
-            continue;
-        }
-        if (c == ',' || c == ';') {
-            const char *a = it.have_angle ? it.angle : it.bare;
-            size_t len = it.have_angle ? it.na : it.nb;
-
-            /* An angle-addr with a source route: keep only the mailbox. */
-            if (it.have_angle && len && a[0] == '@') {
-                const char *colon = memchr(a, ':', len);
-                if (colon) {
-                    len -= (size_t)(colon + 1 - a);
-                    a = colon + 1;
-                }
-            }
-            /* the item as written, trimmed, for messages */
-            size_t rs = start, re = i < n ? i : n;
-            while (rs < re && (s[rs] == ' ' || s[rs] == '\t'))
-                rs++;
-            while (re > rs && (s[re - 1] == ' ' || s[re - 1] == '\t'))
-                re--;
-            clean(s + rs, re - rs, tmp, sizeof(tmp));
-            if (it.have_angle ? it.angle_long : it.bare_long)
-                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", tmp, where,
-                    addr_strerror(ADDR_ETOOLONG));
-            if (!it.have_angle && it.bare_words)
-                die(EX_USAGE, "bad recipient address \"%s\" %s: %s", tmp, where,
-                    "words outside <...>");
-            if (len)
-                add_rcpt(rec, set, a, len, tmp, where);
-            memset(&it, 0, sizeof(it));
-            start = i + 1;
-            continue;
-        }
-        if (c == ' ' || c == '\t')
-            it.space = 1;
-        else
-            put_bare(&it, c);
+    rfc5322_list_init(&l, s, n);
+    while ((r = rfc5322_list_next(&l, &a)) != 0) {
+        if (r < 0 && l.err == RFC5322_EANGLE)
+            die(EX_USAGE, "bad recipient address list %s: missing \">\"", where);
+        clean(s + a.off, a.tlen, tmp, sizeof(tmp));
+        if (r < 0)
+            die(EX_USAGE, "bad recipient address \"%s\" %s: %s", tmp, where, rfc5322_strerror(l.err));
+        add_rcpt(rec, set, a.spec, a.len, tmp, where);
     }
 }
 
-/* ---- the header section ---- */
-
-struct hline {
-    size_t off, len;
-    int start;          /* first line of a header (not a continuation) */
-    int drop;           /* part of a header we remove (Bcc:) */
-};
-
-struct headers {
-    char *buf;          /* HDR_SECTION_MAX bytes */
-    size_t len;
-    struct hline *line;
-    size_t nline, cap;
-};
+/* ---- the header section (common/rfc5322.h) ---- */
 
 enum hend { H_EOF, H_DOT, H_BLANK, H_BODYLINE, H_OVERFLOW };
-
-/* "Name:" with an RFC 5322 field name (printable ASCII but ':'), maybe
- * followed by white space before the colon (obsolete syntax). Returns the
- * name's length or 0. */
-static size_t header_name_len(const char *s, size_t n)
-{
-    size_t i = 0, j;
-
-    while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':')
-        i++;
-    if (i == 0)
-        return 0;
-    for (j = i; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
-        ;
-    return j < n && s[j] == ':' ? i : 0;
-}
-
-static int header_is(const struct headers *h, const struct hline *l, const char *name)
-{
-    size_t nl = header_name_len(h->buf + l->off, l->len);
-
-    return nl == strlen(name) && strncasecmp(h->buf + l->off, name, nl) == 0;
-}
-
-static void add_line(struct headers *h, size_t off, size_t len, int start)
-{
-    if (h->nline == h->cap) {
-        size_t ncap = h->cap ? h->cap * 2 : 64;
-        struct hline *nl = realloc(h->line, ncap * sizeof(*nl));
-        if (!nl)
-            die(EX_TEMPFAIL, "out of memory");
-        h->line = nl;
-        h->cap = ncap;
-    }
-    h->line[h->nline++] = (struct hline){ off, len, start, 0 };
-}
 
 /*
  * Reads header lines until the blank line, the end of input, a lone "."
@@ -566,12 +342,12 @@ static void add_line(struct headers *h, size_t off, size_t len, int start)
  * the section is returned; the first body line or piece, if any, is in
  * h->buf at h->len, *bodylen bytes long.
  */
-static enum hend read_headers(struct input *in, struct headers *h, int ignore_dots,
+static enum hend read_headers(struct input *in, struct rfc5322_headers *h, int ignore_dots,
                               size_t *bodylen)
 {
     for (;;) {
         size_t n;
-        int r = read_piece(in, h->buf + h->len, HDR_SECTION_MAX - h->len, &n);
+        int k, r = read_piece(in, h->buf + h->len, HDR_SECTION_MAX - h->len, &n);
         const char *l = h->buf + h->len;
 
         *bodylen = n;
@@ -583,45 +359,12 @@ static enum hend read_headers(struct input *in, struct headers *h, int ignore_do
             return H_DOT;
         if (n == 0)
             return H_BLANK;
-        if (header_name_len(l, n))
-            add_line(h, h->len, n, 1);
-        else if ((l[0] == ' ' || l[0] == '\t') && h->nline > 0)
-            add_line(h, h->len, n, 0);
-        else
+        if ((k = rfc5322_hdr_line(h, h->len, n)) < 0)
+            die(EX_TEMPFAIL, "out of memory");
+        if (k == 0)
             return H_BODYLINE;
         h->len += n;
     }
-}
-
-/* The value of the header starting at line i, unfolded, in a new buffer. */
-static char *header_value(const struct headers *h, size_t i, size_t *vlen)
-{
-    size_t total = 0, k, o = 0;
-    const char *first = h->buf + h->line[i].off;
-    size_t colon = (size_t)((const char *)memchr(first, ':', h->line[i].len) - first) + 1;
-    char *v;
-
-    for (k = i; k < h->nline && (k == i || !h->line[k].start); k++)
-        total += h->line[k].len;
-    v = malloc(total + 1);
-    if (!v)
-        die(EX_TEMPFAIL, "out of memory");
-    memcpy(v, first + colon, h->line[i].len - colon);
-    o = h->line[i].len - colon;
-    for (k = i + 1; k < h->nline && !h->line[k].start; k++) {
-        memcpy(v + o, h->buf + h->line[k].off, h->line[k].len);
-        o += h->line[k].len;
-    }
-    v[o] = 0;
-    *vlen = o;
-    return v;
-}
-
-static void drop_header(struct headers *h, size_t i)
-{
-    h->line[i].drop = 1;
-    for (size_t k = i + 1; k < h->nline && !h->line[k].start; k++)
-        h->line[k].drop = 1;
 }
 
 /* ---- the sender and the From: line ---- */
@@ -637,35 +380,6 @@ static const struct passwd *me(void)
         pw = getpwuid(getuid());
     }
     return pw;
-}
-
-/* The login name as a local part: a dot-atom as is, otherwise quoted. */
-static void quote_local(const char *s, char *out, size_t outlen)
-{
-    int atom = *s && *s != '.';
-    size_t o = 0;
-
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (!(isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) || (c == '.' && p[1] && p[1] != '.')))
-            atom = 0;
-    }
-    if (atom) {
-        str_copy(out, s, outlen);
-        return;
-    }
-    if (outlen < 3) {
-        out[0] = 0;
-        return;
-    }
-    out[o++] = '"';
-    for (const char *p = s; *p && o + 3 < outlen; p++) {
-        if (*p == '"' || *p == '\\')
-            out[o++] = '\\';
-        out[o++] = *p;
-    }
-    out[o++] = '"';
-    out[o] = 0;
 }
 
 /*
@@ -709,32 +423,6 @@ static void full_name(const char *opt, char *out, size_t outlen)
     out[o] = 0;
     i = strspn(out, " ");
     memmove(out, out + i, o - i + 1);
-}
-
-/* A display name as an RFC 5322 phrase: plain words as they are, anything
- * with specials as a quoted string. */
-static void phrase(const char *name, char *out, size_t outlen)
-{
-    int plain = 1;
-    size_t o = 0;
-
-    for (const char *p = name; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (!(c >= 0x80 || isalnum(c) || c == ' ' || strchr("!#$%&'*+-/=?^_`{|}~", c)))
-            plain = 0;
-    }
-    if (plain) {
-        str_copy(out, name, outlen);
-        return;
-    }
-    out[o++] = '"';
-    for (const char *p = name; *p && o + 3 < outlen; p++) {
-        if (*p == '"' || *p == '\\')
-            out[o++] = '\\';
-        out[o++] = *p;
-    }
-    out[o++] = '"';
-    out[o] = 0;
 }
 
 /* ---- options ---- */
@@ -891,60 +579,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return optind;
 }
 
-/* ---- talking to queue-mgr ---- */
+/* ---- talking to queue-mgr (common/qclient) ---- */
 
-static void reply_error(const struct ipc_msg *m)
+/* Exits for a failed call; `fate` says what became of the message. */
+static void __attribute__((noreturn)) qc_die(const struct qc_conn *c, enum qc_status s,
+                                             const char *stage, const char *fate)
 {
-    struct ipc_iter it;
-    struct ipc_field f;
-    char code[64] = "", text[512] = "", tmp[600];
+    char tmp[600];
 
-    ipc_iter_init(&it, m->body, m->len);
-    while (ipc_iter_next(&it, &f) == 1) {
-        if (f.tag == T_CODE && ipc_field_str(&f, code, sizeof(code)) < 0)
-            code[0] = 0;
-        if (f.tag == T_TEXT && ipc_field_str(&f, text, sizeof(text)) < 0)
-            text[0] = 0;
+    if (s == QC_REFUSED) {
+        g_qid[0] = 0; /* queue-mgr already dropped the file */
+        die(c->last.code[0] == '5' ? EX_DATAERR : EX_TEMPFAIL, "%s",
+            clean(c->last.text, strlen(c->last.text), tmp, sizeof(tmp)));
     }
-    g_qid[0] = 0; /* queue-mgr already dropped the file */
-    die(code[0] == '4' || !code[0] ? EX_TEMPFAIL : EX_DATAERR, "%s",
-        text[0] ? clean(text, strlen(text), tmp, sizeof(tmp)) : "queue manager error");
-}
-
-/* `fate` says what became of the message if no good reply comes. */
-static void expect_reply(struct ipc_conn *c, struct ipc_msg *m, uint16_t type, uint32_t reqid,
-                         const char *stage, const char *fate)
-{
-    int r = ipc_conn_recv_wait(c, m, IO_TIMEOUT_MS);
-
-    if (r == 0)
-        die(EX_TEMPFAIL, "timeout waiting for the queue manager (%s); %s", stage, fate);
-    if (r < 0)
-        die(EX_TEMPFAIL, "lost connection to the queue manager (%s); %s", stage, fate);
-    if (m->type == Q_ERROR && m->reqid == reqid) {
-        if (m->fd >= 0)
-            close(m->fd);
-        reply_error(m);
-    }
-    if (m->type != type || m->reqid != reqid) {
-        if (m->fd >= 0)
-            close(m->fd);
-        die(EX_TEMPFAIL, "unexpected reply from the queue manager (%s); %s", stage, fate);
-    }
-}
-
-static void reply_qid(const struct ipc_msg *m, char qid[QID_LEN + 1])
-{
-    struct ipc_iter it;
-    struct ipc_field f;
-
-    qid[0] = 0;
-    ipc_iter_init(&it, m->body, m->len);
-    while (ipc_iter_next(&it, &f) == 1)
-        if (f.tag == T_QID && ipc_field_str(&f, qid, QID_LEN + 1) < 0)
-            qid[0] = 0;
-    if (!qid_valid(qid))
-        qid[0] = 0;
+    die(EX_TEMPFAIL, "%s (%s); %s", qc_status_text(s), stage, fate);
 }
 
 /* ---- main ---- */
@@ -980,8 +628,10 @@ static void set_sender(struct qrec *rec, const char *opt)
         char local[ADDR_MAX + 1];
         if (!pw)
             die(EX_NOUSER, "no login name found for user ID %lu", (unsigned long)getuid());
-        quote_local(pw->pw_name, local, sizeof(local));
-        why = normalize_addr(local, strlen(local), 0, rec->sender, sizeof(rec->sender), &utf8);
+        if (rfc5322_quote_local(pw->pw_name, local, sizeof(local)) < 0)
+            why = addr_strerror(ADDR_ETOOLONG);
+        else
+            why = normalize_addr(local, strlen(local), 0, rec->sender, sizeof(rec->sender), &utf8);
         if (why)
             die(EX_USAGE, "cannot make a sender address from login name \"%s\": %s",
                 clean(pw->pw_name, strlen(pw->pw_name), tmp, sizeof(tmp)), why);
@@ -992,77 +642,53 @@ static void set_sender(struct qrec *rec, const char *opt)
 
 /* Notes what is there, marks Bcc: for removal and, with -t, extracts the
  * recipients. */
-static void scan_headers(struct headers *h, int extract, struct qrec *rec, struct rcpt_set *set,
-                         struct hinfo *hi)
+static void scan_headers(struct rfc5322_headers *h, int extract, struct qrec *rec,
+                         struct rcpt_set *set, struct hinfo *hi)
 {
-    size_t i;
-
     memset(hi, 0, sizeof(*hi));
-    for (i = 0; i < h->nline; i++)
-        if (h->line[i].start && h->line[i].len > 7 &&
-            strncasecmp(h->buf + h->line[i].off, "Resent-", 7) == 0)
-            hi->resent = 1;
-    for (i = 0; i < h->nline; i++) {
-        const struct hline *l = &h->line[i];
-        int bcc, rbcc;
+    hi->resent = rfc5322_hdr_resent(h);
+    for (size_t i = 0; i < h->nline; i++) {
+        int bcc = rfc5322_hdr_is(h, i, "Bcc"), rbcc = rfc5322_hdr_is(h, i, "Resent-Bcc");
 
-        if (!l->start)
+        if (!h->line[i].start)
             continue;
-        bcc = header_is(h, l, "Bcc");
-        rbcc = header_is(h, l, "Resent-Bcc");
-        hi->have_from |= header_is(h, l, hi->resent ? "Resent-From" : "From");
-        hi->have_date |= header_is(h, l, hi->resent ? "Resent-Date" : "Date");
-        hi->have_msgid |= header_is(h, l, hi->resent ? "Resent-Message-ID" : "Message-ID");
-        if (extract &&
-            (hi->resent ? (header_is(h, l, "Resent-To") || header_is(h, l, "Resent-Cc") || rbcc)
-                        : (header_is(h, l, "To") || header_is(h, l, "Cc") || bcc))) {
-            size_t vlen, nl = header_name_len(h->buf + l->off, l->len);
-            char *v = header_value(h, i, &vlen), where[80];
-            snprintf(where, sizeof(where), "in the %.*s: header", (int)nl, h->buf + l->off);
+        hi->have_from |= rfc5322_hdr_is(h, i, hi->resent ? "Resent-From" : "From");
+        hi->have_date |= rfc5322_hdr_is(h, i, hi->resent ? "Resent-Date" : "Date");
+        hi->have_msgid |= rfc5322_hdr_is(h, i, hi->resent ? "Resent-Message-ID" : "Message-ID");
+        if (extract && rfc5322_hdr_is_rcpt(h, i, hi->resent)) {
+            const char *name = h->buf + h->line[i].off;
+            size_t vlen, nl = rfc5322_field_name_len(name, h->line[i].len);
+            char *v = rfc5322_hdr_value(h, i, &vlen), where[80];
+            if (!v)
+                die(EX_TEMPFAIL, "out of memory");
+            snprintf(where, sizeof(where), "in the %.*s: header", (int)nl, name);
             add_rcpt_list(rec, set, v, vlen, where);
             free(v);
         }
         if (bcc || rbcc)
-            drop_header(h, i);
+            rfc5322_hdr_drop(h, i);
     }
 }
 
-/* Q_OPEN: a queue id and the descriptor of a new spool file, positioned
- * after the Received: line queue-mgr wrote. */
-static int open_spool(struct ipc_conn *conn, struct qrec *rec)
+/* Q_OPEN on the pickup socket: a queue id, and no descriptor. */
+static void open_queue_file(struct qc_conn *conn, struct qrec *rec)
 {
-    char path[sizeof(cfg.run_dir) + 64];
-    struct ipc_out m;
-    struct ipc_msg msg;
-    struct stat st;
+    enum qc_status st;
     int fd;
 
-    snprintf(path, sizeof(path), "%s/%s", cfg.run_dir, SOCK_QUEUE_PICKUP);
-    fd = ipc_connect_unix(path);
-    if (fd < 0)
-        die(EX_TEMPFAIL, "queue manager is down (connect %s: %s); message not sent", path,
-            strerror(errno));
-    ipc_conn_init(conn, fd, proto_limit);
+    if (qc_connect(conn, cfg.run_dir, SOCK_QUEUE_PICKUP, IO_TIMEOUT_MS) != QC_OK)
+        die(EX_TEMPFAIL, "queue manager is down (connect %s/%s: %s); message not sent", cfg.run_dir,
+            SOCK_QUEUE_PICKUP, strerror(errno));
     g_conn = conn;
-    ipc_out_begin(&m, Q_OPEN, REQ_OPEN);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
-    expect_reply(conn, &msg, Q_OPENED, REQ_OPEN, "open", "message not sent");
-    reply_qid(&msg, rec->qid);
-    if (!rec->qid[0]) {
-        if (msg.fd >= 0)
-            close(msg.fd);
-        die(EX_TEMPFAIL, "bad queue id from the queue manager; message not sent");
+    st = qc_open(conn, rec->qid, &fd);
+    if (st != QC_OK)
+        qc_die(conn, st, "open", "message not sent");
+    if (fd >= 0) {
+        /* Not what the pickup socket does: do not write through it. */
+        close(fd);
+        die(EX_TEMPFAIL, "unexpected descriptor from the queue manager; message not sent");
     }
     str_copy(g_qid, rec->qid, sizeof(g_qid));
-    if (msg.fd < 0 || fstat(msg.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        lseek(msg.fd, 0, SEEK_END) < 0) {
-        if (msg.fd >= 0)
-            close(msg.fd);
-        die(EX_TEMPFAIL, "no usable queue file from the queue manager; message not sent");
-    }
-    return msg.fd;
 }
 
 /* From:, Date: and Message-Id: (or their Resent- forms) when missing, in
@@ -1100,7 +726,8 @@ static void write_added_headers(struct output *out, const struct hinfo *hi, cons
         }
         out_str(out, hi->resent ? "Resent-From: " : "From: ");
         if (name[0]) {
-            phrase(name, quoted, sizeof(quoted));
+            if (rfc5322_phrase(name, quoted, sizeof(quoted)) < 0)
+                die(EX_SOFTWARE, "full name too long");
             out_str(out, quoted);
             out_str(out, " <");
             out_str(out, from);
@@ -1113,7 +740,7 @@ static void write_added_headers(struct output *out, const struct hinfo *hi, cons
 }
 
 /* The kept header lines, then the body as it streams in. */
-static void write_message(struct output *out, const struct headers *h, enum hend hend,
+static void write_message(struct output *out, const struct rfc5322_headers *h, enum hend hend,
                           size_t bodylen, struct input *in, int ignore_dots)
 {
     int line_start = 1;
@@ -1151,38 +778,30 @@ static void write_message(struct output *out, const struct headers *h, enum hend
 }
 
 /* Q_COMMIT with the envelope; queue-mgr sets arrival, size, uid, origin. */
-static void commit(struct ipc_conn *conn, const struct qrec *rec)
+static void commit(struct qc_conn *conn, const struct qrec *rec)
 {
-    struct ipc_out m;
-    struct ipc_msg msg;
-    char qid[QID_LEN + 1], fate[128];
+    char fate[128];
+    enum qc_status st;
 
-    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
-    qrec_encode(rec, &m);
-    if (ipc_out_finish(&m) < 0 || ipc_conn_send_wait(conn, &m, -1, IO_TIMEOUT_MS) < 0)
-        die(EX_TEMPFAIL, "cannot talk to the queue manager: %s; message not sent", strerror(errno));
-    ipc_out_free(&m);
     /* From here on the outcome is queue-mgr's: no Q_ABORT could undo a
      * commit already under way, so none is sent. */
     g_qid[0] = 0;
     snprintf(fate, sizeof(fate), "the message may or may not have been queued as %s", rec->qid);
-    expect_reply(conn, &msg, Q_COMMITTED, REQ_COMMIT, "commit", fate);
-    reply_qid(&msg, qid);
-    if (strcmp(qid, rec->qid) != 0)
-        die(EX_TEMPFAIL, "unexpected reply from the queue manager (commit); %s", fate);
+    st = qc_commit(conn, rec);
+    if (st != QC_OK)
+        qc_die(conn, st, "commit", fate);
 }
 
 int main(int argc, char **argv)
 {
-    static struct headers h;
+    static struct rfc5322_headers h;
     static struct input in;
     static struct output out;
     struct opts o;
     struct qrec rec;
     struct rcpt_set set = { NULL, 0 };
     struct hinfo hi;
-    struct ipc_conn conn;
-    struct ipc_out m;
+    struct qc_conn conn;
     char err[1200];
     enum hend hend;
     size_t bodylen;
@@ -1222,25 +841,20 @@ int main(int argc, char **argv)
         rec.rcpt[i].notify = o.notify;
 
     /* Will the envelope fit in one frame? Better to know before queueing. */
-    ipc_out_begin(&m, Q_COMMIT, REQ_COMMIT);
-    str_copy(rec.qid, "000000000000", sizeof(rec.qid));
-    qrec_encode(&rec, &m);
-    if (ipc_out_finish(&m) < 0 || m.b.len - IPC_HDR_LEN > proto_limit(Q_COMMIT))
+    if (!qc_commit_fits(&rec))
         die(EX_USAGE, "too many recipients for one message");
-    ipc_out_free(&m);
 
     /* The hand-off. Headers we add go first, after queue-mgr's Received:. */
-    out.fd = open_spool(&conn, &rec);
+    open_queue_file(&conn, &rec);
+    out.conn = &conn;
     out.max = cfg.max_message_size;
     write_added_headers(&out, &hi, &rec, o.fullname);
     write_message(&out, &h, hend, bodylen, &in, o.ignore_dots);
     out_flush(&out);
-    if (close(out.fd) < 0)
-        die(EX_TEMPFAIL, "queue file write error: %s", strerror(errno));
     commit(&conn, &rec);
 
     g_conn = NULL;
-    ipc_conn_close(&conn);
+    qc_close(&conn);
     qrec_free(&rec);
     free(set.slot);
     free(h.buf);

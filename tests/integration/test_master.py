@@ -4,6 +4,7 @@ children, graceful shutdown of idle sessions, refusal of unsafe directories.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -130,8 +131,8 @@ def test_start_status_stop():
     inst = harness.Instance("daemon")
     pidfile = os.path.join(inst.run_dir, "postern.pid")
     try:
-        rc, out = _postern(inst, "start", timeout=30)
-        if rc != 0:
+        rc, out = _postern(inst, "start", timeout=150)
+        if rc != 0 or "ready: queue-mgr 1/1 up, smtpd 2/2 up" not in out:
             raise AssertionError("postern start exited %d: %s" % (rc, out))
         harness.wait_until(lambda: os.path.exists(pidfile), 15, "the pid file %s" % pidfile)
         with open(pidfile) as f:
@@ -158,14 +159,20 @@ def test_start_status_stop():
         if rc == 0:
             raise AssertionError("postern status exits 0 after stop: %r" % out)
     finally:
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read().strip())
-            if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
-                os.kill(pid, signal.SIGTERM)
-                harness.wait_until(lambda: not harness.pid_alive(pid), 15, "leftover master to exit")
-        except (OSError, ValueError):
-            pass
+        _stop_leftover_master(pidfile)
+
+
+def _stop_leftover_master(pidfile):
+    """After a test of `postern start`: SIGTERM to a master still named by
+    pidfile, and wait for it to go."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        if harness.pid_alive(pid) and harness.proc_stat(pid)[0] == "postern":
+            os.kill(pid, signal.SIGTERM)
+            harness.wait_until(lambda: not harness.pid_alive(pid), 30, "leftover master to exit")
+    except (OSError, ValueError):
+        pass
 
 
 def _banner(port):
@@ -184,7 +191,7 @@ def test_run_writes_pid_file_and_status():
     if pid != inst.pid:
         raise AssertionError("pid file says %d, the master is %d" % (pid, inst.pid))
     rc, out = _postern(inst, "status")
-    if rc != 0 or "running" not in out:
+    if rc != 0 or "running (pid %d), ready: queue-mgr 1/1 up, smtpd 2/2 up" % pid not in out:
         raise AssertionError("postern status: exit %d, %r" % (rc, out))
 
 
@@ -228,6 +235,13 @@ def test_reload_keeps_open_session():
             raise AssertionError("the reload logged errors: %s" % errors[0])
         if len(inst.pids("queue-mgr")) != 1:
             raise AssertionError("after reload: queue-mgr processes %r (was %r)" % (inst.pids("queue-mgr"), qmgr))
+        # the old generation drains only once the new one said ready
+        lines = inst.log_since(off).splitlines()
+        ready = [i for i, l in enumerate(lines) if re.search(r"master\[\d+\]: smtpd: pid \d+ ready after", l)]
+        drain = [i for i, l in enumerate(lines) if "old process(es) finish their sessions" in l]
+        if len(ready) < 2 or not drain or drain[0] < ready[1]:
+            raise AssertionError("old smtpd workers told to drain (line %s) before both new ones were ready "
+                                 "(lines %s):\n%s" % (drain, ready, "\n".join(lines[:40])))
 
 
 def test_reload_by_sighup():
@@ -268,13 +282,20 @@ def test_crashed_queue_mgr_is_restarted():
     with harness.Instance("crashq") as inst:
         before = inst.send()
         (victim,) = inst.pids("queue-mgr")
+        workers = sorted(inst.pids("smtpd"))
+        off = inst.log_size()
         os.kill(victim, signal.SIGKILL)
         harness.wait_until(lambda: [p for p in inst.pids("queue-mgr") if p != victim], 30,
                            "a new queue-mgr in place of %d" % victim)
         inst.wait_ready(30)
+        inst.wait_log(r"master\[\d+\]: ready again: every process is up", off, 30)
         harness.wait_until(lambda: _try_send(inst), 30, "a message to be accepted after the queue-mgr restart")
         if before not in inst.queue_ids():
             raise AssertionError("message %s lost with the queue-mgr kill" % before)
+        # what needs queue-mgr keeps running through its restart
+        if sorted(inst.pids("smtpd")) != workers:
+            raise AssertionError("smtpd workers %r replaced by %r when queue-mgr restarted"
+                                 % (workers, sorted(inst.pids("smtpd"))))
 
 
 def _try_send(inst):

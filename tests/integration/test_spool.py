@@ -86,3 +86,90 @@ def test_spool_file_is_private():
     if harness.IS_ROOT and st.st_uid != harness.ACCOUNTS["queue"][0]:
         raise AssertionError("spool file owned by uid %d, expected the queue account %d"
                              % (st.st_uid, harness.ACCOUNTS["queue"][0]))
+
+
+# -- start-up reconciliation: it never deletes a committed message
+
+
+def test_reconcile_truncates_long_and_holds_short_or_missing():
+    """A stopped instance's spool files are changed by hand: one grown, one
+    cut short, one removed, plus a stray file no record names. After a
+    restart the grown one is truncated back to its recorded size, the short
+    and the missing ones are held (mailq: '!' and a reason line) with a
+    loud log line, the stray file is removed, and nothing committed is gone;
+    a second restart keeps them all."""
+    with harness.Instance("reconcile") as inst:
+        grown, short, gone, fine = (inst.send() for _ in range(4))
+        sizes = {q: inst.queue_entry(q)["message_size"] for q in (grown, short, gone, fine)}
+        inst.stop()
+        with open(inst.spool_file(grown), "ab") as f:
+            f.write(b"X-Appended: after the commit\r\n")
+        with open(inst.spool_file(short), "r+b") as f:
+            f.truncate(sizes[short] // 2)
+        os.unlink(inst.spool_file(gone))
+        stray = inst.spool_file("00000000STRA")
+        with open(stray, "wb") as f:
+            f.write(b"never committed\r\n")
+        off = inst.log_size()
+        inst.start()
+        inst.wait_log(r"%s: spool file had \d+ bytes, its record says %d: truncated" % (grown, sizes[grown]),
+                      off, what="the truncation to be logged")
+        inst.wait_log(r"%s: DAMAGED MESSAGE: its spool file has \d+ bytes" % short, off,
+                      what="the short file to be logged as damaged")
+        inst.wait_log(r"%s: DAMAGED MESSAGE: its spool file is missing" % gone, off,
+                      what="the missing file to be logged as damaged")
+        if os.path.getsize(inst.spool_file(grown)) != sizes[grown]:
+            raise AssertionError("the grown spool file was not truncated back to %d bytes" % sizes[grown])
+        if os.path.exists(stray):
+            raise AssertionError("a spool file that no record names was kept")
+        for _ in range(2):
+            q = {e["queue_id"]: e for e in inst.queue()}
+            for qid in (grown, short, gone, fine):
+                if qid not in q:
+                    raise AssertionError("reconciliation deleted committed message %s" % qid)
+            for qid in (short, gone):
+                if q[qid]["queue_name"] != "hold":
+                    raise AssertionError("damaged message %s is in queue %r, not hold" % (qid, q[qid]["queue_name"]))
+                why = [r.get("delay_reason", "") for r in q[qid]["recipients"]]
+                if not all("damaged" in w for w in why):
+                    raise AssertionError("mailq -j gives no reason for the damaged %s: %r" % (qid, why))
+            for qid in (grown, fine):
+                if q[qid]["queue_name"] == "hold":
+                    raise AssertionError("intact message %s is held" % qid)
+            text = inst.mailq().stdout.decode()
+            for qid in (short, gone):
+                if not re.search(r"^%s! " % qid, text, re.M):
+                    raise AssertionError("mailq does not show %s as held ('!'):\n%s" % (qid, text))
+            if "(queue file missing or damaged; message held" not in text:
+                raise AssertionError("mailq shows no reason line for the damaged messages:\n%s" % text)
+            inst.stop()
+            inst.start()
+
+
+def test_index_and_msg_on_different_file_systems_refused():
+    """SPOOL/msg on a file system of its own (a tmpfs): one syncfs would
+    not cover the index, so queue-mgr refuses to start, saying why."""
+    if not harness.IS_ROOT:
+        raise harness.Skip("mounting a tmpfs needs root")
+    import subprocess
+    inst = harness.Instance("twofs")
+    inst.start()
+    inst.stop()
+    msg = os.path.join(inst.spool_dir, "msg")
+    uid, gid = harness.ACCOUNTS["queue"][0], harness.ACCOUNTS["queue"][1]
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700,uid=%d,gid=%d" % (uid, gid),
+                        "tmpfs", msg], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise harness.Skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
+    try:
+        off = inst.log_size()
+        inst.start(wait=False)
+        inst.wait_log(r"are on different file systems: one syncfs cannot make a message", off, timeout=20,
+                      what="queue-mgr to refuse the split spool")
+        if harness._unix_connect(os.path.join(inst.run_dir, "queue", "pickup.sock")):
+            raise AssertionError("queue-mgr accepts hand-offs on a split spool")
+        inst.stop()
+    finally:
+        inst.stop()
+        subprocess.run(["umount", msg], capture_output=True, timeout=30)
+

@@ -395,38 +395,155 @@ def _field(tag, v):
     return (tag, struct.pack("<Q", v) if isinstance(v, int) else v)
 
 
+Q_OPEN, Q_OPENED, Q_COMMIT, Q_COMMITTED, Q_ERROR, Q_DATA = 1, 2, 3, 4, 6, 10
+T_QID, T_CODE, T_DATA = 1, 2, 6
+
+
+class _Pickup:
+    """A hand-made pickup client: what any local user can do on the socket."""
+
+    def __init__(self, inst):
+        import socket
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(10)
+        self.s.connect(os.path.join(inst.run_dir, "queue", "pickup.sock"))
+        self.buf = b""
+        self.fds = []
+
+    def send(self, ftype, fields, reqid=1):
+        self.s.sendall(_frame(ftype, fields, reqid))
+
+    def frame(self):
+        """The next frame: (type, reqid, {tag: value}); descriptors that
+        came along are kept in self.fds."""
+        import socket
+        import struct
+        while True:
+            if len(self.buf) >= 16:
+                _, ftype, _, blen, reqid = struct.unpack("<IHHII", self.buf[:16])
+                if len(self.buf) >= 16 + blen:
+                    body, self.buf = self.buf[16:16 + blen], self.buf[16 + blen:]
+                    fields, i = {}, 0
+                    while i + 6 <= len(body):
+                        tag, flen = struct.unpack("<HI", body[i:i + 6])
+                        fields[tag] = body[i + 6:i + 6 + flen]
+                        i += 6 + flen
+                    return ftype, reqid, fields
+            data, fds, _, _ = socket.recv_fds(self.s, 65536, 4)
+            self.fds += fds
+            if not data:
+                raise AssertionError("queue-mgr closed the pickup connection")
+            self.buf += data
+
+    def open(self):
+        self.send(Q_OPEN, [])
+        ftype, _, f = self.frame()
+        if ftype != Q_OPENED:
+            raise AssertionError("Q_OPEN answered with type %d: %r" % (ftype, f))
+        return f[T_QID].decode()
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.s.close()
+
+
+def _envelope(qid, sender=b"pickup@example.com", extra=()):
+    import struct
+    rcpt = struct.pack("<HI", 48, len(b"demo@localhost")) + b"demo@localhost"
+    return [_field(16, 1), _field(T_QID, qid.encode()), _field(17, sender)] + list(extra) + [_field(18, rcpt)]
+
+
 def test_pickup_cannot_claim_a_login_or_a_client():
     """A local user talking to the pickup socket directly sets T_AUTH and
     client fields in its envelope: queue-mgr keeps the message but records
     only what it knows (the uid), never a login the user claimed."""
-    import socket
-    import struct
     import subprocess
     with harness.Instance("pickup-forge") as inst:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(10)
-        s.connect(os.path.join(inst.run_dir, "queue", "pickup.sock"))
-        s.sendall(_frame(1, []))                                     # Q_OPEN
-        data, fds, _, _ = socket.recv_fds(s, 4096, 1)
-        if len(fds) != 1 or struct.unpack("<H", data[4:6])[0] != 2:  # Q_OPENED
-            raise AssertionError("no spool file from Q_OPEN: %r %r" % (data[:16], fds))
-        qid = data[16 + 6:].decode()
-        os.write(fds[0], b"Subject: forged\r\n\r\nbody\r\n")
-        os.close(fds[0])
-        rcpt = struct.pack("<HI", 48, len(b"demo@localhost")) + b"demo@localhost"
-        s.sendall(_frame(3, [_field(16, 1), _field(1, qid.encode()), _field(17, b"forger@example.com"),
-                             _field(23, b"postmaster-login"), _field(24, b"claimed.helo"),
-                             _field(25, b"192.0.2.99"), _field(18, rcpt)]))
-        reply = s.recv(4096)
-        s.close()
-        if struct.unpack("<H", reply[4:6])[0] != 4:                 # Q_COMMITTED
-            raise AssertionError("commit refused: %r" % reply)
+        p = _Pickup(inst)
+        qid = p.open()
+        p.send(Q_DATA, [_field(T_QID, qid.encode()), _field(T_DATA, b"Subject: forged\r\n\r\nbody\r\n")])
+        p.send(Q_COMMIT, _envelope(qid, b"forger@example.com",
+                                   [_field(23, b"postmaster-login"), _field(24, b"claimed.helo"),
+                                    _field(25, b"192.0.2.99")]))
+        ftype, _, f = p.frame()
+        p.close()
+        if ftype != Q_COMMITTED:
+            raise AssertionError("commit refused: %d %r" % (ftype, f))
         if qid not in inst.queue_ids():
             raise AssertionError("%s not in the queue" % qid)
-        dump = subprocess.run(["mdb_dump", "-p", os.path.join(inst.spool_dir, "index")],
-                              capture_output=True, text=True, timeout=30)
-        if dump.returncode != 0 or "forger@example.com" not in dump.stdout:
-            raise AssertionError("cannot read the record back: %s %s" % (dump.returncode, dump.stderr))
+        # the main database and every named one, whatever the layout
+        out = ""
+        for flags in (["-p"], ["-a", "-p"]):
+            dump = subprocess.run(["mdb_dump"] + flags + [os.path.join(inst.spool_dir, "index")],
+                                  capture_output=True, text=True, timeout=30)
+            if dump.returncode != 0:
+                raise AssertionError("mdb_dump failed: %s %s" % (dump.returncode, dump.stderr))
+            out += dump.stdout
+        if "forger@example.com" not in out:
+            raise AssertionError("cannot read the record back")
         for claimed in ("postmaster-login", "claimed.helo", "192.0.2.99"):
-            if claimed in dump.stdout:
+            if claimed in out:
                 raise AssertionError("queue record keeps the client's claim %r" % claimed)
+
+
+def test_pickup_client_gets_no_descriptor_and_cannot_rewrite_received():
+    """Q_OPENED on the pickup socket carries no descriptor; the content is
+    streamed and written by queue-mgr after its own Received: line, and the
+    spool file is exactly what was committed."""
+    with harness.Instance("pickup-stream") as inst:
+        p = _Pickup(inst)
+        qid = p.open()
+        if p.fds:
+            raise AssertionError("a pickup client got %d descriptor(s) with Q_OPENED" % len(p.fds))
+        body = b"Subject: streamed\r\n\r\n" + b"x" * 100 + b"\r\n"
+        # two frames, the way sendmail splits a long message
+        p.send(Q_DATA, [_field(T_QID, qid.encode()), _field(T_DATA, body[:10])])
+        p.send(Q_DATA, [_field(T_QID, qid.encode()), _field(T_DATA, body[10:])])
+        p.send(Q_COMMIT, _envelope(qid))
+        ftype, _, f = p.frame()
+        if p.fds:
+            raise AssertionError("a pickup client got a descriptor with a reply")
+        p.close()
+        if ftype != Q_COMMITTED:
+            raise AssertionError("commit refused: %d %r" % (ftype, f))
+        data = inst.read_spool(qid)
+        if not data.startswith(b"Received: by ") or not data.endswith(body):
+            raise AssertionError("spool file is not our Received: line + the stream: %r" % data[:200])
+        e = inst.queue_entry(qid)
+        if e is None or e["message_size"] != len(data):
+            raise AssertionError("mailq size %r, spool file %d bytes" % (e and e["message_size"], len(data)))
+
+
+def test_pickup_over_size_stream_is_refused_552():
+    """A hand-made client streaming past max_message_size gets 552 5.3.4 at
+    commit, and nothing is queued or left in the spool."""
+    with harness.Instance("pickup-big", max_message_size=20000) as inst:
+        p = _Pickup(inst)
+        qid = p.open()
+        for _ in range(4):
+            p.send(Q_DATA, [_field(T_QID, qid.encode()), _field(T_DATA, b"y" * 8190 + b"\r\n")])
+        p.send(Q_COMMIT, _envelope(qid))
+        ftype, _, f = p.frame()
+        p.close()
+        if ftype != Q_ERROR or not f.get(T_CODE, b"").startswith(b"552 5.3.4"):
+            raise AssertionError("an over-size stream should get 552 5.3.4, got %d %r" % (ftype, f))
+        if qid in inst.queue_ids():
+            raise AssertionError("the refused message %s is queued" % qid)
+        if os.path.exists(inst.spool_file(qid)):
+            raise AssertionError("the refused message left its spool file")
+
+
+def test_sendmail_over_size_is_refused_and_not_queued():
+    with harness.Instance("sendmail-big", max_message_size=20000) as inst:
+        before = set(inst.queue_ids())
+        msg = b"Subject: big\n\n" + (b"z" * 70 + b"\n") * 400
+        r = _sendmail(inst, ["-i", REMOTE_RCPT], msg)
+        if r.returncode != 65:
+            raise AssertionError("sendmail of an over-size message exited %d (want 65, EX_DATAERR): %s"
+                                 % (r.returncode, r.stderr.decode(errors="replace")))
+        if set(inst.queue_ids()) != before:
+            raise AssertionError("an over-size message was queued")
+        left = os.listdir(os.path.join(inst.spool_dir, "msg"))
+        if left:
+            raise AssertionError("spool files left behind: %r" % left)

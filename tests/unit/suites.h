@@ -9,6 +9,11 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_batcher(void);
+void suite_handoff(void);
+void suite_ready(void);
+void suite_utf8(void);
+void suite_rfc5322(void);
 void suite_resolver_nexthop(void);
 void suite_resolver_answer(void);
 void suite_resolver_dnsclient(void);
@@ -21,6 +26,11 @@ void suite_resolver_dnsclient(void);
     SUITE(queueid) \
     SUITE(qrecord) \
     SUITE(qstore) \
+    SUITE(batcher) \
+    SUITE(handoff) \
+    SUITE(ready) \
+    SUITE(utf8) \
+    SUITE(rfc5322) \
     SUITE(resolver_nexthop) \
     SUITE(resolver_answer) \
     SUITE(resolver_dnsclient)

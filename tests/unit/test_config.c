@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_impl.h"
 #include "suites.h"
 
 static char tmp_path[64];
@@ -1049,6 +1050,49 @@ static void test_example_file(void)
     free(text);
 }
 
+/* The key table (config_impl.h): every key has a parser, one name each,
+ * hostname first (every other value may use it), each field inside
+ * struct config, and every key is documented in postern.conf.example. */
+static void test_key_table(void)
+{
+    struct config c;
+    char why[CONFIG_WHY_MAX], *example;
+    FILE *f;
+    long n;
+
+    CU_ASSERT_FATAL(config_nkeys > 1);
+    CU_ASSERT_STRING_EQUAL(config_keys[0].name, "hostname");
+    CU_ASSERT_EQUAL(config_keys[0].type, CT_HOSTNAME);
+    f = fopen("postern.conf.example", "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    example = calloc(1, (size_t)n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(example);
+    CU_ASSERT_EQUAL(fread(example, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    for (size_t i = 0; i < config_nkeys; i++) {
+        const struct config_key *k = &config_keys[i];
+        CU_ASSERT((unsigned)k->type < CT_COUNT);
+        CU_ASSERT(k->off + k->size <= sizeof(struct config));
+        CU_ASSERT_EQUAL(config_key_index(k->name), (int)i);
+        if (strstr(example, k->name) == NULL)
+            fprintf(stderr, "\n  key %s is not in postern.conf.example\n", k->name);
+        CU_ASSERT_PTR_NOT_NULL(strstr(example, k->name));
+    }
+    free(example);
+    CU_ASSERT_EQUAL(config_key_index("no_such_key"), -1);
+    /* a type without a parser is refused, not called */
+    {
+        struct config_key bad = { "x", CT_COUNT, 0, 1, 0, 0 };
+        config_defaults(&c);
+        CU_ASSERT_EQUAL(config_set_value(&c, &bad, "v", why, sizeof why), -1);
+        CU_ASSERT_STRING_EQUAL(why, "no parser for this key");
+        config_free(&c);
+    }
+}
+
 void suite_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -1074,4 +1118,5 @@ void suite_config(void)
     CU_add_test(s, "reload semantics", test_reload_semantics);
     CU_add_test(s, "config_path", test_config_path);
     CU_add_test(s, "postern.conf.example", test_example_file);
+    CU_add_test(s, "the key table", test_key_table);
 }

@@ -1,0 +1,178 @@
+/*
+ * config_keys.c - every postern.conf key with its type, field and range,
+ * and the defaults (SPEC.md section 3; Postern's own keys are documented
+ * in postern.conf.example).
+ *
+ * A new key is one line in config_keys[] (its type picks the parser in
+ * config_values.c), its default in config_set_defaults(), its field in
+ * struct config, and its documentation. Nothing here reads the file.
+ */
+#include "config_impl.h"
+#include "addr.h"
+
+#include <limits.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- key table */
+
+#define FIELD(m) offsetof(struct config, m), sizeof(((struct config *)0)->m)
+
+const struct config_key config_keys[] = {
+    { "hostname",                 CT_HOSTNAME,   FIELD(hostname), 0, 0 },
+    { "listen_smtp",              CT_LISTEN,     FIELD(listen_smtp), 0, 0 },
+    { "listen_submission",        CT_LISTEN,     FIELD(listen_submission), 0, 0 },
+    { "listen_smtps",             CT_LISTEN,     FIELD(listen_smtps), 0, 0 },
+    { "spool_dir",                CT_DIR,        FIELD(spool_dir), 0, 0 },
+    { "run_dir",                  CT_DIR,        FIELD(run_dir), 0, 0 },
+    { "tls_cert_file",            CT_TLSFILE,    FIELD(tls_cert_file), 0, 0 },
+    { "tls_key_file",             CT_TLSFILE,    FIELD(tls_key_file), 0, 0 },
+    { "local_domains",            CT_DOMAINS,    FIELD(local_domains), 0, 0 },
+    { "mailbox_dir",              CT_DIR,        FIELD(mailbox_dir), 0, 0 },
+    { "mailboxes_file",           CT_OPTFILE,    FIELD(mailboxes_file), 0, 0 },
+    { "aliases_file",             CT_OPTFILE,    FIELD(aliases_file), 0, 0 },
+    { "relay_networks",           CT_CIDRS,      FIELD(relay_networks), 0, 0 },
+    { "relayhost",                CT_RELAYHOST,  FIELD(relayhost), 0, 0 },
+    { "max_message_size",         CT_SIZE,       FIELD(max_message_size), 1, UINT64_MAX },
+    { "queue_map_size",           CT_SIZE,       FIELD(queue_map_size), 1 << 20, (unsigned long long)1 << 40 },
+    { "max_recipients",           CT_UINT,       FIELD(max_recipients), 1, 1000000 },
+    { "queue_lifetime",           CT_DURATION,   FIELD(queue_lifetime), 1, UINT_MAX },
+    { "min_backoff",              CT_DURATION,   FIELD(min_backoff), 1, UINT_MAX },
+    { "max_backoff",              CT_DURATION,   FIELD(max_backoff), 1, UINT_MAX },
+    { "delay_warning",            CT_DURATION,   FIELD(delay_warning), 0, UINT_MAX },
+    { "remote_smtp_port",         CT_UINT,       FIELD(remote_smtp_port), 1, 65535 },
+    { "dns_forwarders",           CT_FORWARDERS, FIELD(dns_forwarders), 0, 0 },
+    { "dns_stub_zones",           CT_STUBS,      FIELD(dns_stub_zones), 0, 0 },
+    { "dnssec_trust_anchor_file", CT_OPTFILE,    FIELD(dnssec_trust_anchor_file), 0, 0 },
+    { "user_smtpd",               CT_USER,       FIELD(user_smtpd), 0, 0 },
+    { "user_queue",               CT_USER,       FIELD(user_queue), 0, 0 },
+    { "user_resolver",            CT_USER,       FIELD(user_resolver), 0, 0 },
+    { "user_deliver",             CT_USER,       FIELD(user_deliver), 0, 0 },
+    { "chroot",                   CT_BOOL,       FIELD(chroot), 0, 0 },
+    { "smtpd_processes",          CT_UINT,       FIELD(smtpd_processes), 1, 64 },
+    { "smtpd_max_sessions",       CT_UINT,       FIELD(smtpd_max_sessions), 1, 1000000 },
+    { "smtpd_timeout",            CT_DURATION,   FIELD(smtpd_timeout), 1, UINT_MAX },
+    { "smtpd_error_limit",        CT_UINT,       FIELD(smtpd_error_limit), 1, 1000000 },
+    { "smtpd_max_line",           CT_UINT,       FIELD(smtpd_max_line), 1000, 2048 },
+    { "log_level",                CT_LOGLEVEL,   FIELD(debug), 0, 0 },
+};
+
+const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];
+
+int config_key_index(const char *name)
+{
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* --------------------------------------------------------------- defaults */
+
+/* The system's FQDN: gethostname, made canonical through the resolver. */
+void config_system_hostname(char *out, size_t outlen)
+{
+    char name[256];
+    struct addrinfo hints, *res = NULL;
+
+    if (gethostname(name, sizeof name) != 0 || name[0] == '\0') {
+        config_copy(out, outlen, "localhost");
+        return;
+    }
+    name[sizeof name - 1] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_CANONNAME;
+    if (getaddrinfo(name, NULL, &hints, &res) == 0 && res != NULL &&
+        res->ai_canonname != NULL && res->ai_canonname[0] != '\0' &&
+        config_copy(out, outlen, res->ai_canonname) == 0) {
+        freeaddrinfo(res);
+        return;
+    }
+    if (res != NULL)
+        freeaddrinfo(res);
+    if (config_copy(out, outlen, name) < 0)
+        config_copy(out, outlen, "localhost");
+}
+
+/* local_domains default: "$hostname, localhost". */
+void config_default_local_domains(struct config *c)
+{
+    char h[sizeof c->hostname];
+
+    config_strlist_clear(&c->local_domains);
+    config_copy(h, sizeof h, c->hostname);
+    config_lower(h);
+    /* a system name that is no domain (checked by config_load) is left out */
+    if (addr_valid_domain(h, strlen(h), 0))
+        config_strlist_add(&c->local_domains, h);
+    if (!config_strlist_has(&c->local_domains, "localhost"))
+        config_strlist_add(&c->local_domains, "localhost");
+}
+
+void config_set_defaults(struct config *c)
+{
+    static const char *const listen_def[][2] = {
+        { "0.0.0.0:25", "[::]:25" },
+        { "0.0.0.0:587", "[::]:587" },
+        { "0.0.0.0:465", "[::]:465" },
+    };
+    struct listen_list *ll[] = { &c->listen_smtp, &c->listen_submission, &c->listen_smtps };
+
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < 2; j++)
+            if (config_parse_listen(listen_def[i][j], &ll[i]->v[ll[i]->n]) == 0)
+                ll[i]->n++;
+    config_copy(c->spool_dir, sizeof c->spool_dir, "/var/spool/postern");
+    config_copy(c->run_dir, sizeof c->run_dir, "/run/postern");
+    config_copy(c->mailbox_dir, sizeof c->mailbox_dir, "/var/mail/postern");
+    config_copy(c->mailboxes_file, sizeof c->mailboxes_file, "/etc/postern/mailboxes");
+    config_copy(c->aliases_file, sizeof c->aliases_file, "/etc/postern/aliases");
+    if (config_parse_cidr("127.0.0.0/8", &c->relay_networks.v[c->relay_networks.n]) == 0)
+        c->relay_networks.n++;
+    if (config_parse_cidr("::1/128", &c->relay_networks.v[c->relay_networks.n]) == 0)
+        c->relay_networks.n++;
+    c->max_message_size = 36700160;
+    c->queue_map_size = (uint64_t)16 << 30;
+    c->max_recipients = 1000;
+    c->queue_lifetime = 5 * 86400;
+    c->min_backoff = 5 * 60;
+    c->max_backoff = 3600;
+    c->delay_warning = 4 * 3600;
+    c->remote_smtp_port = 25;
+    /* Debian's dns-root-data package */
+    config_copy(c->dnssec_trust_anchor_file, sizeof c->dnssec_trust_anchor_file,
+             "/usr/share/dns/root.key");
+    config_copy(c->user_smtpd, sizeof c->user_smtpd, "postern-smtpd");
+    config_copy(c->user_queue, sizeof c->user_queue, "postern-queue");
+    config_copy(c->user_resolver, sizeof c->user_resolver, "postern-resolver");
+    config_copy(c->user_deliver, sizeof c->user_deliver, "postern-deliver");
+    c->chroot = 1;
+    c->smtpd_processes = 2;
+    c->smtpd_max_sessions = 1000;
+    c->smtpd_timeout = 300;
+    c->smtpd_error_limit = 20;
+    c->smtpd_max_line = 1000;
+    c->debug = 0;
+}
+
+void config_defaults(struct config *c)
+{
+    config_set_defaults(c);
+    config_system_hostname(c->hostname, sizeof c->hostname);
+    config_default_local_domains(c);
+}
+
+void config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    config_strlist_clear(&c->local_domains);
+    config_strlist_clear(&c->dns_forwarders);
+    config_strlist_clear(&c->dns_stub_zones);
+}

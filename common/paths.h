@@ -1,0 +1,28 @@
+/*
+ * paths.h - where the processes meet on disk: the socket names and files
+ * under run_dir. The process layout, not the wire format (that is proto.h).
+ *
+ * queue-mgr listens on:
+ *   RUN/smtpd/queue/queue.sock  smtpd links (inside smtpd's chroot jail)
+ *   RUN/queue/pickup.sock       sendmail (any local user; SO_PEERCRED recorded)
+ *   RUN/queue/control.sock      mailq, posternctl
+ * resolver listens on:
+ *   RUN/resolver/resolver.sock  deliver, queue-mgr, smtpd (SO_PEERCRED)
+ * The master writes RUN/postern.pid.
+ *
+ * Never put a path built from envelope data here: these are fixed names.
+ */
+#ifndef POSTERN_PATHS_H
+#define POSTERN_PATHS_H
+
+/* socket paths, relative to run_dir */
+#define SOCK_SMTPD_JAIL   "smtpd"              /* smtpd's chroot jail */
+#define SOCK_QUEUE_SMTPD  "smtpd/queue/queue.sock"
+#define SOCK_QUEUE_SMTPD_IN_JAIL "/queue/queue.sock"
+#define SOCK_QUEUE_PICKUP "queue/pickup.sock"
+#define SOCK_QUEUE_CONTROL "queue/control.sock"
+#define PID_FILE          "postern.pid"
+#define SOCK_RESOLVER_JAIL "resolver"          /* resolver's chroot jail */
+#define SOCK_RESOLVER     "resolver/resolver.sock"
+
+#endif
