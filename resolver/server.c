@@ -28,7 +28,7 @@
 #include "util.h"
 
 #define JOB_TIMEOUT_MS 30000u       /* a job answers by then, with what it has */
-#define MAX_JOBS_PER_CLIENT 4096u
+#define MAX_JOBS_PER_CLIENT 2048u   /* one client cannot fill libunbound's 8192 */
 #define MAX_JOBS 65536u
 #define CLIENT_OUT_MAX (16u << 20)  /* a client that does not read is cut off */
 #define HOP_FAMILY_MAX (DNS_HOP_MAX_ADDR / 2)

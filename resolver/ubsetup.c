@@ -134,7 +134,7 @@ struct ub_ctx *ubsetup_create(const struct config *c, char *err, size_t errlen)
             range = rl.rlim_cur > 768 ? (unsigned)rl.rlim_cur - 512 : 256;
     }
     snprintf(num, sizeof num, "%u", range);
-    if (set_opt(ctx, "num-queries-per-thread:", "4096", err, errlen) < 0 ||
+    if (set_opt(ctx, "num-queries-per-thread:", "8192", err, errlen) < 0 ||
         set_opt(ctx, "outgoing-range:", num, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < c->dns_forwarders.n; i++) {

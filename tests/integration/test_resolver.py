@@ -688,3 +688,38 @@ def test_resolver_cache_kept():
 
 
 test_resolver_cache_kept.timeout = 90
+
+
+def test_resolver_client_limit():
+    """One client with thousands of stalled look-ups hits its own limit
+    (451 R_ERROR for the excess) and does not starve another client."""
+    ns, silent = _world()
+    with ns, silent:
+        stubs = ns.stub_zones(extra=[("silent.test", silent.port)])
+        with Resolver(dns_stub_zones=stubs) as r:
+            greedy = r.conn()
+            n = 2200
+            greedy.send(b"".join(frame(R_LOOKUP, [f_str(T_DNS_NAME, "q%d.silent.test" % i),
+                                                  f_u64(T_DNS_TYPE, A)], 10000 + i)
+                                 for i in range(n)))
+            # the excess is refused at once; a stalled look-up that libunbound
+            # gives up early frees a slot, so count those answers too
+            errors = answered = 0
+            while errors + answered < n - 2048:
+                mtype, reqid, body = greedy.recv()
+                d = decode(mtype, body)
+                if mtype == R_ANSWER:
+                    assert d["status"] == "tempfail", d
+                    answered += 1
+                else:
+                    assert mtype == R_ERROR and d["code"].startswith("451"), d
+                    errors += 1
+            assert errors > 0
+            other = r.conn()
+            t0 = time.monotonic()
+            a = other.lookup("mx-a.pref.t.test", A)
+            assert a["status"] == "ok", a
+            assert time.monotonic() - t0 < 5, "another client waited behind the greedy one"
+            other.close()
+            greedy.close()
+            assert r.proc.poll() is None
