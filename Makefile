@@ -38,6 +38,8 @@ endef
 $(eval $(call process,MASTER,master,postern))
 $(eval $(call process,SMTPD,smtpd,smtpd))
 $(eval $(call process,QMGR,queue-mgr,queue-mgr))
+$(eval $(call process,RESOLVER,resolver,resolver))
+$(BIN)/resolver: LIBS += -lunbound
 
 TOOLS := mailq sendmail
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
@@ -45,10 +47,10 @@ $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit
 
-PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(TOOLS:%=$(BIN)/%)
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(TOOLS:%=$(BIN)/%)
 
 all: $(PROGRAMS) $(BUILD)/unit-tests
 

@@ -6,6 +6,8 @@
  *   RUN/smtpd/queue/queue.sock  smtpd links (inside smtpd's chroot jail)
  *   RUN/queue/pickup.sock       sendmail (any local user; SO_PEERCRED recorded)
  *   RUN/queue/control.sock      mailq, posternctl
+ * resolver listens on:
+ *   RUN/resolver/resolver.sock  deliver, queue-mgr, smtpd (SO_PEERCRED)
  * The master writes RUN/postern.pid.
  *
  * Never put a path built from envelope data here: these are fixed names.
@@ -20,5 +22,7 @@
 #define SOCK_QUEUE_PICKUP "queue/pickup.sock"
 #define SOCK_QUEUE_CONTROL "queue/control.sock"
 #define PID_FILE          "postern.pid"
+#define SOCK_RESOLVER_JAIL "resolver"          /* resolver's chroot jail */
+#define SOCK_RESOLVER     "resolver/resolver.sock"
 
 #endif

@@ -23,6 +23,13 @@ size_t proto_limit(uint16_t type)
     case Q_LIST_ITEM:
         /* a record with many recipients, each with ORCPT and a last reply */
         return IPC_MAX_BODY;
+    case R_LOOKUP:
+    case R_NEXTHOPS:
+    case R_ERROR:
+        return 4096;
+    case R_ANSWER:
+    case R_HOPS:
+        return 256u << 10;
     default:
         return 0;
     }

@@ -22,6 +22,12 @@
  *   Q_ABORT {QID}         (no reply) the spool file is removed
  * Queue listing (mailq):
  *   Q_LIST            ->  Q_LIST_ITEM {RECORD} ... Q_LIST_END {COUNT}
+ *
+ * resolver listens on RUN/resolver/resolver.sock (deliver, queue-mgr, smtpd;
+ * common/dnsclient.h builds the requests and parses the answers):
+ *   R_LOOKUP {DNS_NAME, DNS_TYPE}  ->  R_ANSWER {DNS_STATUS, DNS_SECURITY, DNS_RR...}
+ *   R_NEXTHOPS {DNS_NAME domain}   ->  R_HOPS {DNS_STATUS, DNS_DSN, TEXT, DNS_HOP...}
+ *   a request that fails validation -> R_ERROR {CODE, TEXT}
  */
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
@@ -43,6 +49,12 @@ enum msg_type {
     Q_LIST_ITEM,
     Q_LIST_END,
     Q_DATA,
+    /* resolver (common/dnsclient.h) */
+    R_LOOKUP = 80,
+    R_ANSWER,
+    R_NEXTHOPS,
+    R_HOPS,
+    R_ERROR,
 };
 
 enum field_tag {
@@ -78,6 +90,21 @@ enum field_tag {
     T_R_NEXT_TRY,       /* u64, seconds since the epoch */
     T_R_DSN,            /* str, "4.4.1" */
     T_R_REPLY,          /* str, last reply or reason */
+    /* resolver fields (common/dnsclient.h) */
+    T_DNS_NAME = 80,    /* str, a DNS name without the trailing dot */
+    T_DNS_TYPE,         /* u64, RR type: 1 A, 15 MX, 16 TXT, 28 AAAA, 52 TLSA */
+    T_DNS_STATUS,       /* u64, enum dns_status */
+    T_DNS_SECURITY,     /* u64, enum dns_security */
+    T_DNS_RR,           /* nested, one record */
+    T_DNS_HOP,          /* nested, one next hop */
+    T_DNS_PREF,         /* u64, MX preference */
+    T_DNS_HOST,         /* str, MX target or hop host name */
+    T_DNS_ADDR,         /* str, numeric IPv6 or IPv4 address */
+    T_DNS_DATA,         /* bytes: TLSA rdata, or TXT strings joined */
+    T_DNS_TTL,          /* u64, seconds */
+    T_DNS_CANON,        /* str, canonical name after CNAMEs */
+    T_DNS_DSN,          /* str, "5.1.10" for a permanent next-hop failure */
+    T_DNS_IMPLICIT,     /* u64, 1 for an implicit MX (RFC 5321 5.1) */
 };
 
 /* Largest body each type may have; 0 for an unknown type (frame refused). */

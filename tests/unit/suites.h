@@ -18,6 +18,9 @@ void suite_dsn(void);
 void suite_link(void);
 void suite_txn(void);
 void suite_smtpd_session(void);
+void suite_resolver_nexthop(void);
+void suite_resolver_answer(void);
+void suite_resolver_dnsclient(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -35,6 +38,9 @@ void suite_smtpd_session(void);
     SUITE(dsn) \
     SUITE(link) \
     SUITE(txn) \
-    SUITE(smtpd_session)
+    SUITE(smtpd_session) \
+    SUITE(resolver_nexthop) \
+    SUITE(resolver_answer) \
+    SUITE(resolver_dnsclient)
 
 #endif
