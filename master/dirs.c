@@ -19,6 +19,9 @@
 
 #include "log.h"
 
+/* Directories in the table of dir_table(); the table is checked against it. */
+#define DIRS_MAX 16
+
 struct dir_spec {
     char path[PATH_MAX];
     const char *what;               /* config key or description, for messages */
@@ -52,6 +55,8 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
         /* smtpd's chroot jail: smtpd must not be able to write in it */
         { c->run_dir, "smtpd", "smtpd jail", &o->root, 0755 },
         { c->run_dir, "smtpd/queue", "queue-mgr socket in the smtpd jail", &o->queue, 0755 },
+        /* the resolver's jail: it binds its socket there before it chroots */
+        { c->run_dir, "resolver", "resolver jail", &o->root, 0755 },
         { c->mailbox_dir, NULL, "mailbox_dir", &o->deliver, 0700 },
     };
     const char *keys[] = { "spool_dir", "run_dir", "mailbox_dir" };
@@ -63,6 +68,7 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
             return -1;
         }
     }
+    _Static_assert(sizeof(t) / sizeof(t[0]) <= DIRS_MAX, "dir_spec table larger than DIRS_MAX");
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         if (join(d[i].path, sizeof(d[i].path), t[i].base, t[i].sub) < 0) {
             snprintf(err, errlen, "%s: path too long", t[i].base);
@@ -155,7 +161,7 @@ static int check_dir(const struct dir_spec *d, const struct stat *st, int check_
 int dirs_prepare(const struct config *c, const struct dir_owners *owners, int create,
                  char *err, size_t errlen)
 {
-    static struct dir_spec d[8];
+    static struct dir_spec d[DIRS_MAX];
     struct dir_owners any;
     size_t n;
 

@@ -82,6 +82,8 @@ static unsigned smtpd_instances(const struct config *c)
 static const struct role roles[] = {
     /* name        binary       instances        listen  reload             stop ready needs */
     { "queue-mgr", "queue-mgr", one,             0,      RELOAD_IN_PLACE,   1,   120,  { NULL } },
+    /* SIGHUP makes the resolver drain and exit: a new generation takes over */
+    { "resolver",  "resolver",  one,             0,      RELOAD_GENERATION, 2,   30,   { NULL } },
     { "smtpd",     "smtpd",     smtpd_instances, LK_ALL, RELOAD_GENERATION, 0,   10,   { "queue-mgr" } },
 };
 

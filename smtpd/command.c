@@ -9,6 +9,7 @@
  */
 #include "command.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,14 @@ static const char *protocol_name(const struct session *s)
 
 /* ---- the message: queue hand-off ---- */
 
+/* A refusal from queue-mgr, as Postfix words it: a complete phrase
+ * ("452 4.3.1 Insufficient system storage") as it is, a lower-case
+ * description ("queue file write error") behind "Error: ". */
+static void queue_refusal(struct session *s, const char *code, const char *text)
+{
+    session_reply(s, "%s %s%s", code, islower((unsigned char)text[0]) ? "Error: " : "", text);
+}
+
 static void on_committed(void *arg, const struct ipc_msg *m)
 {
     struct session *s = arg;
@@ -100,7 +109,7 @@ static void on_committed(void *arg, const struct ipc_msg *m)
         s->cnt_ok[t->via_bdat ? CMD_BDAT : CMD_DATA]++;
     } else {
         log_warning("%s: queue-mgr refused message from %s: %s %s", t->qid, s->name, r.code, r.text);
-        session_reply(s, "%s Error: %s", r.code, r.text);
+        queue_refusal(s, r.code, r.text);
     }
     t->qid[0] = 0; /* committed or refused by queue-mgr: nothing to abort */
     txn_reset(t);
@@ -174,10 +183,17 @@ static void on_opened(void *arg, const struct ipc_msg *m)
     int n;
 
     if (!m || m->fd < 0 || qc_parse_reply(m, m->reqid, Q_OPENED, &q) < 0 || q.type != Q_OPENED) {
+        int refused = m && m->fd < 0 && qc_parse_reply(m, m->reqid, Q_OPENED, &q) == 0 && q.type == Q_ERROR;
+
         if (m && m->fd >= 0)
             close(m->fd);
-        log_warning("no queue file for %s: queue-mgr %s", s->name, m ? "refused" : "unavailable");
-        session_reply(s, "451 4.3.0 Error: queue file write error");
+        if (refused) {
+            log_warning("no queue file for %s: queue-mgr refused: %s %s", s->name, q.code, q.text);
+            queue_refusal(s, q.code, q.text);
+        } else {
+            log_warning("no queue file for %s: queue-mgr %s", s->name, m ? "refused" : "unavailable");
+            session_reply(s, "451 4.3.0 Error: queue file write error");
+        }
         if (t->via_bdat)
             t->bdat_discard = 1, s->state = ST_BDAT, t->active = 0;
         else

@@ -132,7 +132,7 @@ def test_start_status_stop():
     pidfile = os.path.join(inst.run_dir, "postern.pid")
     try:
         rc, out = _postern(inst, "start", timeout=150)
-        if rc != 0 or "ready: queue-mgr 1/1 up, smtpd 2/2 up" not in out:
+        if rc != 0 or "ready: queue-mgr 1/1 up, resolver 1/1 up, smtpd 2/2 up" not in out:
             raise AssertionError("postern start exited %d: %s" % (rc, out))
         harness.wait_until(lambda: os.path.exists(pidfile), 15, "the pid file %s" % pidfile)
         with open(pidfile) as f:
@@ -191,7 +191,7 @@ def test_run_writes_pid_file_and_status():
     if pid != inst.pid:
         raise AssertionError("pid file says %d, the master is %d" % (pid, inst.pid))
     rc, out = _postern(inst, "status")
-    if rc != 0 or "running (pid %d), ready: queue-mgr 1/1 up, smtpd 2/2 up" % pid not in out:
+    if rc != 0 or "running (pid %d), ready: queue-mgr 1/1 up, resolver 1/1 up, smtpd 2/2 up" % pid not in out:
         raise AssertionError("postern status: exit %d, %r" % (rc, out))
 
 

@@ -5,10 +5,11 @@ dot-stuffing undone, and its size is the message_size that mailq reports.
 """
 
 import os
+import time
 import re
 
 import harness
-from harness import HOST, REMOTE_RCPT, queued_id
+from harness import HOST, REMOTE_RCPT, expect, queued_id
 
 
 def _spool(inst, qid):
@@ -179,3 +180,75 @@ def test_index_and_msg_on_different_file_systems_refused():
         inst.stop()
         subprocess.run(["umount", msg], capture_output=True, timeout=30)
 
+
+
+def _fill_transaction(inst, n_rcpt):
+    """One message with n_rcpt long remote recipients (big index records,
+    small spool file); returns the reply to DATA or to the end of data."""
+    with inst.client(ehlo=True) as c:
+        expect(c.cmd("MAIL FROM:<filler@example.com>"), exact="250 2.1.0 Ok")
+        tok = harness.token("full")
+        dom = b"%s.%s.remote.example" % (b"x" * 60, b"y" * 60)
+        lines = b"".join(b"RCPT TO:<%s-%04d@%s>\r\n" % (tok.encode(), i, dom) for i in range(n_rcpt))
+        c.send(lines)
+        for _ in range(n_rcpt):
+            expect(c.reply(), code=250)
+        r = c.cmd("DATA")
+        if r.code != 354:
+            return r
+        c.send(harness.dot_stuff(harness.simple_body(tok)) + b".\r\n")
+        return c.reply()
+
+
+def test_full_index_gets_452_and_recovers():
+    """An index that fills its file system answers 452 4.3.1 (never a lost
+    message); once there is room again mail is accepted, and every message
+    that got 250 is still queued after a restart."""
+    if not harness.IS_ROOT:
+        raise harness.Skip("mounting a tmpfs needs root")
+    import subprocess
+    inst = harness.Instance("full", queue_map_size="1M", max_recipients="1000")
+    os.makedirs(inst.spool_dir, exist_ok=True)
+    uid, gid = harness.ACCOUNTS["queue"][0], harness.ACCOUNTS["queue"][1]
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700,uid=%d,gid=%d" % (uid, gid),
+                        "tmpfs", inst.spool_dir], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise harness.Skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
+    try:
+        inst.start()
+        accepted, refused = [], None
+        for _ in range(100):
+            r = _fill_transaction(inst, 1000)
+            if r.code == 250:
+                accepted.append(queued_id(r))
+                continue
+            refused = r
+            break
+        if refused is None:
+            raise AssertionError("100 messages of 1000 recipients fit in a 6 MB file system")
+        expect(refused, exact="452 4.3.1 Insufficient system storage")
+        if not accepted:
+            raise AssertionError("nothing was accepted before the index was full")
+        subprocess.run(["mount", "-o", "remount,size=256m", inst.spool_dir], check=True, timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            r = _fill_transaction(inst, 10)
+            if r.code == 250:
+                accepted.append(queued_id(r))
+                break
+            expect(r, exact="452 4.3.1 Insufficient system storage")
+            if time.monotonic() > deadline:
+                raise AssertionError("still 452 30 s after the file system grew")
+            time.sleep(0.2)  # a retry interval, not synchronisation: we wait for a 250
+        inst.stop()
+        inst.start()
+        ids = {m["queue_id"] for m in inst.queue()}
+        lost = [q for q in accepted if q not in ids]
+        if lost:
+            raise AssertionError("%d of %d accepted messages lost: %s" % (len(lost), len(accepted), lost[:5]))
+    finally:
+        inst.stop()
+        subprocess.run(["umount", inst.spool_dir], capture_output=True, timeout=30)
+
+
+test_full_index_gets_452_and_recovers.timeout = 240

@@ -167,7 +167,7 @@ def test_start_returns_when_ready():
         if left:
             raise AssertionError("start returned before reconciliation removed %d leftover files" % len(left))
         rc, out = _postern(inst, "status")
-        if rc != 0 or not re.search(r"running \(pid \d+\), ready: queue-mgr 1/1 up, smtpd 2/2 up", out):
+        if rc != 0 or not re.search(r"running \(pid \d+\), ready: queue-mgr 1/1 up, resolver 1/1 up, smtpd 2/2 up", out):
             raise AssertionError("postern status after start: exit %d, %r" % (rc, out))
         missing = (qids | {kept}) - inst.queue_ids()
         if missing:
@@ -202,7 +202,7 @@ def test_start_reports_a_failed_start():
             raise AssertionError("postern start with a broken queue index: exit %d, %r" % (rc, out))
         rc, out = _postern(inst, "status")
         if rc != 0 or not re.search(r"running \(pid \d+\), starting: queue-mgr 0/1 (re)?starting, "
-                                    r"smtpd 0/2 waiting for queue-mgr", out):
+                                    r"resolver [01]/1 [a-z]+, smtpd 0/2 waiting for queue-mgr", out):
             raise AssertionError("postern status while queue-mgr cannot start: exit %d, %r" % (rc, out))
         with open(pidfile) as f:
             master = int(f.read().strip())
