@@ -784,9 +784,9 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     case P_STARTTLS:
         if (r->code == 220) {
             if (s->unread > 0 || reply_pending(&s->rp)) {
-                sfmt(text, sizeof(text), "host %s sent data after its STARTTLS reply (plaintext injection)",
-                         s->hostip);
-                fail_session(s, SMTPC_NEXT_MX, SMTPC_DEFERRED, "4.7.5", text);
+                sfmt(text, sizeof(text), "Cannot start TLS: host %s sent data after its STARTTLS reply",
+                     s->hostip);
+                fail_session(s, SMTPC_TLS_FAILED, SMTPC_DEFERRED, "4.7.5", text);
                 return;
             }
             start_tls(s);

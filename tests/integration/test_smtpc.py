@@ -1,0 +1,464 @@
+"""
+The SMTP client engine (deliver/smtpc.c) through its test driver
+(tests/tools/smtpc-drive.c, built as build/.../smtpc-drive) against the
+receiving servers of sinkfix.py: byte-for-byte delivery, PIPELINING on and
+off, per-recipient 4xx/5xx, STARTTLS, 8BITMIME downgrade, SMTPUTF8, DSN,
+SIZE, connection reuse, every misbehaving server, AUTH and Happy Eyeballs.
+Everything listens on 127.0.0.x; nothing leaves the host.
+"""
+
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+
+import harness
+from sinkfix import HAVE_AIOSMTPD, BadServer, Sink, free_port
+
+DRIVE = os.path.join(harness.REPO, os.path.dirname(os.environ.get("UNIT", "build/release/unit-tests")),
+                     "smtpc-drive")
+SINK_IP = "127.0.0.2"
+
+
+def _need():
+    if not HAVE_AIOSMTPD:
+        raise harness.Skip("python3-aiosmtpd is not installed")
+    if not os.path.exists(DRIVE):
+        raise AssertionError("test driver %s not built" % DRIVE)
+
+
+class Run:
+    """What one smtpc-drive run printed."""
+
+    def __init__(self, proc):
+        self.out = proc.stdout
+        self.err = proc.stderr
+        self.rc = proc.returncode
+        self.outcomes = re.findall(r"^outcome: (\S+)", self.out, re.M)
+        self.rcpt = {}
+        for m in re.finditer(r"^rcpt: (\S+) status=(\S+) dsn=(\S*) reply=(.*)$", self.out, re.M):
+            self.rcpt[m.group(1)] = (m.group(2), m.group(3), m.group(4))
+        self.logs = re.findall(r"^log: (.*)$", self.out, re.M)
+        self.lines = re.findall(r"^line: (.*)$", self.out, re.M)
+        self.elapsed = [int(x) for x in re.findall(r"elapsed_ms=(\d+)", self.out)]
+        m = re.search(r"^session: messages=(\d+) connections=(\d+)", self.out, re.M)
+        self.connections = int(m.group(2)) if m else None
+
+    def __repr__(self):
+        return "rc=%d\n%s\n%s" % (self.rc, self.out, self.err)
+
+
+def drive(port, rcpts, msg, *extra, addrs=(SINK_IP,), sender="sender@example.com", timeout=60):
+    args = [DRIVE, "--port", str(port), "--from", sender, "--host", "mx.test"]
+    for a in addrs:
+        args += ["--addr", a]
+    for r in rcpts:
+        args += ["--rcpt", r]
+    args += list(extra)
+    with tempfile.NamedTemporaryFile(prefix="smtpc-msg-", delete=False) as f:
+        f.write(msg)
+        path = f.name
+    try:
+        p = subprocess.run(args + [path], capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(path)
+    r = Run(p)
+    if r.rc != 0 or "Sanitizer" in r.err or "runtime error" in r.err:
+        raise AssertionError("smtpc-drive failed: %r" % r)
+    if r.connections is None:
+        raise AssertionError("smtpc-drive did not finish its session: %r" % r)
+    return r
+
+
+def crlf(text):
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+
+
+SIMPLE = crlf("From: a@example.com\nTo: b@example.org\nSubject: test\n\nhello\n")
+
+
+def expect_status(run, addr, status, dsn=None, reply=None):
+    got = run.rcpt.get(addr)
+    if got is None:
+        raise AssertionError("no result for %s: %r" % (addr, run))
+    if got[0] != status or (dsn and got[1] != dsn) or (reply and reply not in got[2]):
+        raise AssertionError("%s: want %s %s %r, got %r\n%r" % (addr, status, dsn, reply, got, run))
+
+
+def test_delivery_byte_for_byte():
+    _need()
+    body = ["From: a@example.com", "To: b@example.org", "Subject: dots", ""]
+    for i in range(20000):   # > 64 KiB blocks, lines that must be stuffed
+        body.append(".%d leading dot" % i if i % 3 == 0 else ("..two" if i % 7 == 0 else "plain line %d" % i))
+    body.append(".")
+    msg = ("\r\n".join(body) + "\r\n").encode()
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], msg)
+        got = s.wait_messages(1, timeout=10)
+    expect_status(r, "b@example.org", "sent", "2.0.0", "250 2.0.0")
+    if got[0].data != msg:
+        raise AssertionError("content differs: %d bytes sent, %d received" % (len(msg), len(got[0].data)))
+    line = r.lines[0]
+    if not re.match(r"to=<b@example\.org>, relay=mx\.test\[127\.0\.0\.2\]:%d, delay=[0-9.]+, "
+                    r"delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok\)$"
+                    % s.port, line):
+        raise AssertionError("delivery line not in SPEC §6 shape: %r" % line)
+
+
+def test_bare_lf_and_unterminated_last_line_become_crlf():
+    _need()
+    msg = b"Subject: lf\r\n\r\nbare lf\nand crlf\r\n.lead\nno end"
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], msg)
+        got = s.wait_messages(1, timeout=10)
+    expect_status(r, "b@example.org", "sent")
+    want = b"Subject: lf\r\n\r\nbare lf\r\nand crlf\r\n.lead\r\nno end\r\n"
+    if got[0].data != want:
+        raise AssertionError("got %r" % got[0].data)
+
+
+def _three(hide):
+    rc = {"two@example.org": "550 5.1.1 no such user", "three@example.org": "451 4.3.0 try later"}
+    with Sink(host=SINK_IP, rcpt=rc, hide=hide) as s:
+        r = drive(s.port, ["one@example.org", "two@example.org", "three@example.org", "four@example.org"], SIMPLE)
+        got = s.wait_messages(1, timeout=10)
+        time.sleep(0)  # nothing to wait for: the driver has finished
+    expect_status(r, "one@example.org", "sent", "2.0.0")
+    expect_status(r, "four@example.org", "sent", "2.0.0")
+    expect_status(r, "two@example.org", "bounced", "5.1.1",
+                  "host mx.test[127.0.0.2] said: 550 5.1.1 no such user (in reply to RCPT TO command)")
+    expect_status(r, "three@example.org", "deferred", "4.3.0", "451 4.3.0 try later")
+    if len(got) != 1 or got[0].rcpt_tos != ["one@example.org", "four@example.org"]:
+        raise AssertionError("sink got %r" % got)
+    if not any("status=bounced (host mx.test" in l for l in r.lines):
+        raise AssertionError("no bounced line: %r" % r.lines)
+
+
+def test_per_recipient_replies_pipelined():
+    _need()
+    _three(())
+
+
+def test_per_recipient_replies_without_pipelining():
+    _need()
+    _three(("PIPELINING",))
+
+
+def test_all_recipients_refused_then_reuse():
+    _need()
+    rc = {"x@example.org": "550 5.1.1 no"}
+    with Sink(host=SINK_IP, rcpt=rc) as s:
+        r = drive(s.port, ["x@example.org"], SIMPLE, "--messages", "2")
+        if s.received():
+            raise AssertionError("a message with no valid recipient arrived")
+    if r.outcomes != ["failed", "failed"] or r.connections != 1:
+        raise AssertionError("want two failed transactions on one connection: %r" % r)
+    expect_status(r, "x@example.org", "bounced", "5.1.1")
+
+
+def test_starttls_offered():
+    _need()
+    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE)
+        got = s.wait_messages(1, timeout=10)
+    expect_status(r, "b@example.org", "sent")
+    if not got[0].tls:
+        raise AssertionError("the sink did not see TLS")
+    pat = r"^(Untrusted|Anonymous) TLS connection established to mx\.test\[127\.0\.0\.2\]:%d: TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)$" % s.port
+    if not any(re.match(pat, l) for l in r.logs):
+        raise AssertionError("no Postfix-shaped TLS line: %r" % r.logs)
+
+
+def test_tls_policy_none_and_encrypt():
+    _need()
+    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
+        drive(s.port, ["b@example.org"], SIMPLE, "--tls", "none")
+        got = s.wait_messages(1, timeout=10)
+    if got[0].tls:
+        raise AssertionError("TLS used with --tls none")
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--tls", "encrypt")
+        if s.received():
+            raise AssertionError("sent in plain text although TLS was required")
+    expect_status(r, "b@example.org", "deferred", "4.7.4", "TLS is required, but was not offered")
+    if r.outcomes != ["next-mx"]:
+        raise AssertionError(r)
+
+
+MIME_8BIT = crlf(
+    "From: a@example.com\nTo: b@example.org\nSubject: plain ascii\nMIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=\"outer\"\n\n"
+    "preamble\n--outer\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+    "caf\u00e9 cr\u00e8me = tr\u00e8s bien\nend of text \n"
+    "--outer\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+    "AAECAwQFBgcICQ==\n--outer--\nepilogue\n")
+
+
+def test_no_8bitmime_converts_to_quoted_printable():
+    _need()
+    with Sink(host=SINK_IP, hide=("8BITMIME",)) as s:
+        r = drive(s.port, ["b@example.org"], MIME_8BIT, "--8bit")
+        got = s.wait_messages(1, timeout=10)
+    expect_status(r, "b@example.org", "sent")
+    d = got[0].data
+    if any(b > 127 for b in d):
+        raise AssertionError("8-bit bytes reached a 7-bit server")
+    for want in (b"Content-Transfer-Encoding: quoted-printable\r\n", b"caf=C3=A9 cr=C3=A8me =3D tr=C3=A8s bien\r\n",
+                 b"end of text=20\r\n", b"AAECAwQFBgcICQ==\r\n", b"--outer--\r\n"):
+        if want not in d:
+            raise AssertionError("%r not in converted message:\n%r" % (want, d))
+    if "BODY=8BITMIME" in " ".join(got[0].mail_options):
+        raise AssertionError("BODY=8BITMIME sent to a server without 8BITMIME")
+
+
+def test_8bitmime_offered_sends_unchanged():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        drive(s.port, ["b@example.org"], MIME_8BIT, "--8bit")
+        got = s.wait_messages(1, timeout=10)
+    if got[0].data != MIME_8BIT or "BODY=8BITMIME" not in got[0].mail_options:
+        raise AssertionError("want the message unchanged with BODY=8BITMIME: %r" % got[0].mail_options)
+
+
+def test_no_8bitmime_unconvertible_fails_563():
+    _need()
+    msg = crlf("From: a@example.com\nSubject: caf\u00e9\nMIME-Version: 1.0\n"
+               "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\ncaf\u00e9\n")
+    with Sink(host=SINK_IP, hide=("8BITMIME",)) as s:
+        r = drive(s.port, ["b@example.org"], msg, "--8bit")
+        if s.received():
+            raise AssertionError("an unconvertible message was sent")
+    expect_status(r, "b@example.org", "bounced", "5.6.3", "8-bit header")
+
+
+def test_no_smtputf8_is_a_distinct_result():
+    _need()
+    with Sink(host=SINK_IP, hide=("SMTPUTF8",)) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--smtputf8")
+        if s.received():
+            raise AssertionError("SMTPUTF8 mail sent to a server without SMTPUTF8")
+    if r.outcomes != ["no-smtputf8"]:
+        raise AssertionError(r)
+    expect_status(r, "b@example.org", "deferred", "4.6.7", "SMTPUTF8 is required")
+
+
+def test_dsn_parameters_only_to_dsn_servers():
+    _need()
+    rcpts = ["b@example.org NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.org", "c@example.org NOTIFY=NEVER"]
+    with Sink(host=SINK_IP, dsn=True) as s:
+        drive(s.port, rcpts, SIMPLE, "--ret", "HDRS", "--envid", "QID123")
+        got = s.wait_messages(1, timeout=10)[0]
+    if got.dsn_mail != {"RET": "HDRS", "ENVID": "QID123"}:
+        raise AssertionError("MAIL DSN params: %r" % got.dsn_mail)
+    if got.dsn_rcpt.get("b@example.org") != {"NOTIFY": "SUCCESS,FAILURE", "ORCPT": "rfc822;b@example.org"} or \
+            got.dsn_rcpt.get("c@example.org") != {"NOTIFY": "NEVER"}:
+        raise AssertionError("RCPT DSN params: %r" % got.dsn_rcpt)
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, rcpts, SIMPLE, "--ret", "HDRS", "--envid", "QID123")
+        got = s.wait_messages(1, timeout=10)[0]
+    expect_status(r, "b@example.org", "sent")
+    opts = " ".join(got.mail_options + got.rcpt_options)
+    if "RET=" in opts or "ENVID=" in opts or "NOTIFY=" in opts or "ORCPT=" in opts:
+        raise AssertionError("DSN params sent to a server without DSN: %r" % opts)
+
+
+def test_size_too_large_refused_before_data():
+    _need()
+    big = SIMPLE + b"x" * 5000 + b"\r\n"
+    with Sink(host=SINK_IP, size_limit=2000) as s:
+        r = drive(s.port, ["b@example.org"], big)
+        if s.received():
+            raise AssertionError("an oversized message was sent")
+    expect_status(r, "b@example.org", "bounced", "5.3.4", "exceeds size limit 2000")
+
+
+def test_size_param_sent():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        drive(s.port, ["b@example.org"], SIMPLE)
+        got = s.wait_messages(1, timeout=10)[0]
+    if "SIZE=%d" % len(SIMPLE) not in got.mail_options:
+        raise AssertionError("no SIZE=: %r" % got.mail_options)
+
+
+def test_connection_reuse_three_messages():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--messages", "3")
+        got = s.wait_messages(3, timeout=10)
+    if r.outcomes != ["done"] * 3 or r.connections != 1:
+        raise AssertionError(r)
+    if len({m.session_id for m in got}) != 1:
+        raise AssertionError("three messages over %d sessions" % len({m.session_id for m in got}))
+
+
+BAD = {
+    "greeting": ("next-mx", "4.3.2", "421 4.3.2 go away"),
+    "silent": ("next-mx", "4.4.2", "timed out while receiving the initial server greeting"),
+    "endless": ("next-mx", "4.5.0", "too many lines in a reply"),
+    "nocrlf": ("next-mx", "4.5.0", "reply line without CRLF"),
+    "huge": ("next-mx", "4.5.0", "reply line too long"),
+    "badcode": ("next-mx", "4.5.0", "reply code is not three digits"),
+    "stall_data": ("failed", "4.4.2", "timed out while sending end of data"),
+    "tls_garbage": ("tls-failed", "4.7.5", "Cannot start TLS"),
+    "drop_data": ("failed", "4.4.2", "lost connection with mx.test[127.0.0.2] while sending end of data"),
+}
+
+
+def test_every_bad_server_defers_with_a_reason():
+    _need()
+    for mode, (outcome, dsn, text) in BAD.items():
+        with BadServer(mode, host=SINK_IP) as b:
+            r = drive(b.port, ["b@example.org"], SIMPLE, "--timeout", "1500", timeout=30)
+        if r.outcomes != [outcome]:
+            raise AssertionError("%s: want outcome %s: %r" % (mode, outcome, r))
+        expect_status(r, "b@example.org", "deferred", dsn, text)
+        if not any(text in l for l in r.logs + r.lines):
+            raise AssertionError("%s: reason not logged: %r" % (mode, r))
+
+
+def test_tls_failure_then_plain_retry():
+    _need()
+    with BadServer("tls_garbage", host=SINK_IP) as b:
+        r = drive(b.port, ["b@example.org"], SIMPLE, "--plain-retry", "--timeout", "3000")
+    if r.outcomes != ["tls-failed", "done"] or r.connections != 2:
+        raise AssertionError(r)
+    expect_status(r, "b@example.org", "sent")
+
+
+def test_connection_refused_is_next_mx():
+    _need()
+    port = free_port("127.0.0.9")
+    r = drive(port, ["b@example.org"], SIMPLE, addrs=("127.0.0.9",))
+    if r.outcomes != ["next-mx"]:
+        raise AssertionError(r)
+    expect_status(r, "b@example.org", "deferred", "4.4.1",
+                  "connect to mx.test[127.0.0.9]:%d: Connection refused" % port)
+
+
+def _blackhole(host, port):
+    """A listener whose accept queue is full: further SYNs are dropped, so a
+    connect to it hangs like one to a dead route."""
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.bind((host, port))
+    l.listen(0)
+    fill = []
+    for _ in range(8):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect((host, port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    # the probe: a blocking connect that must not complete quickly
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect((host, port))
+        hung = False
+    except (socket.timeout, OSError):
+        hung = True
+    probe.close()
+    return l, fill, hung
+
+
+def test_happy_eyeballs_dead_first_address():
+    _need()
+    port = free_port(SINK_IP)
+    l, fill, hung = _blackhole("127.0.0.3", port)
+    try:
+        if not hung:
+            raise harness.Skip("cannot make a connect hang on loopback here")
+        with Sink(host=SINK_IP, port=port) as s:
+            r = drive(port, ["b@example.org"], SIMPLE, "--connect-timeout", "20000",
+                      addrs=("127.0.0.3", SINK_IP))
+            s.wait_messages(1, timeout=10)
+    finally:
+        for c in fill:
+            c.close()
+        l.close()
+    expect_status(r, "b@example.org", "sent")
+    if r.elapsed[0] > 5000:
+        raise AssertionError("took %d ms: the dead address cost a connect timeout" % r.elapsed[0])
+    if "127.0.0.2" not in r.lines[0]:
+        raise AssertionError(r.lines)
+
+
+def test_happy_eyeballs_refused_first_address():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, addrs=("127.0.0.4", SINK_IP))
+        s.wait_messages(1, timeout=10)
+    expect_status(r, "b@example.org", "sent")
+    if r.elapsed[0] > 2000:
+        raise AssertionError("a refused address should cost no head start: %d ms" % r.elapsed[0])
+
+
+def _auth_sink(mechs_excluded=(), tls=True):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, AuthResult
+    import ssl as _ssl
+
+    seen = []
+
+    class H:
+        async def handle_DATA(self, server, session, envelope):
+            seen.append((session.authenticated, session.ssl is not None, envelope.rcpt_tos))
+            return "250 2.0.0 Ok"
+
+    def auth(server, session, envelope, mechanism, data):
+        ok = data.login == b"user@example.com" and data.password == b"s3cret pass"
+        seen.append(("auth", mechanism, ok))
+        return AuthResult(success=ok, handled=False)
+
+    ctx = None
+    if tls:
+        ctx = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*harness.tls_files())
+    port = free_port(SINK_IP)
+
+    class C(Controller):
+        def factory(self):
+            return SMTP(self.handler, hostname="auth.test", tls_context=ctx, authenticator=auth,
+                        auth_require_tls=True, auth_exclude_mechanism=list(mechs_excluded))
+
+        def _trigger_server(self):
+            with socket.create_connection((self.hostname, self.port), timeout=5) as c:
+                c.recv(1024)
+
+    c = C(H(), hostname=SINK_IP, port=port)
+    c.start()
+    return c, port, seen
+
+
+def test_auth_plain_and_login_over_tls():
+    _need()
+    for excluded, mech in (((), "PLAIN"), (("PLAIN",), "LOGIN")):
+        c, port, seen = _auth_sink(excluded)
+        try:
+            r = drive(port, ["b@example.org"], SIMPLE, "--auth", "user@example.com:s3cret pass")
+        finally:
+            c.stop()
+        expect_status(r, "b@example.org", "sent")
+        if ("auth", mech, True) not in seen or not any(s[0] is True and s[1] for s in seen if len(s) == 3 and s[0] != "auth"):
+            raise AssertionError("%s: %r" % (mech, seen))
+    c, port, seen = _auth_sink()
+    try:
+        r = drive(port, ["b@example.org"], SIMPLE, "--auth", "user@example.com:wrong")
+    finally:
+        c.stop()
+    expect_status(r, "b@example.org", "deferred", None, "(in reply to AUTH command)")
+    if r.rcpt["b@example.org"][1][0] != "4":
+        raise AssertionError("an AUTH failure must defer: %r" % r)
+
+
+def test_auth_never_without_tls():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--auth", "user:pass")
+        if s.received():
+            raise AssertionError("mail sent although AUTH over TLS was impossible")
+    expect_status(r, "b@example.org", "deferred", "4.7.0", "without TLS")
