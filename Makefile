@@ -42,7 +42,7 @@ $(eval $(call process,QMGR,queue-mgr,queue-mgr))
 # smtpc-drive test driver.
 DELIVER_SRC := $(filter-out deliver/main.c,$(wildcard deliver/*.c))
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/tests/tools/%.o $(BUILD)/tests/unit/test_smtpc%.o: CFLAGS += -Ideliver
+$(BUILD)/tests/%.o: CFLAGS += -Ideliver
 $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

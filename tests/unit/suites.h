@@ -9,6 +9,7 @@ void suite_ipc(void);
 void suite_queueid(void);
 void suite_qrecord(void);
 void suite_qstore(void);
+void suite_smtpc(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -17,6 +18,7 @@ void suite_qstore(void);
     SUITE(ipc) \
     SUITE(queueid) \
     SUITE(qrecord) \
-    SUITE(qstore)
+    SUITE(qstore) \
+    SUITE(smtpc)
 
 #endif
