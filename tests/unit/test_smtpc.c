@@ -339,6 +339,9 @@ static int m8_convert(const char *in, size_t len, size_t chunk, struct buf *out,
         rc = mime8_feed(m, in + i, len - i < chunk ? len - i : chunk, out);
     if (rc == 0)
         rc = mime8_finish(m, out);
+    /* NUL-terminate for strstr, outside the length */
+    if (buf_append(out, "", 1) == 0)
+        out->len--;
     if (err)
         snprintf(err, errlen, "%s", m->err);
     mime8_free(m);
