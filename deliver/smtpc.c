@@ -97,8 +97,10 @@ struct smtpc {
     struct smtpc_msg *m;
     int pipelined;
     int mail_failed;
-    size_t rcpt_next;                /* next RCPT to send (unpipelined) */
-    size_t rcpt_reply;               /* next RCPT whose reply is due */
+    size_t *order;                   /* indexes of the recipients sent, in order */
+    size_t nsent;
+    size_t rcpt_next;                /* next of order[] to send (unpipelined) */
+    size_t rcpt_reply;               /* next of order[] whose reply is due */
     size_t naccepted;
     int empty_data;                  /* "." sent after a 354 with no valid recipient */
     int rset_then_done;              /* RSET ends a failed transaction */
@@ -225,6 +227,7 @@ static void destroy(struct smtpc *s)
     }
     close_conn(s);
     free_conv(s);
+    free(s->order);
     buf_free(&s->out);
     if (s->cfg.closed)
         s->cfg.closed(s, s->arg);
@@ -293,6 +296,9 @@ static void msg_done(struct smtpc *s, enum smtpc_outcome o)
     struct smtpc_msg *m = s->m;
 
     free_conv(s);
+    free(s->order);
+    s->order = NULL;
+    s->nsent = 0;
     if (!m)
         return;
     uint64_t now = now_ms();
@@ -465,6 +471,18 @@ static int send_rcpt(struct smtpc *s, size_t i)
     return cmd(s, "RCPT TO:<%s>%s", r->addr, params);
 }
 
+/* An envelope string that can go into a command: no control bytes (a
+ * CR LF in it would inject commands), and for parameters no space. */
+static int envelope_ok(const char *v, int is_param)
+{
+    if (!v)
+        return 1;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (is_param && *p == ' ') || (!is_param && (*p == '<' || *p == '>')))
+            return 0;
+    return strlen(v) <= 1000;
+}
+
 static void begin_tx(struct smtpc *s)
 {
     struct smtpc_msg *m = s->m;
@@ -483,6 +501,33 @@ static void begin_tx(struct smtpc *s)
     for (size_t i = 0; i < m->nrcpt; i++) {
         m->rcpt[i].status = SMTPC_PENDING;
         m->rcpt[i].dsn[0] = m->rcpt[i].reply[0] = '\0';
+    }
+    free(s->order);
+    s->nsent = 0;
+    s->order = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*s->order));
+    if (!s->order) {
+        rest_of_rcpts(s, SMTPC_DEFERRED, "4.3.0", "out of memory");
+        s->phase = P_IDLE;
+        msg_done(s, SMTPC_FAILED);
+        return;
+    }
+    if (!envelope_ok(m->sender, 0) || !envelope_ok(m->ret, 1) || !envelope_ok(m->envid, 1)) {
+        rest_of_rcpts(s, SMTPC_BOUNCED, "5.1.7", "invalid sender address or DSN parameter (not sent)");
+        s->phase = P_IDLE;
+        msg_done(s, SMTPC_FAILED);
+        return;
+    }
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        struct smtpc_rcpt *rc = &m->rcpt[i];
+        if (!rc->addr || !envelope_ok(rc->addr, 0) || !envelope_ok(rc->notify, 1) || !envelope_ok(rc->orcpt, 1))
+            set_rcpt(rc, SMTPC_BOUNCED, "5.1.3", "invalid recipient address or DSN parameter (not sent)");
+        else
+            s->order[s->nsent++] = i;
+    }
+    if (s->nsent == 0) {
+        s->phase = P_IDLE;
+        msg_done(s, SMTPC_FAILED);
+        return;
     }
     if ((s->feat & F_SIZE) && s->size_max && m->size > s->size_max) {
         sfmt(text, sizeof(text), "message size %" PRIu64 " exceeds size limit %" PRIu64 " of server %s",
@@ -522,9 +567,9 @@ static void begin_tx(struct smtpc *s)
         sfmt(params + o, sizeof(params) - o, " ENVID=%s", m->envid);
     int bad = cmd(s, "MAIL FROM:<%s>%s", m->sender ? m->sender : "", params) < 0;
     if (s->pipelined) {
-        for (size_t i = 0; i < m->nrcpt && !bad; i++)
-            bad = send_rcpt(s, i) < 0;
-        s->rcpt_next = m->nrcpt;
+        for (size_t k = 0; k < s->nsent && !bad; k++)
+            bad = send_rcpt(s, s->order[k]) < 0;
+        s->rcpt_next = s->nsent;
         if (!bad)
             bad = cmd(s, "DATA") < 0;
     }
@@ -833,7 +878,8 @@ static void on_reply(struct smtpc *s, const struct reply *r)
         if (r->code / 100 != 2) {
             s->mail_failed = 1;
             for (size_t i = 0; i < m->nrcpt; i++)
-                rcpt_from_reply(s, &m->rcpt[i], r, "MAIL FROM");
+                if (m->rcpt[i].status == SMTPC_PENDING)
+                    rcpt_from_reply(s, &m->rcpt[i], r, "MAIL FROM");
         }
         if (s->pipelined) {
             s->phase = P_RCPT;
@@ -844,21 +890,22 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             rset_and_done(s, SMTPC_FAILED);
             return;
         }
-        send_rcpt(s, s->rcpt_next++);
+        send_rcpt(s, s->order[s->rcpt_next++]);
         s->phase = P_RCPT;
         set_timer(s, s->cfg.t.rcpt);
         return;
     case P_RCPT: {
-        size_t i = s->rcpt_reply++;
-        if (!s->mail_failed && i < m->nrcpt) {
+        size_t k = s->rcpt_reply++;
+        if (!s->mail_failed && k < s->nsent) {
+            size_t i = s->order[k];
             if (r->code / 100 == 2)
                 s->naccepted++;
             else
                 rcpt_from_reply(s, &m->rcpt[i], r, "RCPT TO");
         }
-        if (s->rcpt_reply < m->nrcpt) {
+        if (s->rcpt_reply < s->nsent) {
             if (!s->pipelined)
-                send_rcpt(s, s->rcpt_next++);
+                send_rcpt(s, s->order[s->rcpt_next++]);
             set_timer(s, s->cfg.t.rcpt);
             return;
         }
@@ -1271,14 +1318,15 @@ void smtpc_format_result(const struct smtpc_msg *m, const struct smtpc_rcpt *r,
                          double delay_total, double a, double b, char *out, size_t outlen)
 {
     static const char *const st[] = { "deferred", "sent", "deferred", "bounced" };
-    char d[5][16];
+    char d[5][16], addr[520];
 
+    log_sanitize(r->addr ? r->addr : "", r->addr ? strlen(r->addr) : 0, addr, sizeof(addr));
     fmt_delay(delay_total, d[0], sizeof(d[0]));
     fmt_delay(a, d[1], sizeof(d[1]));
     fmt_delay(b, d[2], sizeof(d[2]));
     fmt_delay((double)m->delay_conn_ms / 1000.0, d[3], sizeof(d[3]));
     fmt_delay((double)m->delay_xfer_ms / 1000.0, d[4], sizeof(d[4]));
     sfmt(out, outlen, "to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-             r->addr, m->relay[0] ? m->relay : "none", d[0], d[1], d[2], d[3], d[4],
+             addr, m->relay[0] ? m->relay : "none", d[0], d[1], d[2], d[3], d[4],
              r->dsn[0] ? r->dsn : "4.0.0", st[r->status], r->reply);
 }

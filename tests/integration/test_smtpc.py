@@ -462,3 +462,17 @@ def test_auth_never_without_tls():
         if s.received():
             raise AssertionError("mail sent although AUTH over TLS was impossible")
     expect_status(r, "b@example.org", "deferred", "4.7.0", "without TLS")
+
+
+def test_envelope_with_crlf_is_never_sent():
+    _need()
+    evil = "evil@example.org>\r\nRCPT TO:<injected@example.org"
+    with Sink(host=SINK_IP) as s:
+        r = drive(s.port, ["ok@example.org", evil], SIMPLE)
+        got = s.wait_messages(1, timeout=10)
+    expect_status(r, "ok@example.org", "sent")
+    if got[0].rcpt_tos != ["ok@example.org"]:
+        raise AssertionError("an injected recipient arrived: %r" % got[0].rcpt_tos)
+    bad = [v for k, v in r.rcpt.items() if k.startswith("evil@")]
+    if not bad or bad[0][0] != "bounced" or bad[0][1] != "5.1.3":
+        raise AssertionError("the bad recipient must fail 5.1.3 unsent: %r" % r)

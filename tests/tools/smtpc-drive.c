@@ -80,7 +80,9 @@ static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, 
            (unsigned long long)(now_ms() - t0), connections);
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct smtpc_rcpt *r = &m->rcpt[i];
-        printf("rcpt: %s status=%s dsn=%s reply=%s\n", r->addr, status_name[r->status], r->dsn, r->reply);
+        char addr[520];
+        log_sanitize(r->addr, strlen(r->addr), addr, sizeof(addr));
+        printf("rcpt: %s status=%s dsn=%s reply=%s\n", addr, status_name[r->status], r->dsn, r->reply);
         smtpc_format_result(m, r, (double)(m->delay_conn_ms + m->delay_xfer_ms) / 1000.0, 0, 0,
                             line, sizeof(line));
         printf("line: %s\n", line);
