@@ -16,6 +16,7 @@
  * The caller owns the messages and the recipient arrays; the engine only
  * writes the result fields. The message content is read from msg->fd at
  * msg->offset with pread in 64 KiB blocks (the spool's CRLF lines).
+ * The process must ignore SIGPIPE (SSL_write to a peer that went away).
  * The engine never decides about retries: it reports what happened (for a
  * session-level failure, "try the next MX" or "TLS failed, retry plain").
  */

@@ -15,6 +15,7 @@
  *               [--connect-timeout MS] MESSAGE-FILE
  */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -167,6 +168,7 @@ int main(int argc, char **argv)
     int i;
 
     log_init("smtpc-drive", 1);
+    signal(SIGPIPE, SIG_IGN);   /* SSL_write to a closed peer (smtpc.h) */
     smtpc_default_timeouts(&cfg.t);
     cfg.helo_name = "client.test";
     cfg.tls = SMTPC_TLS_MAY;
