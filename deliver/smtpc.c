@@ -120,7 +120,8 @@ struct smtpc {
     int quit_req;
 };
 
-static char rbuf[BLOCK];
+static char rbuf[BLOCK];            /* spool blocks */
+static char inbuf[16384];           /* server replies (never reused while parsing) */
 
 /* snprintf that truncates quietly (every text here is bounded on purpose)
  * and returns the bytes written, never more than outlen - 1. */
@@ -1072,7 +1073,7 @@ static void read_replies(struct smtpc *s)
         ssize_t n;
         if (s->ssl) {
             ERR_clear_error();
-            int r = SSL_read(s->ssl, rbuf, sizeof(rbuf));
+            int r = SSL_read(s->ssl, inbuf, sizeof(inbuf));
             if (r <= 0) {
                 int e = SSL_get_error(s->ssl, r);
                 if (e == SSL_ERROR_WANT_READ)
@@ -1086,7 +1087,7 @@ static void read_replies(struct smtpc *s)
                 n = r;
             }
         } else {
-            n = recv(s->fd, rbuf, sizeof(rbuf), 0);
+            n = recv(s->fd, inbuf, sizeof(inbuf), 0);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     return;
@@ -1097,33 +1098,23 @@ static void read_replies(struct smtpc *s)
             conversation_failed(s, "lost connection with", "", "4.4.2");
             return;
         }
-        size_t off = 0;
-        /* rbuf is reused by the body: copy what remains of this read */
-        char chunk[16384];
-        size_t left = (size_t)n;
-        while (left > 0 && s->fd >= 0 && !s->free_me) {
-            size_t take = left < sizeof(chunk) ? left : sizeof(chunk);
-            memcpy(chunk, rbuf + off, take);
-            off += take;
-            left -= take;
-            size_t c = 0;
-            while (c < take && s->fd >= 0 && !s->free_me) {
-                size_t used;
-                int rc = reply_feed(&s->rp, chunk + c, take - c, &used);
-                c += used;
-                if (rc == REPLY_ERROR) {
-                    char why[200];
-                    sfmt(why, sizeof(why), " (%s)", s->rp.err);
-                    conversation_failed(s, "malformed reply from", why, "4.5.0");
-                    return;
-                }
-                if (rc == REPLY_MORE)
-                    break;
-                s->unread = (take - c) + left;
-                on_reply(s, &s->rp.r);
-                if (s->phase == P_TLS)
-                    return;
+        size_t c = 0, take = (size_t)n;
+        while (c < take && s->fd >= 0 && !s->free_me) {
+            size_t used;
+            int rc = reply_feed(&s->rp, inbuf + c, take - c, &used);
+            c += used;
+            if (rc == REPLY_ERROR) {
+                char why[200];
+                sfmt(why, sizeof(why), " (%s)", s->rp.err);
+                conversation_failed(s, "malformed reply from", why, "4.5.0");
+                return;
             }
+            if (rc == REPLY_MORE)
+                break;
+            s->unread = take - c;
+            on_reply(s, &s->rp.r);
+            if (s->phase == P_TLS)
+                return;
         }
     }
 }
@@ -1138,6 +1129,7 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
     if (s->phase == P_TLS) {
         tls_step(s);
     } else {
+        s->ssl_want_write = 0;      /* set again if SSL_read still wants it */
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
             read_replies(s);
     }
