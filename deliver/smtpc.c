@@ -90,6 +90,7 @@ struct smtpc {
     size_t unread;                   /* bytes left in the read after the last reply */
     struct buf out;
     uint64_t timer;
+    uint64_t armed_at;               /* when the data_xfer timer was last set */
     unsigned feat;
     uint64_t size_max;
     int esmtp;
@@ -394,8 +395,14 @@ static int flush(struct smtpc *s)
             }
         }
         buf_consume(&s->out, (size_t)n);
-        if (s->phase == P_BODY)
-            set_timer(s, s->cfg.t.data_xfer);
+        if (s->phase == P_BODY) {
+            /* re-arming costs a walk of the timer list: at most once a second */
+            uint64_t now = now_ms();
+            if (now - s->armed_at >= 1000) {
+                set_timer(s, s->cfg.t.data_xfer);
+                s->armed_at = now;
+            }
+        }
     }
     return 0;
 }
@@ -934,6 +941,7 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             dotstuff_init(&s->ds);
             s->phase = P_BODY;
             set_timer(s, s->cfg.t.data_xfer);
+            s->armed_at = now_ms();
             body_step(s);
             return;
         }

@@ -491,3 +491,45 @@ def test_envelope_with_crlf_is_never_sent():
     bad = [v for k, v in r.rcpt.items() if k.startswith("evil@")]
     if not bad or bad[0][0] != "bounced" or bad[0][1] != "5.1.3":
         raise AssertionError("the bad recipient must fail 5.1.3 unsent: %r" % r)
+
+
+def test_server_that_stops_reading_mid_data_times_out():
+    _need()
+    import threading
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind((SINK_IP, 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+    stop = threading.Event()
+    reached_data = threading.Event()
+
+    def serve():
+        c, _ = lsock.accept()
+        f = c.makefile("rb")
+        c.sendall(b"220 stall.test ESMTP\r\n")
+        for line in f:
+            v = line[:4].upper()
+            if v == b"EHLO":
+                c.sendall(b"250-stall.test\r\n250 8BITMIME\r\n")
+            elif v == b"DATA":
+                c.sendall(b"354 go\r\n")
+                reached_data.set()
+                break            # never reads again
+            else:
+                c.sendall(b"250 ok\r\n")
+        stop.wait(60)
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    big = SIMPLE + (b"y" * 998 + b"\r\n") * 40000      # 40 MB: more than any socket buffer
+    try:
+        r = drive(port, ["b@example.org"], big, "--timeout", "1500")
+    finally:
+        stop.set()
+        lsock.close()
+    if not reached_data.is_set():
+        raise AssertionError("the server never got DATA: %r" % r)
+    expect_status(r, "b@example.org", "deferred", "4.4.2", "timed out while sending message body")
+    if r.elapsed[0] > 10000:
+        raise AssertionError("the stall took %d ms to notice" % r.elapsed[0])
