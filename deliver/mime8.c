@@ -166,14 +166,11 @@ static int headers_done(struct mime8 *m, struct buf *out)
     char v[1024], type[128], cte[64], bound[MIME8_BOUND_MAX + 1];
     const char *h = buf_head(&m->hdr);
     size_t n = m->hdr.len;
-    int is_message = m->next_is_message;
 
-    m->next_is_message = 0;
     if (header_value(h, n, "Content-Type", v, sizeof(v)))
         first_token(v, type, sizeof(type));
     else
         snprintf(type, sizeof(type), "text/plain");
-    (void)is_message;
     if (header_value(h, n, "Content-Transfer-Encoding", cte, sizeof(cte))) {
         char t[64];
         first_token(cte, t, sizeof(t));
@@ -185,7 +182,10 @@ static int headers_done(struct mime8 *m, struct buf *out)
     m->in_headers = 0;
     m->encode = 0;
     m->in_leaf = 0;
-    if (strncmp(type, "multipart/", 10) == 0 && boundary_param(v, bound)) {
+    if (strncmp(type, "multipart/", 10) == 0) {
+        /* re-encoding a multipart as one text would destroy it */
+        if (!boundary_param(v, bound))
+            return fail(m, "multipart without a usable boundary");
         if (m->depth >= MIME8_DEPTH)
             return fail(m, "MIME nesting too deep to convert");
         snprintf(m->bound[m->depth++], sizeof(m->bound[0]), "%s", bound);
@@ -195,7 +195,6 @@ static int headers_done(struct mime8 *m, struct buf *out)
         if (emit_headers(m, out, eightbit ? "7bit" : NULL) < 0)
             return -1;
         m->in_headers = 1;     /* the enclosed message's own headers */
-        m->next_is_message = 1;
         return 1;              /* the blank line is written by the caller */
     }
     m->in_leaf = 1;
@@ -284,7 +283,6 @@ static int piece(struct mime8 *m, const char *p, size_t n, struct buf *out)
             m->encode = 0;
             m->in_leaf = 0;
             m->in_headers = b > 0;
-            m->next_is_message = 0;
             return out_add(m, out, p, n);
         }
     }

@@ -7,8 +7,8 @@
  * (bounded). What cannot be converted without changing the message is
  * refused, never sent corrupted: 8-bit bytes in any header, in a part
  * declared 7bit/base64/quoted-printable (or with no CTE, as in a non-MIME
- * message), in a preamble or epilogue, in message/global or a too deep or
- * too large header block. The caller then fails the recipients 5.6.3.
+ * message), in a preamble or epilogue, in message/global, a multipart
+ * without a usable boundary, or a too deep or too large header block. The caller then fails the recipients 5.6.3.
  *
  * Streaming over spool blocks, memory bounded (a line carry and a header
  * block of at most MIME8_HDR_MAX bytes).
@@ -29,7 +29,6 @@ struct mime8 {
     size_t carry_len;
     int bol;                      /* the next piece starts a line */
     int in_headers;
-    int next_is_message;          /* body of the current part is message/rfc822 */
     int encode;                   /* current leaf part is being QP-encoded */
     int in_leaf;                  /* in a leaf body (else preamble/epilogue/top) */
     unsigned qp_col;              /* output column of the QP line */

@@ -487,6 +487,8 @@ static void test_mime8_refusals(void)
            "outside a MIME part");
     refuse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
            "Subject: \xc3\xa9\r\n\r\nx\r\n--b--\r\n", "8-bit header");
+    refuse("Content-Type: multipart/mixed\r\nContent-Transfer-Encoding: 8bit\r\n\r\n--x\r\n\r\n\xc3\xa9\r\n",
+           "without a usable boundary");
     refuse("Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xc3\xa9\r\n",
            "not declared 8bit");
     /* a header block larger than the limit cannot be rewritten */
