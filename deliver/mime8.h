@@ -8,7 +8,8 @@
  * refused, never sent corrupted: 8-bit bytes in any header, in a part
  * declared 7bit/base64/quoted-printable (or with no CTE, as in a non-MIME
  * message), in a preamble or epilogue, in message/global, a multipart
- * without a usable boundary, or a too deep or too large header block. The caller then fails the recipients 5.6.3.
+ * without a usable boundary, or a too deep or too large header block.
+ * The caller then fails the recipients 5.6.3.
  *
  * Streaming over spool blocks, memory bounded (a line carry and a header
  * block of at most MIME8_HDR_MAX bytes).
