@@ -271,13 +271,20 @@ static void set_rcpt(struct smtpc_rcpt *rc, enum smtpc_status st, const char *ds
     sfmt(rc->reply, sizeof(rc->reply), "%s", text);
 }
 
+/* A reply applied to one recipient. Only a 2xx to the end of DATA means
+ * sent; a 5xx is a bounce; anything else (4xx, or a 2xx/3xx where a
+ * refusal was expected) defers. */
 static void rcpt_from_reply(struct smtpc *s, struct smtpc_rcpt *rc, const struct reply *r, const char *cmd)
 {
     char dsn[16], text[SMTPC_REPLY_TEXT];
+    int sent = r->code / 100 == 2 && !strcmp(cmd, "end of DATA");
+    enum smtpc_status st = sent ? SMTPC_SENT : r->code >= 500 ? SMTPC_BOUNCED : SMTPC_DEFERRED;
 
     derive_dsn(r->code, r->enh, dsn);
-    remote_text(s, r, r->code < 400 ? NULL : cmd, text, sizeof(text));
-    set_rcpt(rc, r->code >= 500 ? SMTPC_BOUNCED : r->code >= 400 ? SMTPC_DEFERRED : SMTPC_SENT, dsn, text);
+    if (st == SMTPC_DEFERRED && dsn[0] != '4')
+        sfmt(dsn, sizeof(dsn), "4.5.0");
+    remote_text(s, r, sent ? NULL : cmd, text, sizeof(text));
+    set_rcpt(rc, st, dsn, text);
 }
 
 /* Every recipient still open gets st/dsn/text. */

@@ -533,3 +533,40 @@ def test_server_that_stops_reading_mid_data_times_out():
     expect_status(r, "b@example.org", "deferred", "4.4.2", "timed out while sending message body")
     if r.elapsed[0] > 10000:
         raise AssertionError("the stall took %d ms to notice" % r.elapsed[0])
+
+
+def _scripted(replies):
+    """A one-connection server answering each command verb from replies
+    (default 250); returns (port, thread, commands-seen list)."""
+    import threading
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind((SINK_IP, 0))
+    lsock.listen(1)
+    seen = []
+
+    def serve():
+        c, _ = lsock.accept()
+        lsock.close()
+        f = c.makefile("rb")
+        c.sendall(b"220 script.test ESMTP\r\n")
+        for line in f:
+            v = line[:4].upper().decode()
+            seen.append(line.rstrip(b"\r\n").decode("latin-1"))
+            c.sendall(replies.get(v, b"250 ok\r\n"))
+            if v == "QUIT":
+                break
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return lsock.getsockname()[1], t, seen
+
+
+def test_a_2xx_to_data_is_never_success():
+    _need()
+    port, t, seen = _scripted({"EHLO": b"250-script.test\r\n250 PIPELINING\r\n", "DATA": b"250 sure\r\n"})
+    r = drive(port, ["b@example.org"], SIMPLE)
+    t.join(10)
+    expect_status(r, "b@example.org", "deferred", "4.5.0", "(in reply to DATA command)")
+    if not any(c.startswith("RSET") for c in seen):
+        raise AssertionError("no RSET after the failed DATA: %r" % seen)
