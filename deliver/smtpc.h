@@ -93,7 +93,10 @@ struct smtpc_rcpt {
     const char *orcpt;          /* "rfc822;user@example" or NULL */
     /* results */
     enum smtpc_status status;
-    char dsn[16];               /* "2.0.0", "5.1.1", "4.4.1" */
+    char dsn[16];               /* the server's enhanced code, else 2.0.0/4.0.0/
+                                   5.0.0 by class; ours: 4.4.1 connect failure,
+                                   4.4.2 lost or timed out (as Postfix), 4.5.0
+                                   malformed reply, 4.7.x TLS/AUTH */
     char reply[SMTPC_REPLY_TEXT];  /* sanitised "550 5.1.1 no such user" or our reason */
 };
 
@@ -115,15 +118,24 @@ struct smtpc_msg {
 };
 
 enum smtpc_outcome {
-    SMTPC_DONE,        /* the transaction ran: look at each recipient */
-    SMTPC_NEXT_MX,     /* host failure before any per-recipient answer
-                          (refused, timeout, 4xx/421 greeting, lost): try
-                          the next MX; recipients are deferred with the reason */
+    SMTPC_DONE,        /* the final dot was answered: look at each
+                          recipient (sent, or its own RCPT refusal) */
+    SMTPC_NEXT_MX,     /* host failure before the final dot (refused,
+                          connect timeout, 4xx/421 greeting or EHLO, lost
+                          or timed out, malformed reply, TLS required but
+                          absent, AUTH failed): try the next MX. Open
+                          recipients are deferred with the reason (bounced
+                          for a 5xx greeting/EHLO: the caller bounces only
+                          when no MX takes the mail) */
     SMTPC_TLS_FAILED,  /* the STARTTLS handshake failed: retry in plain text */
     SMTPC_NO_SMTPUTF8, /* SMTPUTF8 mail, the server lacks it: next MX, then
                           bounce 5.6.7; recipients set deferred 4.6.7 */
-    SMTPC_FAILED,      /* the transaction failed at MAIL/DATA/after it began
-                          (each recipient carries the result) */
+    SMTPC_FAILED,      /* the transaction ran but did not deliver to all:
+                          MAIL or DATA refused, no recipient accepted,
+                          SIZE too large (5.3.4), unconvertible 8-bit
+                          (5.6.3), or the connection lost after the final
+                          dot (the message may have been delivered: 4.4.2).
+                          Each recipient carries its own result */
 };
 
 struct smtpc;

@@ -570,3 +570,25 @@ def test_a_2xx_to_data_is_never_success():
     expect_status(r, "b@example.org", "deferred", "4.5.0", "(in reply to DATA command)")
     if not any(c.startswith("RSET") for c in seen):
         raise AssertionError("no RSET after the failed DATA: %r" % seen)
+
+
+def test_tls_trust_and_the_verification_hook():
+    _need()
+    cert = harness.tls_files()[0]
+    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--ca", cert)
+        s.wait_messages(1, timeout=10)
+    if not any(l.startswith("Trusted TLS connection established to mx.test[127.0.0.2]") for l in r.logs):
+        raise AssertionError("want Trusted with the CA: %r" % r.logs)
+    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--ca", cert, "--require-verified")
+        s.wait_messages(1, timeout=10)
+    if not any(l.startswith("Verified TLS connection established") for l in r.logs):
+        raise AssertionError("want Verified from the hook: %r" % r.logs)
+    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--require-verified")
+        if s.received():
+            raise AssertionError("mail sent to an unverified peer although the policy required it")
+    if r.outcomes != ["tls-failed"]:
+        raise AssertionError(r)
+    expect_status(r, "b@example.org", "deferred", "4.7.5", "TLS verification failed")

@@ -12,6 +12,7 @@
  *               [--helo NAME] [--tls none|may|encrypt] [--plain-retry]
  *               [--8bit] [--smtputf8] [--ret FULL|HDRS] [--envid X]
  *               [--auth USER:PASS] [--messages N] [--timeout MS]
+ *               [--ca FILE] [--require-verified]
  *               [--connect-timeout MS] MESSAGE-FILE
  */
 #include <arpa/inet.h>
@@ -23,6 +24,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "evloop.h"
 #include "log.h"
@@ -61,6 +65,15 @@ static void on_closed(struct smtpc *s, void *arg)
 }
 
 static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, void *arg);
+
+/* --require-verified: the policy hook a later DANE/MTA-STS policy plugs
+ * into; here, the chain must verify against --ca. */
+static int check_chain(struct ssl_st *ssl, const char *host, void *arg)
+{
+    (void)host;
+    (void)arg;
+    return SSL_get_verify_result(ssl) == X509_V_OK;
+}
 
 static void start(void)
 {
@@ -163,7 +176,7 @@ static void add_rcpt(char *spec)
 
 int main(int argc, char **argv)
 {
-    const char *file = NULL;
+    const char *file = NULL, *ca = NULL;
     char err[256];
     int i;
 
@@ -193,6 +206,11 @@ int main(int argc, char **argv)
             cfg.tls = !strcmp(v, "none") ? SMTPC_TLS_NONE : !strcmp(v, "encrypt") ? SMTPC_TLS_ENCRYPT : SMTPC_TLS_MAY;
         }
         else if (!strcmp(a, "--plain-retry")) plain_retry = 1;
+        else if (!strcmp(a, "--ca")) { NEED(); ca = v; }
+        else if (!strcmp(a, "--require-verified")) {
+            cfg.tls_check = check_chain;
+            cfg.tls_require_verified = 1;
+        }
         else if (!strcmp(a, "--8bit")) msg.body_8bit = 1;
         else if (!strcmp(a, "--smtputf8")) msg.smtputf8 = 1;
         else if (!strcmp(a, "--ret")) { NEED(); msg.ret = v; }
@@ -228,7 +246,7 @@ int main(int argc, char **argv)
         return 2;
     }
     msg.size = (uint64_t)st.st_size;
-    if (smtpc_tls_init(NULL, err, sizeof(err)) < 0) {
+    if (smtpc_tls_init(ca, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
