@@ -87,6 +87,18 @@ def expect_status(run, addr, status, dsn=None, reply=None):
         raise AssertionError("%s: want %s %s %r, got %r\n%r" % (addr, status, dsn, reply, got, run))
 
 
+def expect_unsent(sink_kw, extra, outcome, status, dsn, text, why, msg=SIMPLE):
+    """One delivery to a Sink(**sink_kw) that must not send the message."""
+    with Sink(host=SINK_IP, **sink_kw) as s:
+        r = drive(s.port, ["b@example.org"], msg, *extra)
+        if s.received():
+            raise AssertionError(why)
+    if outcome and r.outcomes != [outcome]:
+        raise AssertionError("want outcome %s: %r" % (outcome, r))
+    expect_status(r, "b@example.org", status, dsn, text)
+    return r
+
+
 def test_delivery_byte_for_byte():
     _need()
     body = ["From: a@example.com", "To: b@example.org", "Subject: dots", ""]
@@ -178,13 +190,8 @@ def test_tls_policy_none_and_encrypt():
         got = s.wait_messages(1, timeout=10)
     if got[0].tls:
         raise AssertionError("TLS used with --tls none")
-    with Sink(host=SINK_IP) as s:
-        r = drive(s.port, ["b@example.org"], SIMPLE, "--tls", "encrypt")
-        if s.received():
-            raise AssertionError("sent in plain text although TLS was required")
-    expect_status(r, "b@example.org", "deferred", "4.7.4", "TLS is required, but was not offered")
-    if r.outcomes != ["next-mx"]:
-        raise AssertionError(r)
+    expect_unsent({}, ["--tls", "encrypt"], "next-mx", "deferred", "4.7.4", "TLS is required, but was not offered",
+                  "sent in plain text although TLS was required")
 
 
 MIME_8BIT = crlf(
@@ -226,22 +233,14 @@ def test_no_8bitmime_unconvertible_fails_563():
     _need()
     msg = crlf("From: a@example.com\nSubject: caf\u00e9\nMIME-Version: 1.0\n"
                "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\ncaf\u00e9\n")
-    with Sink(host=SINK_IP, hide=("8BITMIME",)) as s:
-        r = drive(s.port, ["b@example.org"], msg, "--8bit")
-        if s.received():
-            raise AssertionError("an unconvertible message was sent")
-    expect_status(r, "b@example.org", "bounced", "5.6.3", "8-bit header")
+    expect_unsent({"hide": ("8BITMIME",)}, ["--8bit"], "failed", "bounced", "5.6.3", "8-bit header",
+                  "an unconvertible message was sent", msg=msg)
 
 
 def test_no_smtputf8_is_a_distinct_result():
     _need()
-    with Sink(host=SINK_IP, hide=("SMTPUTF8",)) as s:
-        r = drive(s.port, ["b@example.org"], SIMPLE, "--smtputf8")
-        if s.received():
-            raise AssertionError("SMTPUTF8 mail sent to a server without SMTPUTF8")
-    if r.outcomes != ["no-smtputf8"]:
-        raise AssertionError(r)
-    expect_status(r, "b@example.org", "deferred", "4.6.7", "SMTPUTF8 is required")
+    expect_unsent({"hide": ("SMTPUTF8",)}, ["--smtputf8"], "no-smtputf8", "deferred", "4.6.7",
+                  "SMTPUTF8 is required", "SMTPUTF8 mail sent to a server without SMTPUTF8")
 
 
 def test_dsn_parameters_only_to_dsn_servers():
@@ -267,11 +266,8 @@ def test_dsn_parameters_only_to_dsn_servers():
 def test_size_too_large_refused_before_data():
     _need()
     big = SIMPLE + b"x" * 5000 + b"\r\n"
-    with Sink(host=SINK_IP, size_limit=2000) as s:
-        r = drive(s.port, ["b@example.org"], big)
-        if s.received():
-            raise AssertionError("an oversized message was sent")
-    expect_status(r, "b@example.org", "bounced", "5.3.4", "exceeds size limit 2000")
+    expect_unsent({"size_limit": 2000}, [], "failed", "bounced", "5.3.4", "exceeds size limit 2000",
+                  "an oversized message was sent", msg=big)
 
 
 def test_size_param_sent():
@@ -472,11 +468,8 @@ def test_auth_plain_and_login_over_tls():
 
 def test_auth_never_without_tls():
     _need()
-    with Sink(host=SINK_IP) as s:
-        r = drive(s.port, ["b@example.org"], SIMPLE, "--auth", "user:pass")
-        if s.received():
-            raise AssertionError("mail sent although AUTH over TLS was impossible")
-    expect_status(r, "b@example.org", "deferred", "4.7.0", "without TLS")
+    expect_unsent({}, ["--auth", "user:pass"], "next-mx", "deferred", "4.7.0", "without TLS",
+                  "mail sent although AUTH over TLS was impossible")
 
 
 def test_envelope_with_crlf_is_never_sent():
@@ -493,56 +486,16 @@ def test_envelope_with_crlf_is_never_sent():
         raise AssertionError("the bad recipient must fail 5.1.3 unsent: %r" % r)
 
 
-def test_server_that_stops_reading_mid_data_times_out():
-    _need()
-    import threading
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsock.bind((SINK_IP, 0))
-    lsock.listen(1)
-    port = lsock.getsockname()[1]
-    stop = threading.Event()
-    reached_data = threading.Event()
-
-    def serve():
-        c, _ = lsock.accept()
-        f = c.makefile("rb")
-        c.sendall(b"220 stall.test ESMTP\r\n")
-        for line in f:
-            v = line[:4].upper()
-            if v == b"EHLO":
-                c.sendall(b"250-stall.test\r\n250 8BITMIME\r\n")
-            elif v == b"DATA":
-                c.sendall(b"354 go\r\n")
-                reached_data.set()
-                break            # never reads again
-            else:
-                c.sendall(b"250 ok\r\n")
-        stop.wait(60)
-        c.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    big = SIMPLE + (b"y" * 998 + b"\r\n") * 40000      # 40 MB: more than any socket buffer
-    try:
-        r = drive(port, ["b@example.org"], big, "--timeout", "1500")
-    finally:
-        stop.set()
-        lsock.close()
-    if not reached_data.is_set():
-        raise AssertionError("the server never got DATA: %r" % r)
-    expect_status(r, "b@example.org", "deferred", "4.4.2", "timed out while sending message body")
-    if r.elapsed[0] > 10000:
-        raise AssertionError("the stall took %d ms to notice" % r.elapsed[0])
-
-
-def _scripted(replies):
+def _scripted(replies, stall_on_data=False):
     """A one-connection server answering each command verb from replies
-    (default 250); returns (port, thread, commands-seen list)."""
+    (default 250); with stall_on_data it answers DATA with 354 and never
+    reads again. Returns (port, thread, commands seen, stop event)."""
     import threading
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.bind((SINK_IP, 0))
     lsock.listen(1)
     seen = []
+    stop = threading.Event()
 
     def serve():
         c, _ = lsock.accept()
@@ -553,18 +506,36 @@ def _scripted(replies):
             v = line[:4].upper().decode()
             seen.append(line.rstrip(b"\r\n").decode("latin-1"))
             c.sendall(replies.get(v, b"250 ok\r\n"))
-            if v == "QUIT":
+            if v == "QUIT" or (v == "DATA" and stall_on_data):
                 break
+        stop.wait(60)
         c.close()
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return lsock.getsockname()[1], t, seen
+    return lsock.getsockname()[1], t, seen, stop
+
+
+def test_server_that_stops_reading_mid_data_times_out():
+    _need()
+    port, t, seen, stop = _scripted({"EHLO": b"250-stall.test\r\n250 8BITMIME\r\n", "DATA": b"354 go\r\n"},
+                                    stall_on_data=True)
+    big = SIMPLE + (b"y" * 998 + b"\r\n") * 40000      # 40 MB: more than any socket buffer
+    try:
+        r = drive(port, ["b@example.org"], big, "--timeout", "1500")
+    finally:
+        stop.set()
+    if "DATA" not in seen:
+        raise AssertionError("the server never got DATA: %r" % r)
+    expect_status(r, "b@example.org", "deferred", "4.4.2", "timed out while sending message body")
+    if r.elapsed[0] > 10000:
+        raise AssertionError("the stall took %d ms to notice" % r.elapsed[0])
 
 
 def test_a_2xx_to_data_is_never_success():
     _need()
-    port, t, seen = _scripted({"EHLO": b"250-script.test\r\n250 PIPELINING\r\n", "DATA": b"250 sure\r\n"})
+    port, t, seen, stop = _scripted({"EHLO": b"250-script.test\r\n250 PIPELINING\r\n", "DATA": b"250 sure\r\n"})
+    stop.set()
     r = drive(port, ["b@example.org"], SIMPLE)
     t.join(10)
     expect_status(r, "b@example.org", "deferred", "4.5.0", "(in reply to DATA command)")
@@ -585,10 +556,5 @@ def test_tls_trust_and_the_verification_hook():
         s.wait_messages(1, timeout=10)
     if not any(l.startswith("Verified TLS connection established") for l in r.logs):
         raise AssertionError("want Verified from the hook: %r" % r.logs)
-    with Sink(host=SINK_IP, tls=harness.tls_files()) as s:
-        r = drive(s.port, ["b@example.org"], SIMPLE, "--require-verified")
-        if s.received():
-            raise AssertionError("mail sent to an unverified peer although the policy required it")
-    if r.outcomes != ["tls-failed"]:
-        raise AssertionError(r)
-    expect_status(r, "b@example.org", "deferred", "4.7.5", "TLS verification failed")
+    expect_unsent({"tls": harness.tls_files()}, ["--require-verified"], "tls-failed", "deferred", "4.7.5",
+                  "TLS verification failed", "mail sent to an unverified peer although the policy required it")
