@@ -119,6 +119,7 @@ struct smtpc {
     int busy;                        /* inside a callback of ours */
     int free_me;
     int quit_req;
+    int idle_quit;                   /* QUIT after the idle limit: keep the struct */
 };
 
 static char rbuf[BLOCK];            /* spool blocks */
@@ -155,6 +156,7 @@ void smtpc_default_timeouts(struct smtpc_timeouts *t)
     t->data_done = 600000;
     t->rset = 300000;
     t->quit = 300000;
+    t->idle = 2000;
     t->eyeballs = 250;
 }
 
@@ -189,6 +191,13 @@ static void set_timer(struct smtpc *s, unsigned ms)
     if (s->timer)
         ev_timer_cancel(s->ev, s->timer);
     s->timer = ms ? ev_timer(s->ev, ms, on_timer, s) : 0;
+}
+
+/* Between messages: the connection waits at most t.idle for the next one. */
+static void go_idle(struct smtpc *s)
+{
+    s->phase = P_IDLE;
+    set_timer(s, s->cfg.t.idle);
 }
 
 static void close_conn(struct smtpc *s)
@@ -349,7 +358,7 @@ static void conversation_failed(struct smtpc *s, const char *pre, const char *po
         if (ph != P_QUIT)
             slog(s, "%s", text);
         close_conn(s);
-        if (ph == P_QUIT)
+        if (ph == P_QUIT && !s->idle_quit)
             destroy(s);
         return;
     }
@@ -522,13 +531,13 @@ static void begin_tx(struct smtpc *s)
     s->order = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*s->order));
     if (!s->order) {
         rest_of_rcpts(s, SMTPC_DEFERRED, "4.3.0", "out of memory");
-        s->phase = P_IDLE;
+        go_idle(s);
         msg_done(s, SMTPC_FAILED);
         return;
     }
     if (!envelope_ok(m->sender, 0) || !envelope_ok(m->ret, 1) || !envelope_ok(m->envid, 1)) {
         rest_of_rcpts(s, SMTPC_BOUNCED, "5.1.7", "invalid sender address or DSN parameter (not sent)");
-        s->phase = P_IDLE;
+        go_idle(s);
         msg_done(s, SMTPC_FAILED);
         return;
     }
@@ -540,7 +549,7 @@ static void begin_tx(struct smtpc *s)
             s->order[s->nsent++] = i;
     }
     if (s->nsent == 0) {
-        s->phase = P_IDLE;
+        go_idle(s);
         msg_done(s, SMTPC_FAILED);
         return;
     }
@@ -548,14 +557,14 @@ static void begin_tx(struct smtpc *s)
         sfmt(text, sizeof(text), "message size %" PRIu64 " exceeds size limit %" PRIu64 " of server %s",
                  m->size, s->size_max, s->hostip);
         rest_of_rcpts(s, SMTPC_BOUNCED, "5.3.4", text);
-        s->phase = P_IDLE;
+        go_idle(s);
         msg_done(s, SMTPC_FAILED);
         return;
     }
     if (m->smtputf8 && !(s->feat & F_SMTPUTF8)) {
         sfmt(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s", s->hostip);
         rest_of_rcpts(s, SMTPC_DEFERRED, "4.6.7", text);
-        s->phase = P_IDLE;
+        go_idle(s);
         msg_done(s, SMTPC_NO_SMTPUTF8);
         return;
     }
@@ -564,7 +573,7 @@ static void begin_tx(struct smtpc *s)
             sfmt(text, sizeof(text), "host %s does not support 8BITMIME and the message cannot be "
                      "converted to 7 bits (%s)", s->hostip, why);
             rest_of_rcpts(s, SMTPC_BOUNCED, "5.6.3", text);
-            s->phase = P_IDLE;
+            go_idle(s);
             msg_done(s, SMTPC_FAILED);
             return;
         }
@@ -590,7 +599,7 @@ static void begin_tx(struct smtpc *s)
     }
     if (bad) {
         rest_of_rcpts(s, SMTPC_DEFERRED, "4.3.0", "cannot build the SMTP commands (too long)");
-        s->phase = P_IDLE;
+        go_idle(s);
         buf_reset(&s->out);
         msg_done(s, SMTPC_FAILED);
         return;
@@ -974,8 +983,7 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             msg_done(s, SMTPC_FAILED);
             return;
         }
-        s->phase = P_IDLE;
-        set_timer(s, 0);
+        go_idle(s);
         msg_done(s, SMTPC_DONE);
         return;
     case P_RSET:
@@ -988,8 +996,7 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             return;
         }
         if (s->rset_then_done) {
-            s->phase = P_IDLE;
-            set_timer(s, 0);
+            go_idle(s);
             msg_done(s, s->pending_outcome);
             return;
         }
@@ -997,7 +1004,8 @@ static void on_reply(struct smtpc *s, const struct reply *r)
         return;
     case P_QUIT:
         close_conn(s);
-        destroy(s);
+        if (!s->idle_quit)
+            destroy(s);
         return;
     case P_IDLE:
         /* e.g. "421 idle timeout": the connection ends */
@@ -1075,7 +1083,19 @@ static void on_timer(struct evloop *ev, void *arg)
     (void)ev;
     s->timer = 0;
     s->busy++;
-    conversation_failed(s, "conversation with", " timed out", "4.4.2");
+    if (s->phase == P_IDLE) {
+        /* idle too long: QUIT, but the caller still holds the session */
+        s->idle_quit = 1;
+        cmd(s, "QUIT");
+        s->phase = P_QUIT;
+        set_timer(s, s->cfg.t.quit);
+        if (flush(s) < 0)
+            close_conn(s);
+        else
+            want(s);
+    } else {
+        conversation_failed(s, "conversation with", " timed out", "4.4.2");
+    }
     s->busy--;
     if (s->free_me)
         destroy(s);
@@ -1209,6 +1229,17 @@ static void on_connected(int fd, const struct sockaddr_storage *addr, const char
 /* ------------------------------------------------------------------ */
 /* API                                                                 */
 
+/* A message handed in starts with no results (it may be a retry). */
+static void reset_results(struct smtpc_msg *m)
+{
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        m->rcpt[i].status = SMTPC_PENDING;
+        m->rcpt[i].dsn[0] = m->rcpt[i].reply[0] = '\0';
+    }
+    m->relay[0] = '\0';
+    m->delay_conn_ms = m->delay_xfer_ms = 0;
+}
+
 struct smtpc *smtpc_start(struct evloop *ev, const struct smtpc_config *cfg,
                           const struct smtpc_dest *dest, struct smtpc_msg *m,
                           smtpc_done_cb cb, void *arg)
@@ -1225,6 +1256,7 @@ struct smtpc *smtpc_start(struct evloop *ev, const struct smtpc_config *cfg,
     s->arg = arg;
     s->fd = -1;
     s->m = m;
+    reset_results(m);
     s->t_msg = now_ms();
     buf_init(&s->out, OUT_MAX);
     buf_init(&s->conv, CONV_MAX);
@@ -1251,6 +1283,7 @@ int smtpc_send(struct smtpc *s, struct smtpc_msg *m)
     if (!smtpc_reusable(s))
         return -1;
     s->m = m;
+    reset_results(m);
     s->t_msg = now_ms();
     s->t_tx = 0;
     s->rset_then_done = 0;
@@ -1290,6 +1323,7 @@ static void start_quit(struct smtpc *s)
 
 void smtpc_quit(struct smtpc *s)
 {
+    s->idle_quit = 0;
     if (s->busy) {
         /* inside our callback: after it returns */
         s->quit_req = 1;

@@ -44,6 +44,9 @@ struct smtpc_timeouts {         /* milliseconds; Postfix's defaults */
     unsigned data_done;         /* 600 s (the reply to the final dot) */
     unsigned rset;              /* 300 s */
     unsigned quit;              /* 300 s */
+    unsigned idle;              /* 2 s (Postfix's connection cache time):
+                                   an idle session QUITs after it and is no
+                                   longer reusable (0: no limit) */
     unsigned eyeballs;          /* 250 ms: head start before the next address */
 };
 void smtpc_default_timeouts(struct smtpc_timeouts *t);

@@ -290,6 +290,32 @@ def test_connection_reuse_three_messages():
         raise AssertionError("three messages over %d sessions" % len({m.session_id for m in got}))
 
 
+def test_idle_limit_ends_a_cached_connection():
+    _need()
+    with Sink(host=SINK_IP) as s:
+        # the next message comes within the idle limit: same connection
+        r = drive(s.port, ["b@example.org"], SIMPLE, "--messages", "2", "--gap", "100", "--idle", "3000")
+        # it comes after the idle limit: the session has QUIT, a new one is made
+        r2 = drive(s.port, ["b@example.org"], SIMPLE, "--messages", "2", "--gap", "900", "--idle", "150")
+        got = s.wait_messages(4, timeout=10)
+    if r.connections != 1 or r.outcomes != ["done", "done"]:
+        raise AssertionError("within the idle limit: %r" % r)
+    if r2.connections != 2 or r2.outcomes != ["done", "done"] or "reconnect: session not reusable" not in r2.out:
+        raise AssertionError("after the idle limit: %r" % r2)
+    if len({m.session_id for m in got[:2]}) != 1 or len({m.session_id for m in got[2:]}) != 2:
+        raise AssertionError("sessions at the sink: %r" % [m.session_id for m in got])
+    # the idle session says QUIT itself, before anything else happens
+    port, t, seen, stop = _scripted({"EHLO": b"250-script.test\r\n250 PIPELINING\r\n", "DATA": b"354 go\r\n"})
+    stop.set()
+    r = drive(port, ["b@example.org"], SIMPLE, "--messages", "2", "--gap", "900", "--idle", "150")
+    t.join(10)
+    if not seen or seen[-1] != "QUIT" or r.outcomes[0] != "done":
+        raise AssertionError("no QUIT after the idle limit: %r %r" % (seen, r))
+    # the second try (refused: the server took one connection) starts with
+    # fresh results, not the first try's "sent"
+    expect_status(r, "b@example.org", "deferred", "4.4.1", "Connection refused")
+
+
 BAD = {
     "greeting": ("next-mx", "4.3.2", "421 4.3.2 go away"),
     "silent": ("next-mx", "4.4.2", "timed out while receiving the initial server greeting"),
@@ -502,12 +528,20 @@ def _scripted(replies, stall_on_data=False):
         lsock.close()
         f = c.makefile("rb")
         c.sendall(b"220 script.test ESMTP\r\n")
+        in_data = False
         for line in f:
+            if in_data:                  # message content up to the dot
+                if line == b".\r\n":
+                    in_data = False
+                    c.sendall(replies.get(".", b"250 2.0.0 Ok\r\n"))
+                continue
             v = line[:4].upper().decode()
             seen.append(line.rstrip(b"\r\n").decode("latin-1"))
-            c.sendall(replies.get(v, b"250 ok\r\n"))
+            reply = replies.get(v, b"250 ok\r\n")
+            c.sendall(reply)
             if v == "QUIT" or (v == "DATA" and stall_on_data):
                 break
+            in_data = v == "DATA" and reply.startswith(b"354")
         stop.wait(60)
         c.close()
 

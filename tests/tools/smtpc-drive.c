@@ -12,7 +12,7 @@
  *               [--helo NAME] [--tls none|may|encrypt] [--plain-retry]
  *               [--8bit] [--smtputf8] [--ret FULL|HDRS] [--envid X]
  *               [--auth USER:PASS] [--messages N] [--timeout MS]
- *               [--ca FILE] [--require-verified]
+ *               [--ca FILE] [--require-verified] [--gap MS] [--idle MS]
  *               [--connect-timeout MS] MESSAGE-FILE
  */
 #include <arpa/inet.h>
@@ -42,6 +42,7 @@ static struct smtpc_msg msg;
 static struct smtpc_rcpt rcpt[MAX_RCPT];
 static unsigned messages = 1, sent_msgs, connections, open_sessions;
 static int plain_retry;
+static unsigned gap_ms;
 static uint64_t t0;
 
 static const char *const outcome_name[] = {
@@ -85,6 +86,19 @@ static void start(void)
     }
 }
 
+/* The next message: over the same connection if it is still reusable. */
+static void next_message(struct evloop *loop, void *arg)
+{
+    struct smtpc *s = arg;
+
+    (void)loop;
+    if (smtpc_reusable(s) && smtpc_send(s, &msg) == 0)
+        return;
+    printf("reconnect: session not reusable\n");
+    start();            /* first: quitting the last session stops the loop */
+    smtpc_quit(s);
+}
+
 static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, void *arg)
 {
     char line[2048];
@@ -107,15 +121,19 @@ static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, 
         printf("retry: plain text\n");
         cfg.tls = SMTPC_TLS_NONE;
         sent_msgs--;
-        smtpc_quit(s);
         start();
+        smtpc_quit(s);
         return;
     }
     if (sent_msgs < messages) {
-        if (smtpc_reusable(s) && smtpc_send(s, m) == 0)
+        if (gap_ms) {
+            if (!ev_timer(ev, gap_ms, next_message, s)) {
+                fprintf(stderr, "ev_timer failed\n");
+                exit(2);
+            }
             return;
-        smtpc_quit(s);
-        start();
+        }
+        next_message(ev, s);
         return;
     }
     smtpc_quit(s);
@@ -224,6 +242,8 @@ int main(int argc, char **argv)
             cfg.auth_pass = c + 1;
         }
         else if (!strcmp(a, "--messages")) { NEED(); messages = (unsigned)atoi(v); }
+        else if (!strcmp(a, "--gap")) { NEED(); gap_ms = (unsigned)atoi(v); }
+        else if (!strcmp(a, "--idle")) { NEED(); cfg.t.idle = (unsigned)atoi(v); }
         else if (!strcmp(a, "--timeout")) {
             NEED();
             unsigned ms = (unsigned)atoi(v);
