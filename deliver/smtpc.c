@@ -776,11 +776,18 @@ static void after_helo(struct smtpc *s)
             fail_session(s, SMTPC_NEXT_MX, SMTPC_DEFERRED, "4.7.0", text);
             return;
         }
+        if (strlen(u) > 500 || strlen(p) > 500) {
+            fail_session(s, SMTPC_NEXT_MX, SMTPC_DEFERRED, "4.7.0", "AUTH credentials too long");
+            return;
+        }
         if (s->feat & F_AUTH_PLAIN) {
             char raw[1024], enc[1400];
-            int n = sfmt(raw, sizeof(raw), "%c%s%c%s", 0, u, 0, p);
-            if (n < 0 || (size_t)n >= sizeof(raw))
-                n = 0;
+            size_t ul = strlen(u), pl = strlen(p);   /* <= 500 each: fits */
+            raw[0] = '\0';
+            memcpy(raw + 1, u, ul);
+            raw[1 + ul] = '\0';
+            memcpy(raw + 2 + ul, p, pl);
+            int n = (int)(ul + pl + 2);
             b64(raw, (size_t)n, enc, sizeof(enc));
             OPENSSL_cleanse(raw, sizeof(raw));
             cmd(s, "AUTH PLAIN %s", enc);
@@ -874,7 +881,7 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             const char *v = s->phase == P_AUTH_LOGIN_USER ? s->cfg.auth_user
                                                           : (s->cfg.auth_pass ? s->cfg.auth_pass : "");
             char enc[1400];
-            b64(v, strlen(v) < 1000 ? strlen(v) : 1000, enc, sizeof(enc));
+            b64(v, strlen(v), enc, sizeof(enc));     /* <= 500 bytes (after_helo) */
             cmd(s, "%s", enc);
             OPENSSL_cleanse(enc, sizeof(enc));
             s->phase = s->phase == P_AUTH_LOGIN_USER ? P_AUTH_LOGIN_PASS : P_AUTH_DONE;
