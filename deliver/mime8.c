@@ -134,7 +134,7 @@ static int boundary_param(const char *v, char *out)
  * continuation lines) with cte when cte is not NULL. */
 static int emit_headers(struct mime8 *m, struct buf *out, const char *cte)
 {
-    const char *h = buf_head(&m->hdr);
+    const char *h = m->hdr.len ? buf_head(&m->hdr) : "";
     size_t n = m->hdr.len, i = 0;
     int skipping = 0;
 
@@ -164,7 +164,7 @@ static int emit_headers(struct mime8 *m, struct buf *out, const char *cte)
 static int headers_done(struct mime8 *m, struct buf *out)
 {
     char v[1024], type[128], cte[64], bound[MIME8_BOUND_MAX + 1];
-    const char *h = buf_head(&m->hdr);
+    const char *h = m->hdr.len ? buf_head(&m->hdr) : "";
     size_t n = m->hdr.len;
 
     if (header_value(h, n, "Content-Type", v, sizeof(v)))

@@ -647,7 +647,7 @@ static int fill_body(struct smtpc *s)
             if (mime8_feed(s->mime, rbuf, n, &s->conv) < 0 ||
                 (s->pos >= m->size && mime8_finish(s->mime, &s->conv) < 0))
                 return -1;
-            src = buf_head(&s->conv);
+            src = s->conv.len ? buf_head(&s->conv) : "";
             srclen = s->conv.len;
         }
         size_t o = srclen ? dotstuff_block(&s->ds, src, srclen, sbuf) : 0;
