@@ -81,6 +81,7 @@ struct smtpc {
     int fd;
     SSL *ssl;
     int ssl_want_write;
+    int ssl_fatal;                   /* SSL_ERROR_SSL/SYSCALL seen: no SSL_shutdown */
     uint32_t events;
     struct sockaddr_storage peer;
     char ip[64];
@@ -207,6 +208,12 @@ static void close_conn(struct smtpc *s)
         s->hev = NULL;
     }
     if (s->ssl) {
+        /* one non-blocking close_notify; the peer's answer is not awaited */
+        if (s->phase != P_TLS && s->phase != P_DEAD && !s->ssl_fatal) {
+            ERR_clear_error();
+            SSL_shutdown(s->ssl);
+            ERR_clear_error();
+        }
         SSL_free(s->ssl);
         s->ssl = NULL;
     }
@@ -399,6 +406,7 @@ static int flush(struct smtpc *s)
                 int e = SSL_get_error(s->ssl, r);
                 if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
                     return 0;
+                s->ssl_fatal = e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL;
                 return -1;
             }
             n = r;
@@ -1124,6 +1132,7 @@ static void read_replies(struct smtpc *s)
                     s->ssl_want_write = 1;
                     return;
                 }
+                s->ssl_fatal = e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL;
                 n = 0;
             } else {
                 n = r;

@@ -90,7 +90,13 @@ void tlsc_describe(SSL *ssl, char *out, size_t outlen)
 {
     int alg = 0;
     int bits = SSL_get_cipher_bits(ssl, &alg);
+    int group = (int)SSL_get_negotiated_group(ssl);
+    const char *kx = group > 0 ? SSL_group_to_name(ssl, group) : NULL;
+    int n;
 
-    snprintf(out, outlen, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
-             SSL_get_cipher_name(ssl), bits, alg);
+    n = snprintf(out, outlen, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
+                 SSL_get_cipher_name(ssl), bits, alg);
+    /* Postfix goes on with the key exchange group */
+    if (kx && n > 0 && (size_t)n < outlen)
+        snprintf(out + n, outlen - (size_t)n, " key-exchange %s", kx);
 }
