@@ -21,6 +21,7 @@ void suite_smtpd_session(void);
 void suite_resolver_nexthop(void);
 void suite_resolver_answer(void);
 void suite_resolver_dnsclient(void);
+void suite_smtpc(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -41,6 +42,7 @@ void suite_resolver_dnsclient(void);
     SUITE(smtpd_session) \
     SUITE(resolver_nexthop) \
     SUITE(resolver_answer) \
-    SUITE(resolver_dnsclient)
+    SUITE(resolver_dnsclient) \
+    SUITE(smtpc)
 
 #endif
