@@ -79,6 +79,15 @@ struct config {
     unsigned smtpd_timeout;             /* seconds, default 300 */
     unsigned smtpd_error_limit;         /* default 20 */
     unsigned smtpd_max_line;            /* text line limit incl CRLF, 1000 */
+    /* delivery (Postfix's names where Postfix has the setting) */
+    char relayhost_auth_file[CONF_MAX_STR]; /* "host user:password" lines, "" = none */
+    unsigned deliver_concurrency;       /* deliveries in flight in all, 100 */
+    unsigned destination_concurrency_limit;   /* per destination, 20 */
+    unsigned initial_destination_concurrency; /* slow start begins here, 5 */
+    unsigned smtp_connect_timeout, smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout;
+    unsigned smtp_data_init_timeout, smtp_data_xfer_timeout, smtp_data_done_timeout, smtp_quit_timeout;
+    unsigned smtp_connection_cache_time_limit;  /* seconds an idle connection is kept, 2 */
+    unsigned smtp_connection_reuse_count_limit; /* messages per connection, 100 */
     int debug;                          /* log_level = debug */
 };
 

@@ -57,6 +57,20 @@ const struct config_key config_keys[] = {
     { "smtpd_timeout",            CT_DURATION,   FIELD(smtpd_timeout), 1, UINT_MAX },
     { "smtpd_error_limit",        CT_UINT,       FIELD(smtpd_error_limit), 1, 1000000 },
     { "smtpd_max_line",           CT_UINT,       FIELD(smtpd_max_line), 1000, 2048 },
+    { "relayhost_auth_file",      CT_OPTFILE,    FIELD(relayhost_auth_file), 0, 0 },
+    { "deliver_concurrency",      CT_UINT,       FIELD(deliver_concurrency), 1, 100000 },
+    { "default_destination_concurrency_limit", CT_UINT, FIELD(destination_concurrency_limit), 1, 10000 },
+    { "initial_destination_concurrency", CT_UINT, FIELD(initial_destination_concurrency), 1, 10000 },
+    { "smtp_connect_timeout",     CT_DURATION,   FIELD(smtp_connect_timeout), 1, UINT_MAX },
+    { "smtp_helo_timeout",        CT_DURATION,   FIELD(smtp_helo_timeout), 1, UINT_MAX },
+    { "smtp_mail_timeout",        CT_DURATION,   FIELD(smtp_mail_timeout), 1, UINT_MAX },
+    { "smtp_rcpt_timeout",        CT_DURATION,   FIELD(smtp_rcpt_timeout), 1, UINT_MAX },
+    { "smtp_data_init_timeout",   CT_DURATION,   FIELD(smtp_data_init_timeout), 1, UINT_MAX },
+    { "smtp_data_xfer_timeout",   CT_DURATION,   FIELD(smtp_data_xfer_timeout), 1, UINT_MAX },
+    { "smtp_data_done_timeout",   CT_DURATION,   FIELD(smtp_data_done_timeout), 1, UINT_MAX },
+    { "smtp_quit_timeout",        CT_DURATION,   FIELD(smtp_quit_timeout), 1, UINT_MAX },
+    { "smtp_connection_cache_time_limit", CT_DURATION, FIELD(smtp_connection_cache_time_limit), 0, 3600 },
+    { "smtp_connection_reuse_count_limit", CT_UINT, FIELD(smtp_connection_reuse_count_limit), 1, 1000000 },
     { "log_level",                CT_LOGLEVEL,   FIELD(debug), 0, 0 },
 };
 
@@ -158,6 +172,19 @@ void config_set_defaults(struct config *c)
     c->smtpd_timeout = 300;
     c->smtpd_error_limit = 20;
     c->smtpd_max_line = 1000;
+    c->deliver_concurrency = 100;
+    c->destination_concurrency_limit = 20;
+    c->initial_destination_concurrency = 5;
+    c->smtp_connect_timeout = 30;
+    c->smtp_helo_timeout = 300;
+    c->smtp_mail_timeout = 300;
+    c->smtp_rcpt_timeout = 300;
+    c->smtp_data_init_timeout = 120;
+    c->smtp_data_xfer_timeout = 180;
+    c->smtp_data_done_timeout = 600;
+    c->smtp_quit_timeout = 300;
+    c->smtp_connection_cache_time_limit = 2;
+    c->smtp_connection_reuse_count_limit = 100;
     c->debug = 0;
 }
 

@@ -24,5 +24,12 @@
 #define PID_FILE          "postern.pid"
 #define SOCK_RESOLVER_JAIL "resolver"          /* resolver's chroot jail */
 #define SOCK_RESOLVER     "resolver/resolver.sock"
+/* deliver's chroot jail: queue-mgr and the resolver each bind a socket in
+ * it, in a directory of their own, before deliver chroots there */
+#define SOCK_DELIVER_JAIL "deliver"
+#define SOCK_QUEUE_DELIVER "deliver/queue/deliver.sock"
+#define SOCK_QUEUE_DELIVER_IN_JAIL "/queue/deliver.sock"
+#define SOCK_RESOLVER_DELIVER "deliver/resolver/resolver.sock"
+#define SOCK_RESOLVER_DELIVER_IN_JAIL "/resolver/resolver.sock"
 
 #endif

@@ -23,6 +23,14 @@ size_t proto_limit(uint16_t type)
     case Q_LIST_ITEM:
         /* a record with many recipients, each with ORCPT and a last reply */
         return IPC_MAX_BODY;
+    case Q_FLUSH:
+    case Q_FLUSHED:
+    case D_WANT:
+        return 4096;
+    case D_JOB:
+    case D_RESULT:
+        /* up to a message's recipients for one destination, with replies */
+        return IPC_MAX_BODY;
     case R_LOOKUP:
     case R_NEXTHOPS:
     case R_ERROR:

@@ -28,6 +28,33 @@
  *   R_LOOKUP {DNS_NAME, DNS_TYPE}  ->  R_ANSWER {DNS_STATUS, DNS_SECURITY, DNS_RR...}
  *   R_NEXTHOPS {DNS_NAME domain}   ->  R_HOPS {DNS_STATUS, DNS_DSN, TEXT, DNS_HOP...}
  *   a request that fails validation -> R_ERROR {CODE, TEXT}
+ *
+ * Delivery (deliver to queue-mgr, on RUN/deliver/queue/deliver.sock, inside
+ * deliver's jail; only user_deliver may connect). deliver pulls work: each
+ * D_WANT is one free delivery slot, held by queue-mgr until it has a job.
+ *   D_WANT            ->  D_JOB {D_JOB, QID, D_DEST, SENDER, ENVID, RET, BODY,
+ *                         FLAGS, ARRIVAL, SIZE, D_DISPATCH, RCPT {R_INDEX,
+ *                         R_ADDR, R_ORCPT, R_NOTIFY, R_ATTEMPTS}...}
+ *                         + a read-only descriptor of the spool file.
+ *                         All recipients of one job share the message and
+ *                         the destination D_DEST: a domain (lower case), or
+ *                         "[host]:port" / "host:port" for the relayhost.
+ *   D_RESULT {D_JOB, QID, D_FLAGS, RCPT {R_INDEX, R_STATUS, R_DSN, R_REPLY}...}
+ *                         (no reply) one result per recipient of the job,
+ *                         R_STATUS RCPT_SENT, RCPT_DEFERRED or RCPT_BOUNCED;
+ *                         deliver has logged the delivery line already.
+ *                         queue-mgr applies a result by (QID, R_INDEX) when
+ *                         that recipient is still undelivered, whether or
+ *                         not it knows the job (a result that outlived a
+ *                         queue-mgr restart still counts); a recipient of a
+ *                         job left without a result is deferred.
+ *   D_FLAGS bits: D_F_DEST_UNREACHABLE (no host of the destination took a
+ *                         connection: feeds slow start and dead marking),
+ *                         D_F_DEST_REACHED (a session got past the greeting).
+ * Queue control (posternctl, on the control socket):
+ *   Q_FLUSH {QID | D_DEST} ->  Q_FLUSHED {COUNT} (deferred recipients made
+ *                         due now, and the destination revived), or Q_ERROR;
+ *                         Q_FLUSH with neither flushes the whole queue.
  */
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
@@ -50,6 +77,11 @@ enum msg_type {
     Q_LIST_END,
     Q_DATA,
     /* resolver (common/dnsclient.h) */
+    Q_FLUSH,
+    Q_FLUSHED,
+    D_WANT = 64,
+    D_JOB,
+    D_RESULT,
     R_LOOKUP = 80,
     R_ANSWER,
     R_NEXTHOPS,
@@ -105,6 +137,17 @@ enum field_tag {
     T_DNS_CANON,        /* str, canonical name after CNAMEs */
     T_DNS_DSN,          /* str, "5.1.10" for a permanent next-hop failure */
     T_DNS_IMPLICIT,     /* u64, 1 for an implicit MX (RFC 5321 5.1) */
+    /* delivery */
+    T_D_JOB = 112,      /* u64, job id (queue-mgr's) */
+    T_D_DEST,           /* str, destination: domain, or the relayhost as written */
+    T_D_DISPATCH,       /* u64, milliseconds since the epoch when the job left queue-mgr */
+    T_D_FLAGS,          /* u64, D_F_* */
+    T_R_INDEX,          /* u64, recipient index in the message (inside T_RCPT) */
+};
+
+enum {
+    D_F_DEST_UNREACHABLE = 1 << 0,
+    D_F_DEST_REACHED = 1 << 1,
 };
 
 /* Largest body each type may have; 0 for an unknown type (frame refused). */
