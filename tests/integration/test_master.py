@@ -238,7 +238,7 @@ def test_reload_keeps_open_session():
         # the old generation drains only once the new one said ready
         lines = inst.log_since(off).splitlines()
         ready = [i for i, l in enumerate(lines) if re.search(r"master\[\d+\]: smtpd: pid \d+ ready after", l)]
-        drain = [i for i, l in enumerate(lines) if "old process(es) finish their sessions" in l]
+        drain = [i for i, l in enumerate(lines) if re.search(r"master\[\d+\]: smtpd: \d+ old process\(es\) finish", l)]
         if len(ready) < 2 or not drain or drain[0] < ready[1]:
             raise AssertionError("old smtpd workers told to drain (line %s) before both new ones were ready "
                                  "(lines %s):\n%s" % (drain, ready, "\n".join(lines[:40])))
