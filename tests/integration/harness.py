@@ -906,10 +906,10 @@ class _Final(Exception):
     """A wait that can no longer succeed."""
 
 
-# postern/deliver[PID]: QUEUEID: to=<RCPT>, relay=HOST[IP]:PORT, delay=S,
+# postern/deliver[PID] (or queue-mgr, for expiry): QUEUEID: to=<RCPT>, relay=HOST[IP]:PORT, delay=S,
 #     delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced (REPLY)
 DELIVERY_RE = re.compile(
-    r"postern/deliver\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
+    r"postern/(?:deliver|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
     r"relay=([^,]+), (?:conn_use=(\d+), )?delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+), "
     r"dsn=([245]\.\d{1,3}\.\d{1,3}), status=(sent|deferred|bounced) \((.*)\)$")
 
