@@ -106,6 +106,15 @@ def wait_until(cond, timeout, what, interval=0.05, final=()):
         time.sleep(interval)
 
 
+def read_text(path):
+    """A log file as text ("" when it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def note(text):
     print("# " + text, flush=True)
 
@@ -735,11 +744,7 @@ class Instance:
     # -- log
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def log_size(self):
         try:

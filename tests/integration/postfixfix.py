@@ -226,11 +226,7 @@ class Postfix:
     # -- the log
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
+        return harness.read_text(self.log_path)
 
     def log_tail(self, n=30):
         return "\n".join(self.log_text().splitlines()[-n:])
