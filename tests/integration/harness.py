@@ -82,10 +82,11 @@ class Closed(Exception):
 # waiting
 
 
-def wait_until(cond, timeout, what, interval=0.05):
+def wait_until(cond, timeout, what, interval=0.05, final=()):
     """Polls cond() until it returns a true value (which is returned) or the
     deadline passes (TimeoutError naming `what`). Exceptions from cond count
-    as "not yet" and the last one is shown on timeout."""
+    as "not yet" and the last one is shown on timeout, except those of the
+    classes in `final`, which end the wait at once."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -93,6 +94,8 @@ def wait_until(cond, timeout, what, interval=0.05):
             v = cond()
             if v:
                 return v
+        except final:
+            raise
         except Exception as e:  # noqa: BLE001 - "not yet"
             last = e
         if time.monotonic() >= deadline:
@@ -101,6 +104,15 @@ def wait_until(cond, timeout, what, interval=0.05):
                 msg += " (last error: %r)" % (last,)
             raise TimeoutError(msg)
         time.sleep(interval)
+
+
+def read_text(path):
+    """A log file as text ("" when it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def note(text):
@@ -190,6 +202,21 @@ def daemon_env(extra=None):
 
 def binary(name):
     return os.path.join(BIN, name)
+
+
+# Binaries of issue 6 that a tree may not have yet; copied when present.
+OPTIONAL_BINARIES = ("deliver", "posternctl")
+
+
+def have_deliver():
+    return os.access(binary("deliver"), os.X_OK)
+
+
+def need_deliver():
+    """Raises Skip until the deliver process exists in this tree."""
+    if not have_deliver():
+        raise Skip("no deliver binary (%s): the deliver process of issue 6 is not in this tree yet"
+                   % binary("deliver"))
 
 
 def have_binaries():
@@ -605,7 +632,9 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail"):
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail") + OPTIONAL_BINARIES:
+                if p in OPTIONAL_BINARIES and not os.access(binary(p), os.X_OK):
+                    continue
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
@@ -715,11 +744,7 @@ class Instance:
     # -- log
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def log_size(self):
         try:
@@ -782,6 +807,67 @@ class Instance:
                 raise AssertionError("mailq -j printed a line that is not JSON: %r" % line)
         return out
 
+    def mailq_text(self):
+        r = self.mailq()
+        if r.returncode != 0:
+            raise AssertionError("mailq exited %d: %s" % (r.returncode, r.stderr.decode(errors="replace")))
+        return r.stdout.decode("utf-8", errors="replace")
+
+    def posternctl(self, *args, timeout=30):
+        """bin/posternctl -c CONF ARGS...; raises Skip when the tree has none."""
+        if not os.access(binary("posternctl"), os.X_OK):
+            raise Skip("no posternctl binary (%s) in this tree yet" % binary("posternctl"))
+        return self.run_tool("posternctl", ["-c", self.conf_path] + list(args), timeout=timeout)
+
+    # -- delivery log (SPEC 6)
+
+    def deliveries(self, qid=None, rcpt=None, status=None, since=0):
+        """The deliver log lines (SPEC 6) after byte offset since, as
+        Delivery objects, filtered by queue id, recipient and status."""
+        out = []
+        for line in self.log_since(since).splitlines():
+            m = DELIVERY_RE.search(line)
+            if not m:
+                continue
+            d = Delivery(m, line)
+            if qid is not None and d.qid != qid:
+                continue
+            if rcpt is not None and d.rcpt != rcpt:
+                continue
+            if status is not None and d.status != status:
+                continue
+            out.append(d)
+        return out
+
+    def wait_delivery(self, qid, rcpt, status="sent", since=0, timeout=30):
+        """Waits for `QID: to=<RCPT>, ..., status=STATUS (...)`; returns
+        the Delivery. Fails at once when the recipient ends otherwise (a
+        bounce while waiting for sent, or the reverse); a deferral is
+        only "not yet" unless it is what is awaited."""
+        def find():
+            got = self.deliveries(qid, rcpt, since=since)
+            for d in got:
+                if d.status == status:
+                    return d
+            final = [d for d in got if d.status != "deferred"]
+            if final:
+                raise _Final("%s <%s> ended %s, expected %s: %s" % (qid, rcpt, final[0].status, status, final[0].line))
+            return None
+        try:
+            return wait_until(find, timeout, "%s: to=<%s> status=%s in the log of %s"
+                              % (qid, rcpt, status, self.name), final=(_Final,))
+        except _Final as e:
+            raise AssertionError(str(e) + "\nlog:\n" + self.log_tail(20))
+
+    def removed(self, qid, since=0):
+        rx = re.compile(r"postern/queue-mgr\[\d+\]: %s: removed$" % re.escape(qid))
+        return any(rx.search(l) for l in self.log_since(since).splitlines())
+
+    def wait_removed(self, qid, since=0, timeout=30):
+        """Waits for `QUEUEID: removed` from queue-mgr."""
+        return wait_until(lambda: self.removed(qid, since), timeout,
+                          "%s: removed in the log of %s" % (qid, self.name))
+
     def queue_ids(self):
         return set(e["queue_id"] for e in self.queue())
 
@@ -819,6 +905,95 @@ class Instance:
 
     def smtplib(self, port=None, timeout=10):
         return smtplib.SMTP(LOCALHOST, port or self.p_smtp, local_hostname="client.example", timeout=timeout)
+
+
+class _Final(Exception):
+    """A wait that can no longer succeed."""
+
+
+# postern/deliver[PID] (or queue-mgr, for expiry): QUEUEID: to=<RCPT>, relay=HOST[IP]:PORT, delay=S,
+#     delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced (REPLY)
+DELIVERY_RE = re.compile(
+    r"postern/(?:deliver|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
+    r"relay=([^,]+), (?:conn_use=(\d+), )?delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+), "
+    r"dsn=([245]\.\d{1,3}\.\d{1,3}), status=(sent|deferred|bounced) \((.*)\)$")
+
+
+class Delivery:
+    """One parsed delivery log line."""
+
+    def __init__(self, m, line):
+        self.line = line
+        self.pid = int(m.group(1))
+        self.qid, self.rcpt, self.relay = m.group(2), m.group(3), m.group(4)
+        self.conn_use = int(m.group(5)) if m.group(5) else None
+        self.delay = float(m.group(6))
+        self.delays = tuple(float(m.group(i)) for i in range(7, 11))
+        self.dsn, self.status, self.reply = m.group(11), m.group(12), m.group(13)
+        rm = re.match(r"^(.*)\[([0-9a-fA-F:.]+)\]:(\d+)$", self.relay)
+        self.relay_host, self.relay_ip, self.relay_port = (rm.group(1), rm.group(2), int(rm.group(3))) if rm else (self.relay, None, None)
+
+    def __repr__(self):
+        return "<Delivery %s>" % self.line
+
+
+def common_port(hosts):
+    """A TCP port free on every one of the 127.0.0.x addresses in hosts
+    (remote_smtp_port is one port for every destination, so each test
+    receiver listens on its own address and this shared port)."""
+    for _ in range(200):
+        port = free_port()
+        ok = True
+        for h in hosts:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((h, port))
+            except OSError:
+                ok = False
+                break
+            finally:
+                s.close()
+        if ok:
+            return port
+    raise RuntimeError("no port free on all of %s" % (hosts,))
+
+
+def delivery_instance(name, nsd=None, smtp_port=None, min_backoff=1, max_backoff=2,
+                      queue_lifetime=None, relayhost=None, relayhost_auth=None, stub_extra=(),
+                      tls=False, **conf):
+    """An Instance that delivers remote mail for real, into the hermetic
+    internet of the test: dns_stub_zones at the dnsfix NSD (plus
+    stub_extra (zone, port) pairs), remote_smtp_port = smtp_port, short
+    backoff (seconds), queue_lifetime when given, and relayhost empty
+    unless given. relayhost_auth: {host: "user:password"}, written as the
+    relayhost_auth_file, mode 0600, owned by user_deliver."""
+    c = {
+        "relayhost": relayhost,              # None: the key is dropped (direct MX delivery)
+        "min_backoff": "%ds" % min_backoff,
+        "max_backoff": "%ds" % max_backoff,
+        # the test zones are unsigned and the root unreachable: with the
+        # root anchor every answer would be bogus (pass a file to test DNSSEC)
+        "dnssec_trust_anchor_file": "",
+    }
+    if nsd is not None:
+        c["dns_stub_zones"] = nsd.stub_zones(stub_extra)
+    if smtp_port is not None:
+        c["remote_smtp_port"] = str(smtp_port)
+    if queue_lifetime is not None:
+        c["queue_lifetime"] = "%ds" % queue_lifetime
+    c.update(conf)
+    inst = Instance(name, tls=tls, **c)
+    if relayhost_auth:
+        path = os.path.join(inst.dir, "relay-auth")
+        with open(path, "w") as f:
+            for host, cred in relayhost_auth.items():
+                f.write("%s %s\n" % (host, cred))
+        os.chmod(path, 0o600)
+        if IS_ROOT:
+            uid, gid = inst.run_as or ACCOUNTS["deliver"]
+            os.chown(path, uid, gid)
+        inst.write_config(relayhost_auth_file=path)
+    return inst
 
 
 def all_instances():
