@@ -194,7 +194,7 @@ def binary(name):
 
 def have_binaries():
     return all(os.access(binary(n), os.X_OK)
-               for n in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail"))
+               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail"))
 
 
 # --------------------------------------------------------------------------
@@ -605,7 +605,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail"):
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail"):
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
