@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conncache.h"
@@ -37,6 +38,7 @@
 #define DNS_WATCHDOG_MS 70000u          /* the resolver answers in 30 s */
 #define RESULTS_MAX 10000u              /* results kept while queue-mgr is away */
 #define TICK_MS 200u
+#define RESEND_MS 3000u
 
 struct want {
     uint32_t id;
@@ -59,6 +61,8 @@ struct djob {
 
 struct pending {
     struct ipc_out out;
+    uint64_t sent_ms;           /* on the "sent" list: when, and on which */
+    unsigned gen;               /* generation of the queue link */
     struct pending *next;
 };
 
@@ -74,6 +78,12 @@ static struct want *wants;
 static struct djob *jobs;
 static struct pending *pend_head, **pend_tail = &pend_head;
 static unsigned npend;
+/* Results sent in the last RESEND_MS: a result has no reply, so one
+ * written just before the link dropped may be lost; these go again after
+ * a reconnection (queue-mgr applies a result only to a recipient still
+ * undelivered, so a repeat is harmless). */
+static struct pending *sent_head, **sent_tail = &sent_head;
+static unsigned nsent;
 static uint64_t tick;
 
 static void top_up(void);
@@ -81,8 +91,54 @@ static void attempt(struct djob *dj);
 
 /* ---------------------------------------------------------------- results */
 
+static void remember_sent(struct pending *p)
+{
+    p->sent_ms = now_ms();
+    p->gen = link_generation(ql);
+    p->next = NULL;
+    *sent_tail = p;
+    sent_tail = &p->next;
+    nsent++;
+}
+
+/* Sent results: old ones are forgotten; those sent on a link that has
+ * dropped since go to the front of the pending list. */
+static void check_sent(void)
+{
+    uint64_t now = now_ms();
+    unsigned gen = link_generation(ql);
+    struct pending *again = NULL, **again_tail = &again;
+
+    while (sent_head) {
+        struct pending *p = sent_head;
+        int lost = p->gen != gen || !link_up(ql);
+        if (!lost && p->sent_ms + RESEND_MS > now)
+            break;
+        sent_head = p->next;
+        nsent--;
+        if (lost && p->sent_ms + RESEND_MS > now) {
+            p->next = NULL;
+            *again_tail = p;
+            again_tail = &p->next;
+            npend++;
+        } else {
+            ipc_out_free(&p->out);
+            free(p);
+        }
+    }
+    if (!sent_head)
+        sent_tail = &sent_head;
+    if (again) {
+        *again_tail = pend_head;
+        if (!pend_head)
+            pend_tail = again_tail;
+        pend_head = again;
+    }
+}
+
 static void flush_results(void)
 {
+    check_sent();
     while (pend_head && link_up(ql)) {
         struct pending *p = pend_head;
         /* link_notify finishes the frame again: harmless for a finished one */
@@ -92,8 +148,7 @@ static void flush_results(void)
         if (!pend_head)
             pend_tail = &pend_head;
         npend--;
-        ipc_out_free(&p->out);
-        free(p);
+        remember_sent(p);
     }
 }
 
@@ -101,9 +156,14 @@ static void queue_result(struct ipc_out *out, const char *qid)
 {
     struct pending *p;
 
-    if (!pend_head && link_up(ql) && link_notify(ql, out) == 0) {
-        ipc_out_free(out);
-        return;
+    while (sent_head && npend + nsent >= RESULTS_MAX) {
+        struct pending *old = sent_head;    /* the oldest repeat goes first */
+        sent_head = old->next;
+        if (!sent_head)
+            sent_tail = &sent_head;
+        nsent--;
+        ipc_out_free(&old->out);
+        free(old);
     }
     if (npend >= RESULTS_MAX || !(p = calloc(1, sizeof *p))) {
         log_warning("%s: result dropped (queue-mgr away, %u results waiting): "
@@ -112,16 +172,29 @@ static void queue_result(struct ipc_out *out, const char *qid)
         return;
     }
     p->out = *out;
+    if (!pend_head && link_up(ql) && link_notify(ql, &p->out) == 0) {
+        remember_sent(p);
+        return;
+    }
     *pend_tail = p;
     pend_tail = &p->next;
     npend++;
+}
+
+/* Wall-clock milliseconds: ARRIVAL and D_DISPATCH are epoch times. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Postfix's delays: a (before queue-mgr), b (in queue-mgr), c (set-up:
  * waiting here, DNS, connecting, TLS, other hosts tried), d (transmission). */
 static void log_results(struct djob *dj)
 {
-    uint64_t now = now_ms(), arrival = dj->j.arrival * 1000u;
+    uint64_t now = wall_ms(), arrival = dj->j.arrival * 1000u;
     uint64_t disp = dj->j.dispatch_ms && dj->j.dispatch_ms <= now ? dj->j.dispatch_ms : dj->t_recv;
     double b = disp > arrival && arrival ? (double)(disp - arrival) / 1000.0 : 0;
     double total;
@@ -452,7 +525,7 @@ static void start_job(const struct ipc_msg *m, int fd)
         return;
     }
     dj->fd = fd;
-    dj->t_recv = now_ms();
+    dj->t_recv = wall_ms();
     nactive++;
     dj->next = jobs;
     if (jobs)
@@ -638,4 +711,12 @@ void agent_stop(void)
     }
     pend_tail = &pend_head;
     npend = 0;
+    while (sent_head) {
+        struct pending *p = sent_head;
+        sent_head = p->next;
+        ipc_out_free(&p->out);
+        free(p);
+    }
+    sent_tail = &sent_head;
+    nsent = 0;
 }

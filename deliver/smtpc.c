@@ -835,6 +835,12 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     struct smtpc_msg *m = s->m;
     char text[SMTPC_REPLY_TEXT];
 
+    /* 421 before the final dot: the host is closing, nothing was taken:
+     * the next MX (RFC 5321 3.8) */
+    if (r->code == 421 && (s->phase == P_MAIL || s->phase == P_RCPT || s->phase == P_DATA)) {
+        host_refused(s, r, s->phase == P_MAIL ? "MAIL FROM" : s->phase == P_RCPT ? "RCPT TO" : "DATA");
+        return;
+    }
     switch (s->phase) {
     case P_GREETING:
         if (r->code != 220) {
