@@ -33,7 +33,6 @@
 #include "smtpc.h"
 #include "util.h"
 
-#define WANT_WAIT_MS (3600u * 1000u)   /* a held D_WANT is re-issued after */
 #define DNS_WAIT_MS 15000u              /* the resolver may be away this long */
 #define DNS_WATCHDOG_MS 70000u          /* the resolver answers in 30 s */
 #define RESULTS_MAX 10000u              /* results kept while queue-mgr is away */
@@ -612,10 +611,12 @@ static void top_up(void)
             return;
         w->id = link_new_id(ql);
         ipc_out_begin(&out, D_WANT, w->id);
-        if (link_request(ql, &out, -1, w->id, WANT_WAIT_MS, on_job, w) < 0) {
+        /* never held while the link is down: the tick tries again (and
+         * reconnects), so a missing queue-mgr costs 5 connects a second */
+        if (link_request(ql, &out, -1, w->id, 0, on_job, w) < 0) {
             ipc_out_free(&out);
             free(w);
-            return;     /* the tick tries again */
+            return;
         }
         ipc_out_free(&out);
         w->next = wants;
