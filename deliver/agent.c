@@ -255,12 +255,20 @@ static void on_session_log(void *arg, const char *line)
     log_info("%s", line);
 }
 
+static struct cconn *conns;     /* every session, for agent_stop */
+
 static void on_closed(struct smtpc *s, void *arg)
 {
     struct cconn *c = arg;
 
     (void)s;
     cc_forget(c);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        conns = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
     free(c);
 }
 
@@ -364,6 +372,10 @@ static void attempt(struct djob *dj)
             fail_job(dj, SMTPC_DEFERRED, "4.3.0", "deliver: cannot start an SMTP session");
             return;
         }
+        c->all_next = conns;
+        if (conns)
+            conns->all_prev = c;
+        conns = c;
         return;
     }
 }
@@ -700,7 +712,28 @@ void agent_stop(void)
     if (tick)
         ev_timer_cancel(ev, tick);
     tick = 0;
-    cc_flush();
+    /* exiting: sessions end now (no QUIT), jobs without a result are
+     * deferred by queue-mgr */
+    while (conns) {
+        cc_forget(conns);
+        smtpc_abort(conns->s);
+    }
+    while (jobs) {
+        struct djob *dj = jobs;
+        if (dj->watchdog)
+            ev_timer_cancel(ev, dj->watchdog);
+        if (dj->fd >= 0)
+            close(dj->fd);
+        job_unlink(dj);
+        job_free(&dj->j);
+        free(dj->hops);
+        free(dj);
+    }
+    while (wants) {
+        struct want *w = wants;
+        wants = w->next;
+        free(w);
+    }
     link_free(ql);
     link_free(rl);
     ql = rl = NULL;

@@ -22,7 +22,8 @@ struct cconn {
     char key[CC_KEY_MAX];
     uint64_t timer;
     int cached;
-    struct cconn *prev, *next;
+    struct cconn *prev, *next;         /* the cache's list */
+    struct cconn *all_prev, *all_next; /* the owner's list of every session */
 };
 
 /* "ip|port|tls|auth": the same text for the same kind of session. */

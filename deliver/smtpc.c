@@ -1363,6 +1363,13 @@ void smtpc_quit(struct smtpc *s)
     start_quit(s);
 }
 
+void smtpc_abort(struct smtpc *s)
+{
+    s->quit_req = 0;
+    s->idle_quit = 0;
+    destroy(s);
+}
+
 unsigned smtpc_messages(const struct smtpc *s)
 {
     return s->nmsgs;
