@@ -220,17 +220,11 @@ static void job_unlink(struct djob *dj)
         dj->next->prev = dj->prev;
 }
 
-static void finish(struct djob *dj, unsigned dflags)
+/* Unlinks and frees a job, closing its descriptor; its slot is free. */
+static void djob_free(struct djob *dj)
 {
-    struct ipc_out out;
-
     if (dj->watchdog)
         ev_timer_cancel(ev, dj->watchdog);
-    log_results(dj);
-    if (job_result_encode(&dj->j, dflags, &out) == 0)
-        queue_result(&out, dj->j.qid);
-    else
-        log_warning("%s: result too large to send", dj->j.qid);
     if (dj->fd >= 0)
         close(dj->fd);
     job_unlink(dj);
@@ -238,6 +232,18 @@ static void finish(struct djob *dj, unsigned dflags)
     free(dj->hops);
     free(dj);
     nactive--;
+}
+
+static void finish(struct djob *dj, unsigned dflags)
+{
+    struct ipc_out out;
+
+    log_results(dj);
+    if (job_result_encode(&dj->j, dflags, &out) == 0)
+        queue_result(&out, dj->j.qid);
+    else
+        log_warning("%s: result too large to send", dj->j.qid);
+    djob_free(dj);
     top_up();
 }
 
@@ -547,14 +553,7 @@ static void start_job(const struct ipc_msg *m, int fd)
         log_warning("%s: invalid job from queue-mgr: %s", has_id ? dj->j.qid : "(no id)", why);
         if (!has_id) {
             /* nothing to answer to: queue-mgr defers it when we are gone */
-            if (fd >= 0)
-                close(fd);
-            dj->fd = -1;
-            job_unlink(dj);
-            job_free(&dj->j);
-            free(dj->hops);
-            free(dj);
-            nactive--;
+            djob_free(dj);
             return;
         }
         snprintf(text, sizeof text, "deliver: invalid job: %s", why);
@@ -718,17 +717,8 @@ void agent_stop(void)
         cc_forget(conns);
         smtpc_abort(conns->s);
     }
-    while (jobs) {
-        struct djob *dj = jobs;
-        if (dj->watchdog)
-            ev_timer_cancel(ev, dj->watchdog);
-        if (dj->fd >= 0)
-            close(dj->fd);
-        job_unlink(dj);
-        job_free(&dj->j);
-        free(dj->hops);
-        free(dj);
-    }
+    while (jobs)
+        djob_free(jobs);
     while (wants) {
         struct want *w = wants;
         wants = w->next;

@@ -29,6 +29,7 @@ import base64
 import dnsfix
 import harness
 import sinkfix
+from test_resolver import parse_fields as fields, u64
 
 MAGIC = 0x4E545350
 IPC_F_FD = 1
@@ -91,21 +92,6 @@ def field(tag, v):
 
 def frame(mtype, body, reqid, flags=0):
     return struct.pack("<IHHII", MAGIC, mtype, flags, len(body), reqid) + body
-
-
-def fields(body):
-    out, pos = [], 0
-    while pos < len(body):
-        tag, ln = struct.unpack_from("<HI", body, pos)
-        pos += 6
-        out.append((tag, body[pos:pos + ln]))
-        pos += ln
-    assert pos == len(body), "field runs past the body"
-    return out
-
-
-def u64(v):
-    return struct.unpack("<Q", v)[0]
 
 
 def decode_result(body):
@@ -262,230 +248,193 @@ class FakeQueue:
             self.thread.join(5)
 
 
-class AuthServer:
-    """A relayhost: STARTTLS, then AUTH PLAIN/LOGIN (only over TLS), then mail.
-    Records the credentials it was given and the messages."""
+class _Server:
+    """A loopback TCP server whose handle(conn) runs per connection, in its
+    own thread when threaded. sessions counts connections accepted."""
+
+    threaded = False
 
     def __init__(self, host, port):
         self.host, self.port = host, port
+        self.sessions = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.sessions += 1
+            if self.threaded:
+                threading.Thread(target=self._run, args=(c,), daemon=True).start()
+            else:
+                self._run(c)
+
+    def _run(self, c):
+        try:
+            c.settimeout(10)
+            self.handle(c)
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            c.close()
+
+
+class AuthServer(_Server):
+    """A relayhost: STARTTLS, then AUTH PLAIN/LOGIN (only over TLS), then mail.
+    Records the credentials it was given and the messages."""
+
+    threaded = True
+
+    def __init__(self, host, port):
+        super().__init__(host, port)
         cert, key = harness.tls_files()
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(cert, key)
         self.auth = []
         self.messages = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._session, args=(c,), daemon=True).start()
-
-    def _session(self, c):
-        c.settimeout(10)
+    def handle(self, c):
         f = c.makefile("rb")
         tls = False
 
         def send(s):
             c.sendall(s.encode() + b"\r\n")
-        try:
-            send("220 relay.t.test ESMTP")
-            in_data, data, authed = False, [], None
-            while True:
-                line = f.readline()
-                if not line:
-                    return
-                line = line.rstrip(b"\r\n")
-                if in_data:
-                    if line == b".":
-                        in_data = False
-                        self.messages.append((authed, tls, b"\r\n".join(data)))
-                        send("250 2.0.0 Ok: queued")
-                    else:
-                        data.append(line)
-                    continue
-                verb = line.split(b" ")[0].upper()
-                if verb == b"EHLO":
-                    caps = ["250-relay.t.test", "250-PIPELINING", "250-8BITMIME"]
-                    caps.append("250 AUTH PLAIN LOGIN" if tls else "250 STARTTLS")
-                    c.sendall(("\r\n".join(caps) + "\r\n").encode())
-                elif verb == b"STARTTLS" and not tls:
-                    send("220 2.0.0 go ahead")
-                    c = self.ctx.wrap_socket(c, server_side=True)
-                    f = c.makefile("rb")
-                    tls = True
-                elif verb == b"AUTH" and tls:
-                    parts = line.split(b" ")
-                    if parts[1].upper() == b"PLAIN":
-                        if len(parts) > 2:
-                            blob = parts[2]
-                        else:
-                            send("334 ")
-                            blob = f.readline().strip()
-                        _z, user, pw = base64.b64decode(blob).split(b"\0")
-                    else:
-                        send("334 VXNlcm5hbWU6")
-                        user = base64.b64decode(f.readline().strip())
-                        send("334 UGFzc3dvcmQ6")
-                        pw = base64.b64decode(f.readline().strip())
-                    self.auth.append((user.decode(), pw.decode()))
-                    if (user, pw) == (b"alice", b"s3cret pass"):
-                        authed = user.decode()
-                        send("235 2.7.0 Authentication successful")
-                    else:
-                        send("535 5.7.8 bad credentials")
-                elif verb == b"MAIL":
-                    send("250 2.1.0 Ok" if authed else "530 5.7.0 Authentication required")
-                elif verb == b"RCPT":
-                    send("250 2.1.5 Ok")
-                elif verb == b"DATA":
-                    in_data, data = True, []
-                    send("354 go on")
-                elif verb == b"RSET":
-                    send("250 Ok")
-                elif verb == b"QUIT":
-                    send("221 bye")
-                    return
+        send("220 relay.t.test ESMTP")
+        in_data, data, authed = False, [], None
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            line = line.rstrip(b"\r\n")
+            if in_data:
+                if line == b".":
+                    in_data = False
+                    self.messages.append((authed, tls, b"\r\n".join(data)))
+                    send("250 2.0.0 Ok: queued")
                 else:
-                    send("502 5.5.2 what")
-        except (OSError, ValueError, ssl.SSLError):
-            return
-        finally:
-            c.close()
+                    data.append(line)
+                continue
+            verb = line.split(b" ")[0].upper()
+            if verb == b"EHLO":
+                caps = ["250-relay.t.test", "250-PIPELINING", "250-8BITMIME"]
+                caps.append("250 AUTH PLAIN LOGIN" if tls else "250 STARTTLS")
+                c.sendall(("\r\n".join(caps) + "\r\n").encode())
+            elif verb == b"STARTTLS" and not tls:
+                send("220 2.0.0 go ahead")
+                c = self.ctx.wrap_socket(c, server_side=True)
+                f = c.makefile("rb")
+                tls = True
+            elif verb == b"AUTH" and tls:
+                parts = line.split(b" ")
+                if parts[1].upper() == b"PLAIN":
+                    if len(parts) > 2:
+                        blob = parts[2]
+                    else:
+                        send("334 ")
+                        blob = f.readline().strip()
+                    _z, user, pw = base64.b64decode(blob).split(b"\0")
+                else:
+                    send("334 VXNlcm5hbWU6")
+                    user = base64.b64decode(f.readline().strip())
+                    send("334 UGFzc3dvcmQ6")
+                    pw = base64.b64decode(f.readline().strip())
+                self.auth.append((user.decode(), pw.decode()))
+                if (user, pw) == (b"alice", b"s3cret pass"):
+                    authed = user.decode()
+                    send("235 2.7.0 Authentication successful")
+                else:
+                    send("535 5.7.8 bad credentials")
+            elif verb == b"MAIL":
+                send("250 2.1.0 Ok" if authed else "530 5.7.0 Authentication required")
+            elif verb == b"RCPT":
+                send("250 2.1.5 Ok")
+            elif verb == b"DATA":
+                in_data, data = True, []
+                send("354 go on")
+            elif verb == b"RSET":
+                send("250 Ok")
+            elif verb == b"QUIT":
+                send("221 bye")
+                return
+            else:
+                send("502 5.5.2 what")
 
 
-class TlsThenRefuse:
+class TlsThenRefuse(_Server):
     """Offers STARTTLS and breaks the handshake; in plain text it answers
     421 to MAIL: so neither way works and the next MX must take the mail."""
 
-    def __init__(self, host, port):
-        self.host, self.port = host, port
-        self.sessions = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.sessions += 1
-            try:
-                c.settimeout(10)
-                f = c.makefile("rb")
-                c.sendall(b"220 badtls ESMTP\r\n")
-                for line in f:
-                    v = line[:4].upper()
-                    if v == b"EHLO":
-                        c.sendall(b"250-badtls\r\n250 STARTTLS\r\n")
-                    elif v == b"STAR":
-                        c.sendall(b"220 go ahead\r\n" + os.urandom(2048))
-                        break
-                    elif v == b"MAIL":
-                        c.sendall(b"421 4.3.2 not in plain text\r\n")
-                        break
-                    elif v == b"QUIT":
-                        c.sendall(b"221 bye\r\n")
-                        break
-                    else:
-                        c.sendall(b"250 ok\r\n")
-            except OSError:
-                pass
-            finally:
-                c.close()
+    def handle(self, c):
+        f = c.makefile("rb")
+        c.sendall(b"220 badtls ESMTP\r\n")
+        for line in f:
+            v = line[:4].upper()
+            if v == b"EHLO":
+                c.sendall(b"250-badtls\r\n250 STARTTLS\r\n")
+            elif v == b"STAR":
+                c.sendall(b"220 go ahead\r\n" + os.urandom(2048))
+                return
+            elif v == b"MAIL":
+                c.sendall(b"421 4.3.2 not in plain text\r\n")
+                return
+            elif v == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 ok\r\n")
 
 
-class GatedServer:
+class GatedServer(_Server):
     """Accepts, and says nothing until gate is set; then a plain, willing
-    SMTP server. sessions counts connections accepted."""
+    SMTP server."""
 
     def __init__(self, host, port):
+        super().__init__(host, port)
         self.gate = threading.Event()
-        self.sessions = 0
         self.messages = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
 
     def __exit__(self, *exc):
-        self.stopping = True
         self.gate.set()
-        self.thread.join(5)
-        self.sock.close()
+        super().__exit__(*exc)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+    def handle(self, c):
+        self.gate.wait()
+        f = c.makefile("rb")
+        c.sendall(b"220 gated ESMTP\r\n")
+        in_data = False
+        for line in f:
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.messages += 1
+                    c.sendall(b"250 2.0.0 Ok\r\n")
                 continue
-            self.sessions += 1
-            self.gate.wait()
-            try:
-                c.settimeout(10)
-                f = c.makefile("rb")
-                c.sendall(b"220 gated ESMTP\r\n")
-                in_data = False
-                for line in f:
-                    if in_data:
-                        if line == b".\r\n":
-                            in_data = False
-                            self.messages += 1
-                            c.sendall(b"250 2.0.0 Ok\r\n")
-                        continue
-                    v = line[:4].upper()
-                    if v == b"DATA":
-                        in_data = True
-                        c.sendall(b"354 go on\r\n")
-                    elif v == b"QUIT":
-                        c.sendall(b"221 bye\r\n")
-                        break
-                    else:
-                        c.sendall(b"250 ok\r\n")
-            except OSError:
-                pass
-            finally:
-                c.close()
+            v = line[:4].upper()
+            if v == b"DATA":
+                in_data = True
+                c.sendall(b"354 go on\r\n")
+            elif v == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 ok\r\n")
 
 
 # ------------------------------------------------------------ the world
