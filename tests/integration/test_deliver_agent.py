@@ -12,12 +12,14 @@ greets 421, or fails TLS (and plain text too); the plain-text retry after a
 failed handshake; implicit MX; null MX; NXDOMAIN; SERVFAIL defers; the SPEC
 §6 line; connection reuse across two jobs; relayhost with AUTH over TLS;
 the descriptor deliver holds is read-only and a writable one is refused;
-bad jobs; D_WANTs re-issued and results kept while queue-mgr is away.
+bad jobs; D_WANTs re-issued and results kept while queue-mgr is away; SIGHUP
+drains (the delivery in flight finishes, then deliver exits).
 """
 
 import os
 import re
 import select
+import signal
 import socket
 import ssl
 import struct
@@ -762,3 +764,23 @@ def test_deliver_agent_queue_mgr_away():
             r = w.q.result(jid)
             assert r["rcpts"][0]["status"] == "sent", r
             harness.wait_until(lambda: w.q.nwants() == 4, 10, "the D_WANTs again")
+
+
+def test_deliver_agent_sighup_drains():
+    """SIGHUP (a reload): no new job is asked for, the delivery in flight
+    finishes and its result is sent, then deliver exits by itself."""
+    _need()
+    with dnsfix.Nsd({"t.test": ZONE}) as ns, World(ns) as w:
+        harness.wait_until(lambda: w.q.nwants() == 4, 10, "deliver_concurrency D_WANTs")
+        with GatedServer("127.0.0.11", w.port) as mx1:
+            jid, qid, _ = w.job("pref.t.test", ["drain@pref.t.test"], wait=False)
+            harness.wait_until(lambda: mx1.sessions >= 1, 20, "deliver to connect")
+            p = w.procs["deliver"]
+            p.send_signal(signal.SIGHUP)
+            harness.wait_until(lambda: "draining: 1 deliveries in flight" in w.log(), 10, "deliver to drain")
+            assert p.poll() is None, "deliver exited with a delivery in flight"
+            mx1.gate.set()
+            r = w.q.result(jid)
+            assert r["rcpts"][0]["status"] == "sent", r
+            assert p.wait(20) == 0
+            assert mx1.messages == 1
