@@ -40,12 +40,9 @@ $(eval $(call process,SMTPD,smtpd,smtpd))
 $(eval $(call process,QMGR,queue-mgr,queue-mgr))
 $(eval $(call process,RESOLVER,resolver,resolver))
 $(BIN)/resolver: LIBS += -lunbound
-
-# deliver/: the SMTP client engine's modules (the process's main.c comes
-# when it is wired to queue-mgr); linked into the unit tests and the
-# smtpc-drive test driver.
-DELIVER_SRC := $(filter-out deliver/main.c,$(wildcard deliver/*.c))
-DELIVER_OBJ := $(DELIVER_SRC:%.c=$(BUILD)/%.o)
+# deliver/: the process and the SMTP client engine; its modules are linked
+# into the unit tests and the smtpc-drive test driver too.
+$(eval $(call process,DELIVER,deliver,deliver))
 $(BUILD)/tests/%.o: CFLAGS += -Ideliver
 $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -59,7 +56,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit
 
-PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(TOOLS:%=$(BIN)/%)
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
 
 all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive
 

@@ -116,6 +116,8 @@ struct smtpc {
     uint64_t t_msg, t_tx;
     unsigned nmsgs;
     int tls_done;
+    int connected;                   /* a TCP connection was made */
+    int greeted;                     /* the server's 220 came */
     /* lifetime */
     int busy;                        /* inside a callback of ours */
     int free_me;
@@ -833,12 +835,19 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     struct smtpc_msg *m = s->m;
     char text[SMTPC_REPLY_TEXT];
 
+    /* 421 before the final dot: the host is closing, nothing was taken:
+     * the next MX (RFC 5321 3.8) */
+    if (r->code == 421 && (s->phase == P_MAIL || s->phase == P_RCPT || s->phase == P_DATA)) {
+        host_refused(s, r, s->phase == P_MAIL ? "MAIL FROM" : s->phase == P_RCPT ? "RCPT TO" : "DATA");
+        return;
+    }
     switch (s->phase) {
     case P_GREETING:
         if (r->code != 220) {
             host_refused(s, r, NULL);
             return;
         }
+        s->greeted = 1;
         cmd(s, "EHLO %s", s->cfg.helo_name);
         s->phase = P_EHLO;
         set_timer(s, s->cfg.t.helo);
@@ -1223,6 +1232,7 @@ static void on_connected(int fd, const struct sockaddr_storage *addr, const char
         fail_session(s, SMTPC_NEXT_MX, SMTPC_DEFERRED, "4.4.1", text);
     } else {
         s->fd = fd;
+        s->connected = 1;
         s->peer = *addr;
         net_addr_text((const struct sockaddr *)addr, s->ip, sizeof(s->ip));
         sfmt(s->hostip, sizeof(s->hostip), "%s[%s]", s->dest.host, s->ip);
@@ -1353,9 +1363,36 @@ void smtpc_quit(struct smtpc *s)
     start_quit(s);
 }
 
+void smtpc_abort(struct smtpc *s)
+{
+    s->quit_req = 0;
+    s->idle_quit = 0;
+    destroy(s);
+}
+
 unsigned smtpc_messages(const struct smtpc *s)
 {
     return s->nmsgs;
+}
+
+int smtpc_connected(const struct smtpc *s)
+{
+    return s->connected;
+}
+
+int smtpc_greeted(const struct smtpc *s)
+{
+    return s->greeted;
+}
+
+int smtpc_tls_active(const struct smtpc *s)
+{
+    return s->ssl != NULL;
+}
+
+const char *smtpc_peer_ip(const struct smtpc *s)
+{
+    return s->connected ? s->ip : "";
 }
 
 /* Postfix's delay style: "0", "0.05", "1.2", "35". */

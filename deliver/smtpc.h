@@ -156,8 +156,17 @@ int smtpc_send(struct smtpc *s, struct smtpc_msg *m);
 /* QUIT and free (asynchronously; no callback follows). Safe in the done
  * callback. */
 void smtpc_quit(struct smtpc *s);
+/* Closes and frees at once, no QUIT, no done callback (the closed hook
+ * runs): for a process that is exiting. Never inside a callback. */
+void smtpc_abort(struct smtpc *s);
 /* Messages sent over this connection so far. */
 unsigned smtpc_messages(const struct smtpc *s);
+/* Did a TCP connection succeed; did the server's 220 greeting come; is the
+ * connection encrypted now; the peer's numeric address ("" before). */
+int smtpc_connected(const struct smtpc *s);
+int smtpc_greeted(const struct smtpc *s);
+int smtpc_tls_active(const struct smtpc *s);
+const char *smtpc_peer_ip(const struct smtpc *s);
 
 /* "to=<…>, relay=…, delay=…, delays=a/b/c/d, dsn=…, status=… (…)" for the
  * SPEC §6 log line; a and b (queue times) and the total come from the

@@ -11,9 +11,9 @@
 #include "privsep.h"
 
 /* Who owns what: as root the configured accounts, otherwise the invoking user
- * for all three. */
+ * for all of them. */
 struct dir_owners {
-    struct account root, queue, deliver;
+    struct account root, queue, deliver, resolver;
 };
 
 /*

@@ -177,7 +177,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         o->root.uid = getuid();
         o->root.gid = getgid();
         snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
-        o->queue = o->deliver = o->root;
+        o->queue = o->deliver = o->resolver = o->root;
         return 0;
     }
     const struct {
@@ -186,7 +186,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
     } a[] = {
         { "user_smtpd", c->user_smtpd, &other },
         { "user_queue", c->user_queue, &o->queue },
-        { "user_resolver", c->user_resolver, &other },
+        { "user_resolver", c->user_resolver, &o->resolver },
         { "user_deliver", c->user_deliver, &o->deliver },
     };
     for (size_t i = 0; i < ARRAY_LEN(a); i++) {

@@ -85,6 +85,10 @@ static const struct role roles[] = {
     /* SIGHUP makes the resolver drain and exit: a new generation takes over */
     { "resolver",  "resolver",  one,             0,      RELOAD_GENERATION, 2,   30,   { NULL } },
     { "smtpd",     "smtpd",     smtpd_instances, LK_ALL, RELOAD_GENERATION, 0,   10,   { "queue-mgr" } },
+    /* SIGHUP makes deliver stop taking jobs, finish the deliveries in
+     * flight and exit (a new generation takes the new configuration):
+     * a reload never cuts a delivery between its final dot and the reply */
+    { "deliver",   "deliver",   one,             0,      RELOAD_GENERATION, 0,   30,   { "queue-mgr", "resolver" } },
 };
 
 struct child {

@@ -1,10 +1,11 @@
 /*
  * resolver - DNS for the other Postern processes, through libunbound:
  * MX, A, AAAA, TLSA and TXT look-ups, and RFC 5321 next hops, over
- * RUN/resolver/resolver.sock.
+ * RUN/resolver/resolver.sock and, for deliver, RUN/deliver/resolver/resolver.sock
+ * (inside deliver's jail).
  *
  * Started by the master (as root when the master is root): reads the
- * configuration and the trust anchor, binds its socket, chroots into its
+ * configuration and the trust anchor, binds its sockets, chroots into its
  * empty jail RUN/resolver and drops to user_resolver. It must never read
  * /etc/resolv.conf, run anything, or trust a request.
  * SIGHUP: stop taking connections, answer what is in flight, exit (the
@@ -82,6 +83,21 @@ static void make_jail(const char *path)
         log_fatal("%s must be a directory writable only by its owner (fix: chmod 755 %s)", path, path);
 }
 
+/* RUN/deliver, for a resolver started without the master. */
+static void make_parent_dir(const char *path)
+{
+    char parent[4096];
+    char *slash;
+
+    str_copy(parent, path, sizeof parent);
+    slash = strrchr(parent, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+        log_fatal("cannot create %s: %s", parent, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
@@ -91,8 +107,8 @@ int main(int argc, char **argv)
     size_t npeers = 0;
     struct evloop *ev;
     struct ub_ctx *ub;
-    char err[1024], jail[4096], sock[4096];
-    int opt, lfd, jailed;
+    char err[1024], jail[4096], sock[4096], dsock[4096], ddir[4096];
+    int opt, lfd[2], jailed;
 
     while ((opt = getopt(argc, argv, "c:")) != -1) {
         if (opt == 'c')
@@ -112,7 +128,9 @@ int main(int argc, char **argv)
     tzset();
 
     if ((size_t)snprintf(jail, sizeof jail, "%s/%s", cfg.run_dir, SOCK_RESOLVER_JAIL) >= sizeof jail ||
-        (size_t)snprintf(sock, sizeof sock, "%s/%s", cfg.run_dir, SOCK_RESOLVER) >= sizeof sock)
+        (size_t)snprintf(sock, sizeof sock, "%s/%s", cfg.run_dir, SOCK_RESOLVER) >= sizeof sock ||
+        (size_t)snprintf(dsock, sizeof dsock, "%s/%s", cfg.run_dir, SOCK_RESOLVER_DELIVER) >= sizeof dsock ||
+        (size_t)snprintf(ddir, sizeof ddir, "%s/%s", cfg.run_dir, SOCK_DELIVER_JAIL "/resolver") >= sizeof ddir)
         log_fatal("run_dir too long");
     jailed = priv_is_root() && cfg.chroot;
     if (priv_is_root()) {
@@ -134,8 +152,16 @@ int main(int argc, char **argv)
         log_fatal("%s", err);
     make_jail(jail);
     /* Anyone may connect; SO_PEERCRED decides who is served. */
-    lfd = net_listen_unix(sock, 0666, err, sizeof err);
-    if (lfd < 0)
+    lfd[0] = net_listen_unix(sock, 0666, err, sizeof err);
+    if (lfd[0] < 0)
+        log_fatal("%s", err);
+    /* deliver's copy, in its jail (RUN/deliver/resolver is ours, made by
+     * the master; made here when missing, for a resolver started alone) */
+    make_parent_dir(ddir);
+    if (mkdir(ddir, 0755) < 0 && errno != EEXIST)
+        log_fatal("cannot create %s: %s", ddir, strerror(errno));
+    lfd[1] = net_listen_unix(dsock, 0666, err, sizeof err);
+    if (lfd[1] < 0)
         log_fatal("%s", err);
     if (priv_is_root())
         priv_drop(&acct, jailed ? jail : NULL);
@@ -147,9 +173,9 @@ int main(int argc, char **argv)
         ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
         log_fatal("signals: %s", strerror(errno));
     ev_set_idle(ev, on_idle, NULL);
-    if (rsv_start(ev, ub, lfd, &cfg, peers, npeers, err, sizeof err) < 0)
+    if (rsv_start(ev, ub, lfd, 2, &cfg, peers, npeers, err, sizeof err) < 0)
         log_fatal("%s", err);
-    log_info("ready on %s%s", sock, jailed ? " (chrooted)" : "");
+    log_info("ready on %s and %s%s", sock, dsock, jailed ? " (chrooted)" : "");
     ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));

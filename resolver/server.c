@@ -78,7 +78,7 @@ struct job {
 
 static struct evloop *ev;
 static struct ub_ctx *ub;
-static int lfd = -1;
+static int lfd[2] = { -1, -1 };    /* RUN/resolver and deliver's jail */
 static char self[DNS_NAME_MAX + 1];
 static uid_t allowed_uid[8];
 static size_t nallowed;
@@ -562,18 +562,23 @@ static void sweep(struct evloop *loop, void *arg)
     ev_timer(loop, 1000, sweep, NULL);
 }
 
-int rsv_start(struct evloop *loop, struct ub_ctx *ctx, int listen_fd, const struct config *c,
-                 const uid_t *peers, size_t npeers, char *err, size_t errlen)
+int rsv_start(struct evloop *loop, struct ub_ctx *ctx, const int *listen_fd, size_t nlisten,
+              const struct config *c, const uid_t *peers, size_t npeers, char *err, size_t errlen)
 {
     ev = loop;
     ub = ctx;
-    lfd = listen_fd;
     if (dns_name_normalize(c->hostname, strlen(c->hostname), self) < 0)
         self[0] = '\0';
     for (size_t i = 0; i < npeers && nallowed < ARRAY_LEN(allowed_uid); i++)
         allowed_uid[nallowed++] = peers[i];
-    if (ev_add(loop, lfd, EPOLLIN, accept_cb, NULL) < 0 ||
-        ev_add(loop, ub_fd(ub), EPOLLIN, ub_cb, NULL) < 0) {
+    for (size_t i = 0; i < nlisten && i < ARRAY_LEN(lfd); i++) {
+        lfd[i] = listen_fd[i];
+        if (ev_add(loop, lfd[i], EPOLLIN, accept_cb, NULL) < 0) {
+            snprintf(err, errlen, "epoll: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (ev_add(loop, ub_fd(ub), EPOLLIN, ub_cb, NULL) < 0) {
         snprintf(err, errlen, "epoll: %s", strerror(errno));
         return -1;
     }
@@ -583,11 +588,12 @@ int rsv_start(struct evloop *loop, struct ub_ctx *ctx, int listen_fd, const stru
 
 void rsv_close_listener(void)
 {
-    if (lfd >= 0) {
-        ev_del(ev, lfd);
-        close(lfd);
-        lfd = -1;
-    }
+    for (size_t i = 0; i < ARRAY_LEN(lfd); i++)
+        if (lfd[i] >= 0) {
+            ev_del(ev, lfd[i]);
+            close(lfd[i]);
+            lfd[i] = -1;
+        }
 }
 
 unsigned rsv_jobs(void)

@@ -205,7 +205,7 @@ def binary(name):
 
 
 # Binaries of issue 6 that a tree may not have yet; copied when present.
-OPTIONAL_BINARIES = ("deliver", "posternctl")
+OPTIONAL_BINARIES = ("posternctl",)
 
 
 def have_deliver():
@@ -221,7 +221,7 @@ def need_deliver():
 
 def have_binaries():
     return all(os.access(binary(n), os.X_OK)
-               for n in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail"))
+               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail"))
 
 
 # --------------------------------------------------------------------------
@@ -632,7 +632,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "mailq", "sendmail") + OPTIONAL_BINARIES:
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail") + OPTIONAL_BINARIES:
                 if p in OPTIONAL_BINARIES and not os.access(binary(p), os.X_OK):
                     continue
                 shutil.copy2(binary(p), os.path.join(bindir, p))

@@ -280,6 +280,9 @@ def test_crashed_smtpd_is_restarted():
 
 def test_crashed_queue_mgr_is_restarted():
     with harness.Instance("crashq") as inst:
+        # every role up first (deliver may still be starting): else the
+        # line below is the first "ready", not "ready again"
+        inst.wait_log(r"master\[\d+\]: ready: every process is up", 0, 30)
         before = inst.send()
         (victim,) = inst.pids("queue-mgr")
         workers = sorted(inst.pids("smtpd"))
