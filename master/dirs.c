@@ -57,6 +57,9 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
         { c->run_dir, "smtpd/queue", "queue-mgr socket in the smtpd jail", &o->queue, 0755 },
         /* the resolver's jail: it binds its socket there before it chroots */
         { c->run_dir, "resolver", "resolver jail", &o->root, 0755 },
+        /* deliver's jail: queue-mgr binds its deliver socket in deliver/queue */
+        { c->run_dir, "deliver", "deliver jail", &o->root, 0755 },
+        { c->run_dir, "deliver/queue", "queue-mgr socket in the deliver jail", &o->queue, 0755 },
         { c->mailbox_dir, NULL, "mailbox_dir", &o->deliver, 0700 },
     };
     const char *keys[] = { "spool_dir", "run_dir", "mailbox_dir" };
