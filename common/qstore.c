@@ -666,11 +666,6 @@ static int update_one(struct qstore *q, MDB_txn *txn, const struct qstore_rcpt_u
     }
     old_next = rc.next_try;
     old_status = rc.status;
-    if (!is_due_status(old_status)) {
-        /* sent or bounced already: a late or repeated result changes nothing */
-        qrcpt_free(&rc);
-        goto missing;
-    }
     rc.status = u->status;
     rc.attempts = u->attempts;
     rc.next_try = u->next_try;

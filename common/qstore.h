@@ -100,9 +100,7 @@ struct qstore_rcpt_update {
 
 /* Applies n results in one transaction; each rewrites one small recipient
  * record and moves its schedule entry. A recipient that is not stored (its
- * message was removed), or is sent or bounced already, is skipped and
- * counted in *missing (may be NULL): a result applies only to a recipient
- * still to deliver.
+ * message was removed) is skipped and counted in *missing (may be NULL).
  * 0, -1 with err (nothing applied), or QSTORE_EFULL as for put_batch. */
 int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
                         size_t *missing, char *err, size_t errlen);

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -217,13 +218,32 @@ static int default_sync(void *arg)
 }
 
 /* Results, then the messages they finished: no recipient left to
- * deliver and none bounced (a bounced one waits for its notice). */
+ * deliver and none bounced (a bounced one waits for its notice). A result
+ * for a recipient sent or bounced already (a late or repeated one) is
+ * dropped: only this thread writes results, so what it reads stays true
+ * until its own write. */
 static int default_update(void *arg, struct commit_job *j, char *err, size_t errlen)
 {
     struct qstore *q = arg;
-    int rc = qstore_update_rcpts(q, j->updates, j->nupdates, NULL, err, errlen);
+    struct qstore_rcpt_update *keep = malloc(j->nupdates * sizeof(*keep));
+    size_t nkeep = 0;
+    int rc;
 
     j->nremoved = 0;
+    if (!keep) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < j->nupdates; i++) {
+        struct qrcpt rc0;
+        if (qstore_get_rcpt(q, j->updates[i].qid, j->updates[i].rcpt, &rc0) != 0)
+            continue;
+        if (rc0.status == RCPT_PENDING || rc0.status == RCPT_DEFERRED)
+            keep[nkeep++] = j->updates[i];
+        qrcpt_free(&rc0);
+    }
+    rc = qstore_update_rcpts(q, keep, nkeep, NULL, err, errlen);
+    free(keep);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < j->nupdates; i++) {
