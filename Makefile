@@ -49,6 +49,9 @@ DELIVER_OBJ := $(DELIVER_SRC:%.c=$(BUILD)/%.o)
 $(BUILD)/tests/%.o: CFLAGS += -Ideliver
 $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# qdump: the stored state of one message, for the scheduler's tests
+$(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 TOOLS := mailq sendmail posternctl
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
@@ -61,7 +64,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELI
 
 PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(TOOLS:%=$(BIN)/%)
 
-all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive
+all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@
