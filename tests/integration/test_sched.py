@@ -652,3 +652,56 @@ def test_only_deliver_may_connect_and_bad_frames():
         d.all_sent(job)
         inst.wait_log(r"%s: removed" % qid)
         d.close()
+
+
+def test_in_flight_when_queue_mgr_dies_is_tried_again():
+    import signal
+    with instance("sched-qmkill") as inst:
+        d = FakeDeliver(inst)
+        qid = inst.send(rcpts=["r@crash.example"])
+        d.want()
+        job = d.job()
+        assert job["qid"] == qid
+        old = inst.pids("queue-mgr")
+        os.kill(old[0], signal.SIGKILL)
+        harness.wait_until(lambda: [p for p in inst.pids("queue-mgr") if p not in old], 30,
+                           "a new queue-mgr after the kill -9")
+        inst.wait_ready(30)
+        d.close()
+        # nothing in storage said "in flight": the recipient is simply due
+        d2 = harness.wait_until(lambda: _try_connect(inst), 30, "the new deliver socket")
+        d2.want()
+        job2 = d2.job()
+        assert job2 and job2["qid"] == qid and job2["rcpts"][0]["attempts"] == 0, job2
+        d2.all_sent(job2)
+        inst.wait_log(r"%s: removed" % qid)
+        d2.close()
+
+
+def _try_connect(inst):
+    try:
+        return FakeDeliver(inst)
+    except (OSError, AssertionError):
+        return None
+
+
+def test_unprivileged_queue_mgr_serves_its_own_uid():
+    if not harness.IS_ROOT:
+        raise harness.Skip("the unprivileged case needs root to pick the user")
+    unpriv = (64010, 64010)
+    with harness.Instance("sched-unpriv", run_as=unpriv, relayhost=None) as inst:
+        # queue-mgr made RUN/deliver/queue itself; only its own uid may take jobs
+        d = FakeDeliver(inst, uid=unpriv[0])
+        qid = inst.send(rcpts=["r@unpriv.example"])
+        d.want()
+        job = d.job()
+        assert job["qid"] == qid
+        d.all_sent(job)
+        inst.wait_log(r"%s: removed" % qid)
+        d.close()
+        off = inst.log_size()
+        s = connect_as_deliver(os.path.join(inst.run_dir, DELIVER_SOCK), uid=harness.ACCOUNTS["deliver"][0])
+        s.settimeout(5)
+        assert s.recv(16) == b""
+        s.close()
+        inst.wait_log(r"deliver socket: refused connection", since=off)
