@@ -114,6 +114,25 @@ static void ks_clear(struct keyset *s)
 static struct keyset inflight;      /* dispatched, or result not yet durable */
 static struct keyset seen;          /* messages looked at in this pass */
 
+/* Where the last pass stopped in the time index. Everything before it was
+ * dispatched, deferred or blocked then; what became due since sorts after
+ * it. A pass starts from the beginning only when capacity changed (a new
+ * slot, a result, a flush, the tick) and there is a free slot; else it
+ * goes on from here, so new mail costs one read, not a rescan. */
+static struct qstore_due cursor;
+static int have_cursor, rescan = 1;
+
+/* Messages whose due recipients all wait for one destination at its
+ * limit: skipped without reading the record while it stays so. */
+#define BLOCKED_MAX 200000
+struct blocked {
+    char qid[QID_LEN + 1];
+    struct dest *dest;
+    struct blocked *next;
+};
+static struct blocked *blocked[HASH_SIZE];
+static size_t nblocked;
+
 /* ---- destinations ---- */
 
 static struct dest *dests[HASH_SIZE];
@@ -142,6 +161,53 @@ static struct dest *dest_get(const char *name)
     d->next = dests[h];
     dests[h] = d;
     return d;
+}
+
+/* Orders two schedule positions as the time index does. */
+static int qstore_due_cmp(const struct qstore_due *a, const struct qstore_due *b)
+{
+    int c;
+
+    if (a->next_try != b->next_try)
+        return a->next_try < b->next_try ? -1 : 1;
+    if ((c = strcmp(a->qid, b->qid)) != 0)
+        return c;
+    return a->rcpt < b->rcpt ? -1 : a->rcpt > b->rcpt;
+}
+
+static struct blocked **blocked_find(const char *qid)
+{
+    struct blocked **pp = &blocked[key_hash(qid, 0)];
+
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->qid, qid) == 0)
+            return pp;
+    return pp;
+}
+
+static void blocked_set(const char *qid, struct dest *d)
+{
+    struct blocked **pp = blocked_find(qid), *b = *pp;
+
+    if (!d) {
+        if (b) {
+            *pp = b->next;
+            free(b);
+            nblocked--;
+        }
+        return;
+    }
+    if (!b) {
+        if (nblocked >= BLOCKED_MAX)
+            return;
+        if (!(b = malloc(sizeof(*b))))
+            return;
+        str_copy(b->qid, qid, sizeof(b->qid));
+        b->next = NULL;
+        *pp = b;
+        nblocked++;
+    }
+    b->dest = d;
 }
 
 /* ---- deliver clients and jobs ---- */
@@ -225,6 +291,7 @@ struct rjob {
 };
 
 static void submit_results(void);
+static void scheduler_rescan(void);
 
 static void retry_cb(struct evloop *ev, void *arg)
 {
@@ -250,6 +317,8 @@ static void rjob_done(struct commit_job *job)
             spool_remove(r->removed[i]);
             log_info("%s: removed", r->removed[i]);
         }
+    if (job->status != COMMIT_OK)
+        rescan = 1; /* released while still due: before the cursor */
     free(r->u);
     free(r->p);
     free(r->removed);
@@ -434,9 +503,11 @@ static void send_job(struct deliverer *dl, const struct qrec *r, struct dest *d,
     njobs++;
 }
 
-static void handle_group(const struct qrec *r, const struct group *g, uint64_t now, int *fd)
+/* Returns the destination when it left recipients waiting at its limit. */
+static struct dest *handle_group(const struct qrec *r, const struct group *g, uint64_t now, int *fd)
 {
     struct dest *d;
+    size_t from;
 
     if (g->kind != DEST_REMOTE) {
         for (size_t i = 0; i < g->n; i++) {
@@ -447,11 +518,11 @@ static void handle_group(const struct qrec *r, const struct group *g, uint64_t n
         }
         log_info("%s: %zu recipient(s) of %s deferred: %s", r->qid, g->n, g->dest,
                  g->kind == DEST_LOCAL ? REASON_LOCAL : "bad recipient address");
-        return;
+        return NULL;
     }
     d = dest_get(g->dest);
     if (!d)
-        return;
+        return NULL;
     if (dest_dead(d, now)) {
         char why[QREC_REPLY_MAX + 1];
         int expired = 0;
@@ -475,9 +546,9 @@ static void handle_group(const struct qrec *r, const struct group *g, uint64_t n
         }
         if (expired)
             log_expired(r->qid, r->sender);
-        return;
+        return NULL;
     }
-    for (size_t from = 0; from < g->n && dest_can_start(d, now) && slots_free();) {
+    for (from = 0; from < g->n && dest_can_start(d, now) && slots_free();) {
         size_t n = g->n - from < SCHED_JOB_RCPTS ? g->n - from : SCHED_JOB_RCPTS;
         if (*fd < 0)
             *fd = openat(spool_dir_fd(), r->qid, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -487,11 +558,12 @@ static void handle_group(const struct qrec *r, const struct group *g, uint64_t n
                 if (ks_add(&inflight, r->qid, g->idx[i]) == 0)
                     queue_update(r->qid, g->idx[i], RCPT_DEFERRED, r->rcpt[g->idx[i]].attempts,
                                  now + cfg->max_backoff, "4.3.0", REASON_NOFILE);
-            return;
+            return NULL;
         }
         send_job(free_deliverer(), r, d, g, from, n, *fd);
         from += n;
     }
+    return from < g->n && !dest_can_start(d, now) ? d : NULL;
 }
 
 static void handle_message(const char *qid, uint64_t now)
@@ -531,8 +603,13 @@ static void handle_message(const char *qid, uint64_t now)
         }
         g[k].idx[g[k].n++] = (uint32_t)i;
     }
-    for (size_t k = 0; k < ng; k++)
-        handle_group(&r, &g[k], now, &fd);
+    struct dest *wait = NULL;
+    for (size_t k = 0; k < ng; k++) {
+        struct dest *b = handle_group(&r, &g[k], now, &fd);
+        if (k == 0)
+            wait = b;
+    }
+    blocked_set(qid, ng == 1 ? wait : NULL);
 out:
     for (size_t k = 0; k < ng; k++)
         free(g[k].idx);
@@ -546,28 +623,47 @@ static void pass(void)
     struct qstore_due due[SCAN_SLICE], after;
     uint64_t now = now_s();
     size_t visited = 0;
-    int have_after = 0;
+    int have_after = 0, from_start, out_of_slots = 0;
 
     if (stopping)
         return;
-    while (visited < SCAN_MAX) {
+    from_start = !have_cursor || (rescan && slots_free());
+    if (from_start) {
+        rescan = 0;
+    } else {
+        after = cursor;
+        have_after = 1;
+    }
+    while (visited < SCAN_MAX && !out_of_slots) {
         long n = qstore_scan_due(store, now, have_after ? &after : NULL, due, SCAN_SLICE);
         if (n < 0) {
             log_warning("queue index: schedule read failed");
             break;
         }
         for (long i = 0; i < n; i++) {
+            struct blocked **b;
             if (ks_has(&inflight, due[i].qid, due[i].rcpt) || ks_has(&seen, due[i].qid, UINT32_MAX))
+                continue;
+            if (*(b = blocked_find(due[i].qid)) && !dest_can_start((*b)->dest, now))
                 continue;
             if (ks_add(&seen, due[i].qid, UINT32_MAX) < 0)
                 break;
             handle_message(due[i].qid, now);
         }
         visited += (size_t)n;
+        if (n > 0) {
+            after = due[n - 1];
+            have_after = 1;
+        }
         if (n < SCAN_SLICE)
             break;
-        after = due[n - 1];
-        have_after = 1;
+        /* from the start and out of slots: what follows, up to the
+         * cursor, was looked at before */
+        out_of_slots = from_start && have_cursor && !slots_free() && qstore_due_cmp(&after, &cursor) < 0;
+    }
+    if (have_after && !out_of_slots) {
+        cursor = after;
+        have_cursor = 1;
     }
     ks_clear(&seen);
     submit_results();
@@ -582,6 +678,13 @@ static void kick_cb(struct evloop *ev, void *arg)
     pass();
 }
 
+/* Capacity changed: the next pass looks from the start again. */
+static void scheduler_rescan(void)
+{
+    rescan = 1;
+    scheduler_kick();
+}
+
 void scheduler_kick(void)
 {
     if (!kick_timer && !stopping && loop)
@@ -592,6 +695,7 @@ static void tick_cb(struct evloop *ev, void *arg)
 {
     (void)arg;
     tick_timer = ev_timer(ev, SCHED_TICK_MS, tick_cb, NULL);
+    rescan = 1;
     pass();
 }
 
@@ -816,7 +920,7 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
     job_free(j);
     free(res);
     submit_results();
-    scheduler_kick();
+    scheduler_rescan();
 }
 
 void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
@@ -842,7 +946,7 @@ void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
         }
         dl->wants[(dl->whead + dl->nwants) % WANTS_MAX] = m->reqid;
         dl->nwants++;
-        scheduler_kick();
+        scheduler_rescan();
         return;
     case D_RESULT:
         handle_result(dl, m);
@@ -881,7 +985,7 @@ void scheduler_deliver_gone(struct client *c)
     if (rr_next == dl)
         rr_next = NULL;
     free(dl);
-    scheduler_kick();
+    scheduler_rescan();
 }
 
 /* ---- flush ---- */
@@ -1016,7 +1120,7 @@ long scheduler_flush(const char *qid, const char *domain)
         failed = flush_write(u, &nu) != 0;
     free(u);
     free(reply);
-    scheduler_kick();
+    scheduler_rescan();
     return failed ? -1 : count;
 }
 
