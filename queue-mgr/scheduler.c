@@ -444,15 +444,17 @@ struct group {
     uint32_t *idx;
 };
 
-static void send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, const struct group *g,
-                     size_t from, size_t n, int fd)
+/* 0 sent, -1 not (out of memory, or the connection's descriptor queue is
+ * full until it drains): the recipients stay due for a later pass. */
+static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, const struct group *g,
+                    size_t from, size_t n, int fd)
 {
     struct job *j = calloc(1, sizeof(*j));
     struct ipc_out m;
     uint32_t reqid;
 
     if (!j)
-        return;
+        return -1;
     reqid = dl->wants[dl->whead];
     j->id = next_job_id++;
     j->dl = dl;
@@ -491,7 +493,7 @@ static void send_job(struct deliverer *dl, const struct qrec *r, struct dest *d,
     j->n = n;
     if (client_send(dl->c, &m, fd) < 0) {
         free(j);
-        return;
+        return -1;
     }
     dl->whead = (dl->whead + 1) % WANTS_MAX;
     dl->nwants--;
@@ -501,6 +503,7 @@ static void send_job(struct deliverer *dl, const struct qrec *r, struct dest *d,
     j->next = jobs;
     jobs = j;
     njobs++;
+    return 0;
 }
 
 /* Returns the destination when it left recipients waiting at its limit. */
@@ -560,7 +563,8 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
                                  now + cfg->max_backoff, "4.3.0", REASON_NOFILE);
             return NULL;
         }
-        send_job(free_deliverer(), r, d, g, from, n, *fd);
+        if (send_job(free_deliverer(), r, d, g, from, n, *fd) < 0)
+            return NULL;
         from += n;
     }
     return from < g->n && !dest_can_start(d, now) ? d : NULL;

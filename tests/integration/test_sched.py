@@ -27,6 +27,8 @@ import struct
 import time
 
 import harness
+# the ipc.h wire format, as the resolver's tests write it
+from test_resolver import frame, f_str, f_u64, parse_fields, u64 as _u64
 
 MAGIC = 0x4E545350
 IPC_F_FD = 1
@@ -47,37 +49,13 @@ QDUMP = os.path.join(harness.REPO, os.path.dirname(os.environ.get("UNIT", "build
 
 # ------------------------------------------------------------ the wire format
 
-def frame(mtype, fields, reqid=1):
-    body = b"".join(struct.pack("<HI", t, len(v)) + v for t, v in fields)
-    return struct.pack("<IHHII", MAGIC, mtype, 0, len(body), reqid) + body
-
-
-def f_str(tag, s):
-    return (tag, s.encode() if isinstance(s, str) else s)
-
-
-def f_u64(tag, v):
-    return (tag, struct.pack("<Q", v))
-
-
 def f_nested(tag, fields):
     return (tag, b"".join(struct.pack("<HI", t, len(v)) + v for t, v in fields))
 
 
-def parse_fields(body):
-    out, pos = [], 0
-    while pos < len(body):
-        tag, ln = struct.unpack_from("<HI", body, pos)
-        pos += 6
-        out.append((tag, body[pos:pos + ln]))
-        pos += ln
-    assert pos == len(body), "field runs past the body"
-    return out
-
-
 def u64(v):
     assert len(v) == 8, "u64 field of %d bytes" % len(v)
-    return struct.unpack("<Q", v)[0]
+    return _u64(v)
 
 
 def decode_job(body):
@@ -347,6 +325,20 @@ def test_deferred_backoff_and_reason_in_mailq():
         d.close()
 
 
+def take(d, qid, n=1):
+    """Asks for n jobs and returns the first, which must be qid's."""
+    d.want(n)
+    job = d.job()
+    assert job and job["qid"] == qid, job
+    return job
+
+
+def finish(inst, d, job):
+    """Reports every recipient of job sent; waits for the removal."""
+    d.all_sent(job)
+    inst.wait_log(r"%s: removed" % job["qid"])
+
+
 def stored(inst, qid):
     """The stored state of qid (tests/tools/qdump.c), or None."""
     import subprocess
@@ -414,18 +406,12 @@ def test_disconnect_mid_job_redispatches():
     with instance("sched-lost") as inst:
         d = FakeDeliver(inst)
         qid = inst.send(rcpts=["r@lost.example"])
-        d.want()
-        job = d.job()
-        assert job["qid"] == qid
+        take(d, qid)
         d.close()   # deliver died with the job
         d2 = FakeDeliver(inst)
-        d2.want()
-        job2 = d2.job()
-        assert job2 and job2["qid"] == qid and job2["rcpts"][0]["attempts"] == 0, job2
-        # a late result of the first job (unknown now) is not applied twice:
-        # the recipient is in flight again
-        d2.all_sent(job2)
-        inst.wait_log(r"%s: removed" % qid)
+        job2 = take(d2, qid)
+        assert job2["rcpts"][0]["attempts"] == 0, job2
+        finish(inst, d2, job2)
         d2.close()
 
 
@@ -646,11 +632,7 @@ def test_only_deliver_may_connect_and_bad_frames():
         assert stored(inst, qid)["rcpt0.status"] == str(RCPT_PENDING)
         # still serving
         d = FakeDeliver(inst)
-        d.want()
-        job = d.job()
-        assert job["qid"] == qid
-        d.all_sent(job)
-        inst.wait_log(r"%s: removed" % qid)
+        finish(inst, d, take(d, qid))
         d.close()
 
 
@@ -659,9 +641,7 @@ def test_in_flight_when_queue_mgr_dies_is_tried_again():
     with instance("sched-qmkill") as inst:
         d = FakeDeliver(inst)
         qid = inst.send(rcpts=["r@crash.example"])
-        d.want()
-        job = d.job()
-        assert job["qid"] == qid
+        take(d, qid)
         old = inst.pids("queue-mgr")
         os.kill(old[0], signal.SIGKILL)
         harness.wait_until(lambda: [p for p in inst.pids("queue-mgr") if p not in old], 30,
@@ -670,11 +650,9 @@ def test_in_flight_when_queue_mgr_dies_is_tried_again():
         d.close()
         # nothing in storage said "in flight": the recipient is simply due
         d2 = harness.wait_until(lambda: _try_connect(inst), 30, "the new deliver socket")
-        d2.want()
-        job2 = d2.job()
-        assert job2 and job2["qid"] == qid and job2["rcpts"][0]["attempts"] == 0, job2
-        d2.all_sent(job2)
-        inst.wait_log(r"%s: removed" % qid)
+        job2 = take(d2, qid)
+        assert job2["rcpts"][0]["attempts"] == 0, job2
+        finish(inst, d2, job2)
         d2.close()
 
 
@@ -693,11 +671,7 @@ def test_unprivileged_queue_mgr_serves_its_own_uid():
         # queue-mgr made RUN/deliver/queue itself; only its own uid may take jobs
         d = FakeDeliver(inst, uid=unpriv[0])
         qid = inst.send(rcpts=["r@unpriv.example"])
-        d.want()
-        job = d.job()
-        assert job["qid"] == qid
-        d.all_sent(job)
-        inst.wait_log(r"%s: removed" % qid)
+        finish(inst, d, take(d, qid))
         d.close()
         off = inst.log_size()
         s = connect_as_deliver(os.path.join(inst.run_dir, DELIVER_SOCK), uid=harness.ACCOUNTS["deliver"][0])
