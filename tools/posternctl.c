@@ -85,13 +85,17 @@ int main(int argc, char **argv)
     config_defaults(&cfg);
     if (config_load(&cfg, config_path(conf), err, sizeof(err)) < 0) {
         fprintf(stderr, "posternctl: fatal: %s\n", err);
+        config_free(&cfg);
         return EX_CONFIG;
     }
-    if (qc_connect(&qc, cfg.run_dir, SOCK_QUEUE_CONTROL, CTL_TIMEOUT_MS) != QC_OK) {
+    s = qc_connect(&qc, cfg.run_dir, SOCK_QUEUE_CONTROL, CTL_TIMEOUT_MS);
+    if (s != QC_OK) {
         fprintf(stderr, "posternctl: fatal: queue manager is down (connect %s/%s: %s)\n",
                 cfg.run_dir, SOCK_QUEUE_CONTROL, strerror(errno));
+        config_free(&cfg);
         return EX_UNAVAILABLE;
     }
+    config_free(&cfg);
     s = qc_flush(&qc, qid, domain, &count);
     if (s == QC_REFUSED) {
         fprintf(stderr, "posternctl: flush refused: %s %s\n", qc.last.code,
