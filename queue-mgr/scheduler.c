@@ -136,6 +136,8 @@ static size_t nblocked;
 /* ---- destinations ---- */
 
 static struct dest *dests[HASH_SIZE];
+static size_t ndests;
+#define DESTS_KEEP 10000            /* past this, idle destinations are forgotten */
 
 static void limits(struct dest_limits *l)
 {
@@ -160,6 +162,7 @@ static struct dest *dest_get(const char *name)
     dest_init(d, name, &l);
     d->next = dests[h];
     dests[h] = d;
+    ndests++;
     return d;
 }
 
@@ -695,10 +698,43 @@ void scheduler_kick(void)
         kick_timer = ev_timer(loop, SCHED_KICK_MS, kick_cb, NULL);
 }
 
+static void blocked_clear(void)
+{
+    for (size_t i = 0; i < HASH_SIZE; i++)
+        while (blocked[i]) {
+            struct blocked *b = blocked[i];
+            blocked[i] = b->next;
+            free(b);
+        }
+    nblocked = 0;
+}
+
+/* Many destinations known: forget the idle ones (no job in flight, not
+ * dead), as Postfix drops idle queues. The blocked cache points at
+ * destinations, so it goes too (it is only a shortcut). */
+static void dests_sweep(void)
+{
+    if (ndests <= DESTS_KEEP)
+        return;
+    blocked_clear();
+    for (size_t i = 0; i < HASH_SIZE; i++)
+        for (struct dest **pp = &dests[i]; *pp;) {
+            struct dest *d = *pp;
+            if (d->active == 0 && !d->dead_until) {
+                *pp = d->next;
+                free(d);
+                ndests--;
+            } else {
+                pp = &d->next;
+            }
+        }
+}
+
 static void tick_cb(struct evloop *ev, void *arg)
 {
     (void)arg;
     tick_timer = ev_timer(ev, SCHED_TICK_MS, tick_cb, NULL);
+    dests_sweep();
     rescan = 1;
     pass();
 }
@@ -1173,4 +1209,6 @@ void scheduler_stop(void)
      * before it stops (handoff_stop waits for every job) */
     while (npend)
         submit_results();
+    blocked_clear();
+    ks_clear(&seen);
 }
