@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batcher.h"
 #include "committer.h"
 #include "log.h"
 #include "policy.h"
@@ -264,9 +265,15 @@ static struct deliverer *free_deliverer(void)
     return NULL;
 }
 
+/* Whether a job may start: a free slot, and a queue index that records
+ * results (while writes fail, a delivery's result could not be kept, and
+ * the recipient would be delivered again and again). */
 static int slots_free(void)
 {
-    return njobs < cfg->deliver_concurrency && free_deliverer() != NULL;
+    const char *code, *text;
+
+    return njobs < cfg->deliver_concurrency && free_deliverer() != NULL &&
+           batcher_refusal(&code, &text) == 0;
 }
 
 int scheduler_msg_active(const char *qid)
