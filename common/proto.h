@@ -21,7 +21,8 @@
  *                         streaming, e.g. 552 5.3.4 for a message too large)
  *   Q_ABORT {QID}         (no reply) the spool file is removed
  * Queue listing (mailq):
- *   Q_LIST            ->  Q_LIST_ITEM {RECORD} ... Q_LIST_END {COUNT}
+ *   Q_LIST            ->  Q_LIST_ITEM {RECORD, ACTIVE} ... Q_LIST_END {COUNT}
+ *                         (ACTIVE 1: being delivered now, mailq's '*')
  *
  * resolver listens on RUN/resolver/resolver.sock (deliver, queue-mgr, smtpd;
  * common/dnsclient.h builds the requests and parses the answers):
@@ -96,6 +97,7 @@ enum field_tag {
     T_RECORD,           /* nested: a queue record body */
     T_COUNT,            /* u64 */
     T_DATA,             /* bytes, message content (Q_DATA) */
+    T_ACTIVE,           /* u64, Q_LIST_ITEM: 1 when a delivery of the message is in flight */
     /* envelope and record fields: see qrecord.h */
     T_VERSION = 16,     /* u64, record format version */
     T_SENDER,           /* str, mailbox or "" */

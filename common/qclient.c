@@ -58,6 +58,15 @@ void qc_build_list(struct ipc_out *m, uint32_t reqid)
     ipc_out_begin(m, Q_LIST, reqid);
 }
 
+void qc_build_flush(struct ipc_out *m, uint32_t reqid, const char *qid, const char *domain)
+{
+    ipc_out_begin(m, Q_FLUSH, reqid);
+    if (qid)
+        ipc_out_str(m, T_QID, qid);
+    else if (domain)
+        ipc_out_str(m, T_D_DEST, domain);
+}
+
 /* "451 4.3.0": a 4xx or 5xx reply code and an enhanced status code. */
 static int code_valid(const char *s)
 {
@@ -109,6 +118,13 @@ int qc_parse_reply(const struct ipc_msg *m, uint32_t reqid, uint16_t want, struc
                 return -1;
             ncount++;
             break;
+        case T_ACTIVE: {
+            uint64_t v;
+            if (ipc_field_u64(&f, &v) < 0 || v > 1)
+                return -1;
+            r->active = (int)v;
+            break;
+        }
         }
     }
     if (rc < 0)
@@ -127,6 +143,7 @@ int qc_parse_reply(const struct ipc_msg *m, uint32_t reqid, uint16_t want, struc
     case Q_LIST_ITEM:
         return nrec == 1 ? 0 : -1;
     case Q_LIST_END:
+    case Q_FLUSHED:
         return ncount == 1 ? 0 : -1;
     }
     return -1;
@@ -263,6 +280,20 @@ void qc_abort(struct qc_conn *c, const char *qid)
 
     qc_build_abort(&m, qid);
     send_frame(c, &m);
+}
+
+enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, uint64_t *count)
+{
+    struct ipc_out m;
+    uint32_t id = c->next_reqid++;
+    enum qc_status s;
+
+    qc_build_flush(&m, id, qid, domain);
+    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_FLUSHED, NULL)) != QC_OK)
+        return s;
+    if (count)
+        *count = c->last.count;
+    return QC_OK;
 }
 
 enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t len, void *arg),

@@ -27,6 +27,9 @@ void qc_build_commit(struct ipc_out *m, uint32_t reqid, const struct qrec *envel
 int qc_commit_fits(const struct qrec *envelope);
 void qc_build_abort(struct ipc_out *m, const char *qid);
 void qc_build_list(struct ipc_out *m, uint32_t reqid);
+/* Q_FLUSH of one message (qid), one domain (domain), or, both NULL, of
+ * the whole queue. */
+void qc_build_flush(struct ipc_out *m, uint32_t reqid, const char *qid, const char *domain);
 
 /* A parsed reply. */
 struct qc_reply {
@@ -36,12 +39,13 @@ struct qc_reply {
     char text[512];             /* Q_ERROR */
     const void *record;         /* Q_LIST_ITEM: the record body, in m */
     size_t record_len;
-    uint64_t count;             /* Q_LIST_END */
+    int active;                 /* Q_LIST_ITEM: a delivery is in flight ('*') */
+    uint64_t count;             /* Q_LIST_END, Q_FLUSHED */
 };
 
 /*
  * Parses m as the answer to a request of id reqid that expects `want`
- * (Q_OPENED, Q_COMMITTED or Q_LIST_ITEM; Q_LIST_END is also taken for
+ * (Q_OPENED, Q_COMMITTED, Q_FLUSHED or Q_LIST_ITEM; Q_LIST_END is also taken for
  * Q_LIST_ITEM). Returns 0 with r filled (r->type is want, Q_LIST_END or
  * Q_ERROR), -1 when the frame is not a valid answer. Descriptors are the
  * caller's (m->fd).
@@ -80,9 +84,12 @@ enum qc_status qc_commit(struct qc_conn *c, const struct qrec *envelope);
 /* Q_ABORT (no answer), best effort. */
 void qc_abort(struct qc_conn *c, const char *qid);
 /* Q_LIST: calls visit for each record as it arrives, in id order; visit
- * returns 0 to go on. *count gets the server's count at the end. */
+ * returns 0 to go on (c->last.active says whether that message is being
+ * delivered now). *count gets the server's count at the end. */
 enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t len, void *arg),
                        void *arg, uint64_t *count);
+/* Q_FLUSH (see qc_build_flush): *count recipients were made due now. */
+enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, uint64_t *count);
 /* What went wrong, for a message ("timeout", "lost connection", ...). */
 const char *qc_status_text(enum qc_status s);
 

@@ -22,14 +22,15 @@
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "scheduler.h"
 
 static struct evloop *ev;
 static struct client *clients;
-static uid_t smtpd_uid;
+static uid_t smtpd_uid, deliver_uid;
 
 const char *client_kind_name(enum queue_listener k)
 {
-    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : "control";
+    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : k == QL_DELIVER ? "deliver" : "control";
 }
 
 static void update_events(struct client *c)
@@ -44,6 +45,8 @@ static void client_free(struct client *c)
 {
     /* Whatever it opened and never committed is not mail anyone accepted. */
     handoff_forget_all(c);
+    if (c->kind == QL_DELIVER)
+        scheduler_deliver_gone(c);
     if (c->conn.fd >= 0)
         ev_del(ev, c->conn.fd);
     ipc_conn_close(&c->conn);
@@ -136,6 +139,8 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             }
             if (c->kind == QL_CONTROL)
                 control_frame(c, &m);
+            else if (c->kind == QL_DELIVER)
+                scheduler_deliver_frame(c, &m);
             else
                 handoff_frame(c, &m);
         }
@@ -188,6 +193,13 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             close(cfd);
             continue;
         }
+        /* Only deliver may take jobs (and queue file descriptors). */
+        if (kind == QL_DELIVER && uid != deliver_uid) {
+            log_warning("deliver socket: refused connection from uid %lu pid %ld",
+                        (unsigned long)uid, (long)pid);
+            close(cfd);
+            continue;
+        }
         c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -211,12 +223,15 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 }
 
 int clients_listen(struct evloop *loop, enum queue_listener kind, const char *path,
-                   uid_t smtpd_account, char *err, size_t errlen)
+                   uid_t peer_uid, char *err, size_t errlen)
 {
     int fd;
 
     ev = loop;
-    smtpd_uid = smtpd_account;
+    if (kind == QL_DELIVER)
+        deliver_uid = peer_uid;
+    else if (kind == QL_SMTPD)
+        smtpd_uid = peer_uid;
     /* Anyone may connect; SO_PEERCRED decides what each peer may do. */
     fd = net_listen_unix(path, 0666, err, errlen);
     if (fd < 0)

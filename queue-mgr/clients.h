@@ -15,7 +15,7 @@
 #include "queueid.h"
 
 /* Which socket a client came in on (the master's LK_* are its listeners). */
-enum queue_listener { QL_SMTPD, QL_PICKUP, QL_CONTROL };
+enum queue_listener { QL_SMTPD, QL_PICKUP, QL_CONTROL, QL_DELIVER };
 
 struct openfile;
 
@@ -39,9 +39,11 @@ struct client {
 const char *client_kind_name(enum queue_listener kind);
 
 /* Listens on path for kind; smtpd_uid is the only uid (besides root and
- * ours) let in on QL_SMTPD. Returns the socket, or -1 with err. */
+ * ours) let in on QL_SMTPD; on QL_DELIVER only peer_uid is (user_deliver,
+ * or our own uid when queue-mgr runs unprivileged). Returns the socket, or
+ * -1 with err. */
 int clients_listen(struct evloop *ev, enum queue_listener kind, const char *path,
-                   uid_t smtpd_uid, char *err, size_t errlen);
+                   uid_t peer_uid, char *err, size_t errlen);
 /* Finishes a frame and queues it (and a descriptor, dup'ed); frees m. */
 int client_send(struct client *c, struct ipc_out *m, int fd);
 void client_error(struct client *c, uint32_t reqid, const char *code, const char *text);

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -84,6 +85,12 @@ static void finish_locked(struct commit_job *j)
         log_error("committer: eventfd: %s", strerror(errno));
 }
 
+/* Whether a job writes anything (a probe does not). */
+static int has_work(const struct commit_job *j)
+{
+    return j->n > 0 || j->nupdates > 0;
+}
+
 static void *index_main(void *arg)
 {
     (void)arg;
@@ -101,9 +108,13 @@ static void *index_main(void *arg)
             pthread_mutex_unlock(&mu);
             rc = ops.index(ops.arg, j->items, j->n, j->err, sizeof(j->err));
             pthread_mutex_lock(&mu);
+        } else if (j->nupdates > 0) {
+            pthread_mutex_unlock(&mu);
+            rc = ops.update ? ops.update(ops.arg, j, j->err, sizeof(j->err)) : -1;
+            pthread_mutex_lock(&mu);
         }
         index_busy = 0;
-        if (was_broken && j->n > 0) {
+        if (was_broken && has_work(j)) {
             j->status = COMMIT_FAILED;
             finish_locked(j);
         } else if (rc == QSTORE_EFULL) {
@@ -133,7 +144,7 @@ static void *sync_main(void *arg)
         struct commit_job *j = jobq_pop(&to_sync);
         if (!j)
             break;
-        int failed = broken && j->n > 0;
+        int failed = broken && has_work(j);
         if (failed) {
             snprintf(j->err, sizeof(j->err), "an earlier commit failed");
         } else {
@@ -144,7 +155,7 @@ static void *sync_main(void *arg)
             pthread_mutex_lock(&mu);
             if (failed)
                 broken = 1;
-            else if (j->n == 0)
+            else if (!has_work(j))
                 broken = 0; /* the probe: the file system writes again */
         }
         if (failed && j->n > 0) {
@@ -171,7 +182,10 @@ static void drain_finished(void)
         if (!j)
             return;
         in_flight--;
-        on_done(j);
+        if (j->done)
+            j->done(j);
+        else
+            on_done(j);
     }
 }
 
@@ -203,8 +217,61 @@ static int default_sync(void *arg)
     return spool_sync();
 }
 
+/* Results, then the messages they finished: no recipient left to
+ * deliver and none bounced (a bounced one waits for its notice). A result
+ * for a recipient sent or bounced already (a late or repeated one) is
+ * dropped: only this thread writes results, so what it reads stays true
+ * until its own write. */
+static int default_update(void *arg, struct commit_job *j, char *err, size_t errlen)
+{
+    struct qstore *q = arg;
+    struct qstore_rcpt_update *keep = malloc(j->nupdates * sizeof(*keep));
+    size_t nkeep = 0;
+    int rc;
+
+    j->nremoved = 0;
+    if (!keep) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < j->nupdates; i++) {
+        struct qrcpt rc0;
+        if (qstore_get_rcpt(q, j->updates[i].qid, j->updates[i].rcpt, &rc0) != 0)
+            continue;
+        if (rc0.status == RCPT_PENDING || rc0.status == RCPT_DEFERRED)
+            keep[nkeep++] = j->updates[i];
+        qrcpt_free(&rc0);
+    }
+    rc = qstore_update_rcpts(q, keep, nkeep, NULL, err, errlen);
+    free(keep);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < j->nupdates; i++) {
+        const char *qid = j->updates[i].qid;
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(j->updates[k].qid, qid) == 0;
+        if (seen || j->updates[i].status == RCPT_PENDING || j->updates[i].status == RCPT_DEFERRED)
+            continue;
+        if (qstore_undelivered(q, qid) != 0)
+            continue;
+        struct qrec r;
+        char why[128];
+        int bounced = 0;
+        if (qstore_get(q, qid, &r, why, sizeof(why)) != 0)
+            continue;
+        for (size_t k = 0; k < r.nrcpt; k++)
+            bounced |= r.rcpt[k].status == RCPT_BOUNCED;
+        qrec_free(&r);
+        if (!bounced && qstore_delete(q, qid) == 0)
+            memcpy(j->removed[j->nremoved++], qid, QID_LEN + 1);
+    }
+    return 0;
+}
+
 void committer_default_ops(struct commit_ops *o, struct qstore *q)
 {
+    o->update = default_update;
     o->index = default_index;
     o->unindex = default_unindex;
     o->sync = default_sync;

@@ -18,6 +18,12 @@
  * until a probe job (n == 0) syncs successfully.
  *
  * The stages are commit_ops, so that tests can fail them on purpose.
+ *
+ * A second kind of job carries the scheduler's delivery results instead
+ * of new records: the index stage applies them (qstore_update_rcpts, many
+ * in one transaction) and removes each message that has no recipient left
+ * to deliver and none bounced; the one syncfs of the sync stage makes
+ * both durable; done() then removes those spool files.
  */
 #ifndef POSTERN_QMGR_COMMITTER_H
 #define POSTERN_QMGR_COMMITTER_H
@@ -39,6 +45,13 @@ struct commit_job {
     enum commit_status status; /* set by the threads */
     char err[256];
     uint64_t started_ms, elapsed_ms;
+    /* a result job (n == 0): recipient updates, then the removals found */
+    const struct qstore_rcpt_update *updates;
+    size_t nupdates;
+    char (*removed)[QID_LEN + 1]; /* capacity nupdates, filled by the index stage */
+    size_t nremoved;
+    void (*done)(struct commit_job *); /* NULL: the committer's done() */
+    void *owner;
     struct commit_job *next; /* committer's own list */
 };
 
@@ -49,10 +62,12 @@ struct commit_ops {
     int (*index)(void *arg, const struct qstore_item *items, size_t n, char *err, size_t errlen);
     void (*unindex)(void *arg, const struct qstore_item *items, size_t n);
     int (*sync)(void *arg);
+    /* a result job: updates and removals; 0, -1 with err, or QSTORE_EFULL */
+    int (*update)(void *arg, struct commit_job *job, char *err, size_t errlen);
     void *arg;
 };
 
-/* The real stages: qstore_put_batch/qstore_delete on q, spool_sync(). */
+/* The real stages: qstore_put_batch/qstore_delete/qstore_update_rcpts on q, spool_sync(). */
 void committer_default_ops(struct commit_ops *ops, struct qstore *q);
 
 /* done() runs in the event loop for each finished job, in submit order. */

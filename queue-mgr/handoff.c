@@ -28,6 +28,7 @@
 #include "log.h"
 #include "proto.h"
 #include "qrecord.h"
+#include "scheduler.h"
 #include "spool.h"
 #include "util.h"
 
@@ -345,10 +346,18 @@ void handoff_frame(struct client *c, const struct ipc_msg *m)
     client_close(c, why);
 }
 
+/* After a batch: the replies go out, and the scheduler looks soon (one
+ * pass for every batch of the next few milliseconds, not one a message). */
+static void batch_done(void)
+{
+    clients_flush();
+    scheduler_kick();
+}
+
 int handoff_start(struct evloop *ev, const struct config *conf, struct qstore *q,
                   const struct commit_ops *ops)
 {
-    static const struct batcher_hooks hooks = { on_result, clients_flush };
+    static const struct batcher_hooks hooks = { on_result, batch_done };
 
     cfg = conf;
     return batcher_start(ev, q, ops, BATCH_PROBE_MS, &hooks);

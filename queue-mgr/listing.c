@@ -9,6 +9,7 @@
 
 #include "ipc.h"
 #include "proto.h"
+#include "scheduler.h"
 
 #define LIST_OUT_HIGH (256u << 10)
 
@@ -26,6 +27,8 @@ static int list_visit(const char *qid, const void *val, size_t len, void *arg)
 
     ipc_out_begin(&m, Q_LIST_ITEM, c->list_reqid);
     ipc_out_bytes(&m, T_RECORD, val, len);
+    if (scheduler_msg_active(qid))
+        ipc_out_u64(&m, T_ACTIVE, 1);
     client_send(c, &m, -1);
     memcpy(c->list_after, qid, QID_LEN + 1);
     c->list_count++;

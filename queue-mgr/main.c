@@ -54,7 +54,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
 
 int main(int argc, char **argv)
 {
-    struct account acct, smtpd_acct;
+    struct account acct, smtpd_acct, deliver_acct;
     struct evloop *ev;
     struct qstore *q;
     char err[1024], last[QID_LEN + 1];
@@ -77,11 +77,13 @@ int main(int argc, char **argv)
     log_set_debug(cfg->debug);
     if (priv_is_root()) {
         if (priv_resolve(cfg->user_queue, &acct, err, sizeof(err)) < 0 ||
-            priv_resolve(cfg->user_smtpd, &smtpd_acct, err, sizeof(err)) < 0)
+            priv_resolve(cfg->user_smtpd, &smtpd_acct, err, sizeof(err)) < 0 ||
+            priv_resolve(cfg->user_deliver, &deliver_acct, err, sizeof(err)) < 0)
             log_fatal("%s", err);
         priv_drop(&acct, NULL);
     } else {
         smtpd_acct.uid = getuid();
+        deliver_acct.uid = getuid();
     }
     signal(SIGPIPE, SIG_IGN);
 
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
     if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
         ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
         log_fatal("signals: %s", strerror(errno));
-    if (server_start(ev, cfg, q, smtpd_acct.uid, err, sizeof(err)) < 0)
+    if (server_start(ev, cfg, q, smtpd_acct.uid, deliver_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);
     ready_notify();

@@ -1,7 +1,10 @@
 /*
  * reconcile.c - start-up reconciliation of spool files and index records
  * (reconcile.h). Runs before any client is accepted, in the event loop's
- * thread. Must never remove a record, nor a file that a record names.
+ * thread. Must never remove a record, nor a file that a record names,
+ * with one exception: a record whose every recipient is sent is a removal
+ * that a crash interrupted (the results and the removal are two LMDB
+ * transactions before one sync), and is finished here.
  */
 #include "reconcile.h"
 
@@ -22,6 +25,7 @@ struct idset {
     char (*id)[QID_LEN + 1];
     int64_t *size;          /* size the record says, -1 if unreadable */
     unsigned char *damaged; /* already held as damaged */
+    unsigned char *done;    /* every recipient sent: the removal was cut short */
     size_t n, cap;
     int failed;
 };
@@ -40,6 +44,9 @@ static int grow(struct idset *s)
     if (!(p = realloc(s->damaged, ncap)))
         return -1;
     s->damaged = p;
+    if (!(p = realloc(s->done, ncap)))
+        return -1;
+    s->done = p;
     s->cap = ncap;
     return 0;
 }
@@ -58,10 +65,15 @@ static int collect_id(const char *qid, const void *val, size_t len, void *arg)
     if (qrec_decode(val, len, &r, err, sizeof(err)) == 0) {
         s->size[s->n] = (int64_t)r.size;
         s->damaged[s->n] = (r.flags & QF_DAMAGED) != 0;
+        s->done[s->n] = r.nrcpt > 0;
+        for (size_t i = 0; i < r.nrcpt; i++)
+            if (r.rcpt[i].status != RCPT_SENT)
+                s->done[s->n] = 0;
     } else {
         log_error("%s: queue record is unreadable: %s", qid, err);
         s->size[s->n] = -1;
         s->damaged[s->n] = 0;
+        s->done[s->n] = 0;
     }
     qrec_free(&r);
     memcpy(s->id[s->n++], qid, QID_LEN + 1);
@@ -118,13 +130,24 @@ long reconcile(struct qstore *q)
     struct idset s = { 0 };
     DIR *d = NULL;
     struct dirent *de;
-    long orphans = 0, rc = -1;
+    long orphans = 0, finished = 0, rc = -1;
     int dfd;
 
     if (qstore_scan(q, NULL, collect_id, &s) < 0 || s.failed)
         goto out;
-    for (size_t i = 0; i < s.n; i++)
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.done[i]) {
+            /* delivered; the removal was cut short: finish it (record
+             * first, then the file, as the scheduler does) */
+            if (qstore_delete(q, s.id[i]) == 0) {
+                spool_remove(s.id[i]);
+                log_info("%s: removed", s.id[i]);
+                finished++;
+                continue;
+            }
+        }
         check_one(q, s.id[i], s.size[i], s.damaged[i]);
+    }
     dfd = dup(spool_dir_fd());
     d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!d) {
@@ -145,12 +168,13 @@ long reconcile(struct qstore *q)
     }
     if (orphans)
         log_info("reconcile: removed %ld spool file(s) of transactions that never committed", orphans);
-    rc = (long)s.n;
+    rc = (long)s.n - finished;
 out:
     if (d)
         closedir(d);
     free(s.id);
     free(s.size);
     free(s.damaged);
+    free(s.done);
     return rc;
 }

@@ -11,25 +11,43 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clients.h"
 #include "handoff.h"
 #include "listing.h"
 #include "paths.h"
+#include "privsep.h"
 #include "scheduler.h"
 #include "util.h"
 
 static struct evloop *ev;
-static int lfd[3] = { -1, -1, -1 };
+static int lfd[4] = { -1, -1, -1, -1 };
+
+/* Unprivileged (tests, a user's own instance) nobody else makes the
+ * deliver jail's queue directory: make it. As root it is the master's. */
+static void deliver_dir(const char *run_dir)
+{
+    char p[4096];
+
+    if (priv_is_root() || geteuid() == 0)
+        return;
+    snprintf(p, sizeof(p), "%s/%s", run_dir, SOCK_DELIVER_JAIL);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return;
+    snprintf(p, sizeof(p), "%s/%s", run_dir, SOCK_DELIVER_JAIL "/queue");
+    mkdir(p, 0755);
+}
 
 int server_start(struct evloop *loop, const struct config *conf, struct qstore *q,
-                 uid_t smtpd_account, char *err, size_t errlen)
+                 uid_t smtpd_account, uid_t deliver_account, char *err, size_t errlen)
 {
     static const struct { enum queue_listener kind; const char *path; } socks[] = {
         { QL_SMTPD, SOCK_QUEUE_SMTPD },
         { QL_PICKUP, SOCK_QUEUE_PICKUP },
         { QL_CONTROL, SOCK_QUEUE_CONTROL },
+        { QL_DELIVER, SOCK_QUEUE_DELIVER },
     };
     char path[4096];
 
@@ -39,22 +57,25 @@ int server_start(struct evloop *loop, const struct config *conf, struct qstore *
         snprintf(err, errlen, "cannot start the commit threads: %s", strerror(errno));
         return -1;
     }
+    deliver_dir(conf->run_dir);
     for (size_t i = 0; i < ARRAY_LEN(socks); i++) {
         if ((size_t)snprintf(path, sizeof(path), "%s/%s", conf->run_dir, socks[i].path) >= sizeof(path)) {
             snprintf(err, errlen, "run_dir too long");
             return -1;
         }
-        lfd[i] = clients_listen(loop, socks[i].kind, path, smtpd_account, err, errlen);
+        lfd[i] = clients_listen(loop, socks[i].kind, path,
+                                socks[i].kind == QL_DELIVER ? deliver_account : smtpd_account, err, errlen);
         if (lfd[i] < 0)
             return -1;
     }
-    scheduler_start(loop, q);
+    scheduler_start(loop, q, conf);
     return 0;
 }
 
 void server_set_config(const struct config *conf)
 {
     handoff_set_config(conf);
+    scheduler_set_config(conf);
 }
 
 void server_stop(void)

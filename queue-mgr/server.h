@@ -11,9 +11,12 @@
 #include "evloop.h"
 #include "qstore.h"
 
-/* Creates the three sockets under run_dir; -1 with err. */
+/* Creates the sockets under run_dir (the deliver socket's directory is
+ * the master's; unprivileged, queue-mgr makes it when missing); -1 with
+ * err. Only smtpd_uid may hand off on the smtpd socket, only deliver_uid
+ * may take jobs. */
 int server_start(struct evloop *ev, const struct config *cfg, struct qstore *q,
-                 uid_t smtpd_uid, char *err, size_t errlen);
+                 uid_t smtpd_uid, uid_t deliver_uid, char *err, size_t errlen);
 /* Takes a new configuration (reload). */
 void server_set_config(const struct config *cfg);
 /* Stops accepting, commits what is pending, closes every connection. */

@@ -18,6 +18,14 @@
  * "----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------",
  * recipient lines at column 47, as operators see on any Postfix with long
  * queue ids.
+ *
+ * Marks and queue names as Postfix's: '*' ("active") for a message that
+ * queue-mgr is delivering now (T_ACTIVE in its Q_LIST_ITEM), '!' ("hold")
+ * for a held one, "deferred" once a delivery was tried, "incoming" before.
+ * A deferred recipient's last reason is the "(reason)" line above it,
+ * padded to column 76 and never wrapped, as showq_compat prints it. A
+ * message with no recipient left to deliver (only bounced ones, kept for
+ * the notice) is not listed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,6 +56,7 @@ static int json;
 static unsigned long nmsg;
 static unsigned long long total_size;
 static unsigned long nbad;
+static int cur_active;          /* the record shown is being delivered now */
 
 static void __attribute__((noreturn)) usage(void)
 {
@@ -100,6 +109,18 @@ static void json_str(const char *s)
 static int rcpt_done(const struct qrcpt *rc)
 {
     return rc->status == RCPT_SENT || rc->status == RCPT_BOUNCED;
+}
+
+/* Postfix's queue name for a record, with queue-mgr's in-flight mark. */
+static const char *queue_name(const struct qrec *r)
+{
+    const char *q = qrec_queue_name(r);
+
+    if (strcmp(q, "hold") == 0)
+        return q;
+    if (cur_active)
+        return "active";
+    return strcmp(q, "active") == 0 ? "incoming" : q;
 }
 
 /* The reason shown for a recipient still to be delivered: its last reply,
@@ -172,7 +193,7 @@ static void text_rcpt(const struct qrcpt *rc, void *arg)
 
 static void print_text(const struct qrec *r)
 {
-    const char *q = qrec_queue_name(r);
+    const char *q = queue_name(r);
     char id[QID_LEN + 4], when[64], clean[ADDR_MAX + 8];
     struct text_state st = { "" };
 
@@ -209,7 +230,7 @@ static void print_json(const struct qrec *r)
     int n = 0;
 
     printf("{\"queue_name\": \"");
-    json_str(qrec_queue_name(r));
+    json_str(queue_name(r));
     printf("\", \"queue_id\": \"");
     json_str(r->qid);
     printf("\", \"arrival_time\": %llu, \"message_size\": %llu, \"forced_expire\": false, "
@@ -233,6 +254,14 @@ static void show_record(const void *val, size_t len, const char *qid)
         fprintf(stderr, "mailq: warning: skipping malformed queue record%s%s: %s\n",
                 qid ? " " : "", qid ? qid : "", printable(err, clean, sizeof(clean)));
         nbad++;
+        qrec_free(&r);
+        return;
+    }
+    size_t left = 0;
+    for (size_t i = 0; i < r.nrcpt; i++)
+        left += !rcpt_done(&r.rcpt[i]);
+    if (left == 0) {
+        /* only bounced (kept for the notice) or sent recipients: gone for mailq */
         qrec_free(&r);
         return;
     }
@@ -276,8 +305,11 @@ static void __attribute__((noreturn)) fatal_lost(const char *what)
 
 static int list_visit(const void *val, size_t len, void *arg)
 {
-    (void)arg;
+    struct qc_conn *c = arg;
+
+    cur_active = c->last.active;
     show_record(val, len, NULL);
+    cur_active = 0;
     return 0;
 }
 
@@ -285,7 +317,7 @@ static int list_visit(const void *val, size_t len, void *arg)
 static void list_from_server(struct qc_conn *c)
 {
     char clean[600];
-    enum qc_status s = qc_list(c, list_visit, NULL, NULL);
+    enum qc_status s = qc_list(c, list_visit, c, NULL);
 
     if (s == QC_REFUSED) {
         fflush(stdout);

@@ -204,10 +204,6 @@ def binary(name):
     return os.path.join(BIN, name)
 
 
-# Binaries of issue 6 that a tree may not have yet; copied when present.
-OPTIONAL_BINARIES = ("posternctl",)
-
-
 def have_deliver():
     return os.access(binary("deliver"), os.X_OK)
 
@@ -632,9 +628,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail") + OPTIONAL_BINARIES:
-                if p in OPTIONAL_BINARIES and not os.access(binary(p), os.X_OK):
-                    continue
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail", "posternctl"):
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(

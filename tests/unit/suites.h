@@ -15,6 +15,7 @@ void suite_ready(void);
 void suite_utf8(void);
 void suite_rfc5322(void);
 void suite_dsn(void);
+void suite_sched(void);
 void suite_link(void);
 void suite_txn(void);
 void suite_smtpd_session(void);
@@ -45,6 +46,7 @@ void suite_agent(void);
     SUITE(resolver_answer) \
     SUITE(resolver_dnsclient) \
     SUITE(smtpc) \
-    SUITE(agent)
+    SUITE(agent) \
+    SUITE(sched)
 
 #endif

@@ -164,7 +164,7 @@ static int bt_admitting(void)
 static void bt_start(void)
 {
     static const struct batcher_hooks hooks = { bt_result, NULL };
-    struct commit_ops ops = { bt_index, bt_unindex, bt_sync, NULL };
+    struct commit_ops ops = { .index = bt_index, .unindex = bt_unindex, .sync = bt_sync };
 
     bt_nres = 0;
     bt_index_calls = bt_index_items = bt_index_max = bt_unindexed = bt_syncs = 0;

@@ -66,7 +66,7 @@ static int ho_rm(const char *path, const struct stat *st, int type, struct FTW *
 
 static void ho_start(uint64_t max_size)
 {
-    struct commit_ops ops = { ho_index, ho_unindex, ho_sync, NULL };
+    struct commit_ops ops = { .index = ho_index, .unindex = ho_unindex, .sync = ho_sync };
     char err[512], path[256];
 
     str_copy(ho_dir, "/tmp/postern-handoff-XXXXXX", sizeof(ho_dir));
