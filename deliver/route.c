@@ -102,19 +102,26 @@ enum mx_action mx_after(struct mxiter *it, enum smtpc_outcome o, int connected, 
     case SMTPC_FAILED:
         return MX_FINISH;
     case SMTPC_TLS_FAILED:
-        if (!it->plain) {
-            it->plain = 1;
-            return MX_RETRY_PLAIN;
-        }
-        /* plain text failed too */
+        /* Opportunistic TLS: the next MX may do TLS right; only when no
+         * host is left do the hosts whose handshake failed get a retry in
+         * plain text, in order (as the major MTAs fall back). */
+        if (!it->plain && it->hop < 64)
+            it->tls_failed |= (uint64_t)1 << it->hop;
         __attribute__((fallthrough));
     case SMTPC_NEXT_MX:
     case SMTPC_NO_SMTPUTF8:
     default:
-        if (it->hop + 1 < it->nhop) {
+        if (!it->plain && it->hop + 1 < it->nhop) {
             it->hop++;
-            it->plain = 0;
             return MX_NEXT;
+        }
+        /* the plain-text round: the next host after this one whose TLS failed */
+        for (size_t h = it->plain ? it->hop + 1 : 0; h < it->nhop && h < 64; h++) {
+            if (it->tls_failed & ((uint64_t)1 << h)) {
+                it->hop = h;
+                it->plain = 1;
+                return MX_RETRY_PLAIN;
+            }
         }
         return MX_FINISH;
     }

@@ -8,6 +8,7 @@
 #define POSTERN_DELIVER_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dnsclient.h"
 #include "smtpc.h"
@@ -27,7 +28,7 @@ int route_parse(const char *dest, const char *relayhost, unsigned default_port, 
 enum mx_action {
     MX_FINISH,          /* the results stand */
     MX_NEXT,            /* try the next host (it->hop moved on) */
-    MX_RETRY_PLAIN,     /* the same host again, without STARTTLS */
+    MX_RETRY_PLAIN,     /* a host whose TLS failed, again without STARTTLS (once every host was tried) */
 };
 
 struct mxiter {
@@ -36,6 +37,7 @@ struct mxiter {
     int reached;        /* some session got past the greeting */
     int connected;      /* some connection was made */
     int no_smtputf8;    /* the last attempt ended for lack of SMTPUTF8 */
+    uint64_t tls_failed; /* hops (the first 64) whose TLS handshake failed */
 };
 
 void mx_init(struct mxiter *it, size_t nhop);

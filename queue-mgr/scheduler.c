@@ -416,6 +416,26 @@ static double jitter(void)
     return (double)random() / ((double)RAND_MAX + 1.0);
 }
 
+/* The SPEC 6 delivery line of a recipient that expired in the queue (no
+ * relay: queue-mgr decided it), so that grep QUEUEID tells its end. */
+static void log_expired_rcpt(const char *qid, uint32_t rcpt, uint64_t arrival, uint64_t now,
+                             const char *dsn, const char *reply)
+{
+    struct qrcpt rc;
+    char addr[ADDR_MAX + 1], why[QREC_REPLY_MAX + 1];
+    unsigned long d = now > arrival ? (unsigned long)(now - arrival) : 0;
+
+    memset(&rc, 0, sizeof(rc));
+    str_copy(addr, "?", sizeof(addr));
+    if (qstore_get_rcpt(store, qid, rcpt, &rc) == 0) {
+        str_copy(addr, rc.addr, sizeof(addr));
+        qrcpt_free(&rc);
+    }
+    log_sanitize(reply, strlen(reply), why, sizeof(why));
+    log_info("%s: to=<%s>, relay=none, delay=%lu, delays=0/%lu/0/0, dsn=%s, status=bounced (%s)",
+             qid, addr, d, d, dsn, why);
+}
+
 /* A deferral at now after `attempts` failed tries (counted already), or
  * the bounce when the message has outlived queue_lifetime. Returns 1 when
  * it expired. */
@@ -426,6 +446,7 @@ static int defer_or_expire(const char *qid, uint32_t rcpt, unsigned attempts, ui
         char xdsn[16], xreply[QREC_REPLY_MAX + 1];
         policy_expire_text(arrival, now, dsn, reply, xdsn, sizeof(xdsn), xreply, sizeof(xreply));
         queue_update(qid, rcpt, RCPT_BOUNCED, attempts, 0, xdsn, xreply);
+        log_expired_rcpt(qid, rcpt, arrival, now, xdsn, xreply);
         return 1;
     }
     queue_update(qid, rcpt, RCPT_DEFERRED, attempts,

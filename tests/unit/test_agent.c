@@ -66,16 +66,31 @@ static void test_mx_iteration(void)
     CU_ASSERT_EQUAL(mx_after(&it, SMTPC_NEXT_MX, 0, 0), MX_FINISH);
     CU_ASSERT_EQUAL(mx_flags(&it), D_F_DEST_UNREACHABLE);
 
-    /* TLS fails: same host in plain text once, then the next host */
+    /* TLS fails: the next host first; done there */
     mx_init(&it, 2);
-    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_RETRY_PLAIN);
-    CU_ASSERT_EQUAL(it.hop, 0);
-    CU_ASSERT(it.plain);
     CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_NEXT);
     CU_ASSERT_EQUAL(it.hop, 1);
     CU_ASSERT(!it.plain);
     CU_ASSERT_EQUAL(mx_after(&it, SMTPC_DONE, 1, 1), MX_FINISH);
     CU_ASSERT_EQUAL(mx_flags(&it), D_F_DEST_REACHED);
+
+    /* TLS fails on hosts 0 and 2, host 1 refuses: then 0 and 2 in plain
+     * text, in order, and the end */
+    mx_init(&it, 3);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_NEXT);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_NEXT_MX, 0, 0), MX_NEXT);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_RETRY_PLAIN);
+    CU_ASSERT_EQUAL(it.hop, 0);
+    CU_ASSERT(it.plain);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_NEXT_MX, 1, 0), MX_RETRY_PLAIN);
+    CU_ASSERT_EQUAL(it.hop, 2);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_NEXT_MX, 1, 0), MX_FINISH);
+
+    /* the only host fails TLS: plain text there, once */
+    mx_init(&it, 1);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_RETRY_PLAIN);
+    CU_ASSERT_EQUAL(it.hop, 0);
+    CU_ASSERT_EQUAL(mx_after(&it, SMTPC_TLS_FAILED, 1, 1), MX_FINISH);
 
     /* a 421 greeting (connected, not greeted) then done */
     mx_init(&it, 2);
