@@ -386,8 +386,10 @@ static int load_aliases(struct ctx *x)
             rc = fail(x, file, lineno, "continuation line without an alias before it");
             break;
         }
-        if (len && (rc = alias_line(x, file, start, logical)) < 0)
+        if (len && alias_line(x, file, start, logical) < 0) {
+            rc = -1;
             break;
+        }
         len = 0;
         if (rc == 0)
             break;
@@ -470,7 +472,9 @@ static int loop_error(struct ctx *x, struct ent *e, struct ent *t)
         o += (size_t)snprintf(chain + o, sizeof(chain) - o, "%s -> ", x->path[i]->key);
     if (o < sizeof(chain))
         snprintf(chain + o, sizeof(chain) - o, "%s", t->key);
-    return fail(x, e->file, e->line, "alias loop: %s", chain);
+    (void)e;
+    /* reported where the loop starts: the first alias of the chain */
+    return fail(x, t->file, t->line, "alias loop: %s", chain);
 }
 
 static int resolve(struct ctx *x, struct ent *e)
@@ -507,7 +511,9 @@ static int resolve(struct ctx *x, struct ent *e)
             }
         }
         if (!t)
-            return fail(x, e->file, e->line, "%s is neither a mailbox nor an alias", shown(addr, b, sizeof(b)));
+            return fail(x, e->file, e->line, "%s is neither a mailbox nor an alias%s", shown(addr, b, sizeof(b)),
+                        e->bare && !strchr(e->tg[i], '@') ? " (a bare alias is in every local domain, and so "
+                        "are its bare targets)" : "");
         if (t->alias && t->state == 1) {
             if (!t->mailbox)
                 return loop_error(x, e, t);
