@@ -22,6 +22,7 @@ void suite_resolver_nexthop(void);
 void suite_resolver_answer(void);
 void suite_resolver_dnsclient(void);
 void suite_smtpc(void);
+void suite_maps(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -43,6 +44,7 @@ void suite_smtpc(void);
     SUITE(resolver_nexthop) \
     SUITE(resolver_answer) \
     SUITE(resolver_dnsclient) \
-    SUITE(smtpc)
+    SUITE(smtpc) \
+    SUITE(maps)
 
 #endif
