@@ -120,6 +120,20 @@ int maps_path_component(const char *key, char *out, size_t outlen)
     return 0;
 }
 
+int maps_strip_extension(char *key, const char *delims)
+{
+    char *at = strrchr(key, '@'), *d;
+
+    if (!at || !delims || !*delims)
+        return 0;
+    /* the first delimiter after the first byte: "+tag@d" has no extension */
+    d = key + 1 + strcspn(key + 1, delims);
+    if (d >= at)
+        return 0;
+    memmove(d, at, strlen(at) + 1);
+    return 1;
+}
+
 int mapdb_open(struct mapdb **out, const char *path, char *err, size_t errlen)
 {
     struct mapdb *db = calloc(1, sizeof(*db));
@@ -207,20 +221,12 @@ enum mapdb_kind mapdb_find(struct mapdb *db, const struct addr *a, const char *d
 {
     char key[MAPDB_KEY_MAX];
     enum mapdb_kind k;
-    char *at, *d;
 
     if (maps_addr_key(a, key, sizeof(key)) < 0)
         return MAPDB_NONE;
     k = mapdb_get(db, key, members, mlen);
-    if (k == MAPDB_NONE && delims && *delims) {
-        at = strrchr(key, '@');
-        /* the first delimiter, not the first character: "+tag@d" is no extension */
-        d = key + 1 + strcspn(key + 1, delims);
-        if (d < at) {
-            memmove(d, at, strlen(at) + 1);
-            k = mapdb_get(db, key, members, mlen);
-        }
-    }
+    if (k == MAPDB_NONE && maps_strip_extension(key, delims))
+        k = mapdb_get(db, key, members, mlen);
     if (k > 0 && found)
         snprintf(found, foundlen, "%s", key);
     return k;

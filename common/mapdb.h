@@ -55,6 +55,10 @@ int maps_addr_key(const struct addr *a, char *out, size_t outlen);
  */
 int maps_path_component(const char *key, char *out, size_t outlen);
 
+/* "user+tag@d" -> "user@d" in place (the first of the delimiter
+ * characters after the first byte); 1 if something was cut, else 0. */
+int maps_strip_extension(char *key, const char *delims);
+
 struct mapdb;
 
 /* Opens the compiled map read-only. -1 with the reason in err. */

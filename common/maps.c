@@ -503,13 +503,8 @@ static int resolve(struct ctx *x, struct ent *e)
             continue;
         }
         t = find(x, key);
-        if (!t && x->c->recipient_delimiter[0]) {
-            char *at = strrchr(key, '@'), *d = key + 1 + strcspn(key + 1, x->c->recipient_delimiter);
-            if (d < at) {
-                memmove(d, at, strlen(at) + 1);
-                t = find(x, key);
-            }
-        }
+        if (!t && maps_strip_extension(key, x->c->recipient_delimiter))
+            t = find(x, key);
         if (!t)
             return fail(x, e->file, e->line, "%s is neither a mailbox nor an alias%s", shown(addr, b, sizeof(b)),
                         e->bare && !strchr(e->tg[i], '@') ? " (a bare alias is in every local domain, and so "

@@ -417,6 +417,21 @@ void command_rcpt_checked(struct session *s, const char *refusal)
     session_resume(s);
 }
 
+/* The address of VRFY or EXPN: 0 local, 1 remote, -1 after a 501. */
+static int vrfy_expn_arg(struct session *s, const char *verb, const char *arg, struct addr *a)
+{
+    int r;
+
+    if (!*arg) {
+        session_reply(s, "501 5.5.4 Syntax: %s address", verb);
+        return -1;
+    }
+    r = localrcpt_parse_arg(CFG, arg, a);
+    if (r < 0)
+        session_reply(s, "501 5.1.3 Bad recipient address syntax");
+    return r;
+}
+
 /* VRFY: 252 revealing nothing, or with vrfy = reveal 250/550 for local
  * addresses (252 for others: they cannot be verified here). */
 static void cmd_vrfy(struct session *s, const char *arg)
@@ -425,20 +440,18 @@ static void cmd_vrfy(struct session *s, const char *arg)
     struct addr a;
     int r;
 
-    if (!*arg) {
-        session_reply(s, "501 5.5.4 Syntax: VRFY address");
-        return;
-    }
     if (CFG->vrfy != CONF_VRFY_REVEAL) {
+        if (!*arg) {
+            session_reply(s, "501 5.5.4 Syntax: VRFY address");
+            return;
+        }
         s->cnt_ok[CMD_VRFY]++;
         session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
         return;
     }
-    r = localrcpt_parse_arg(CFG, arg, &a);
-    if (r < 0) {
-        session_reply(s, "501 5.1.3 Bad recipient address syntax");
+    r = vrfy_expn_arg(s, "VRFY", arg, &a);
+    if (r < 0)
         return;
-    }
     if (r > 0) {
         s->cnt_ok[CMD_VRFY]++;
         session_reply(s, "252 2.0.0 <%s>: cannot verify a remote address, but will accept message and attempt delivery",
@@ -467,15 +480,9 @@ static void cmd_expn(struct session *s, const char *arg)
         session_reply(s, "502 5.5.1 Error: EXPN not available");
         return;
     }
-    if (!*arg) {
-        session_reply(s, "501 5.5.4 Syntax: EXPN address");
+    r = vrfy_expn_arg(s, "EXPN", arg, &a);
+    if (r < 0)
         return;
-    }
-    r = localrcpt_parse_arg(CFG, arg, &a);
-    if (r < 0) {
-        session_reply(s, "501 5.1.3 Bad recipient address syntax");
-        return;
-    }
     if (r > 0) {
         session_reply(s, "252 2.0.0 <%s>: cannot expand a remote address", a.mailbox);
         return;

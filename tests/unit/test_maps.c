@@ -364,6 +364,44 @@ static void test_failed_compile_keeps_map(void)
     CU_ASSERT(db == NULL);
 }
 
+/* The keys of this issue in postern.conf: values and FILE:LINE errors. */
+static void test_config_keys(void)
+{
+    static const struct { const char *text, *err; } bad[] = {
+        { "vrfy = maybe\n", ":1: vrfy: \"maybe\": expected hide or reveal" },
+        { "\nexpn = on\n", ":2: expn: \"on\": expected off or relay_networks" },
+        { "recipient_delimiter = ++\n", ":1: recipient_delimiter: \"++\": expected" },
+        { "recipient_delimiter = @\n", ":1: recipient_delimiter: \"@\": expected" },
+        { "postmaster_address = nobody\n", ":1: postmaster_address: \"nobody\" is not an address" },
+    };
+    char path[160];
+    struct config c;
+
+    snprintf(path, sizeof(path), "%s/postern.conf", dir);
+    put_file(path, "hostname = Mx.Example\n");
+    config_defaults(&c);
+    CU_ASSERT_FATAL(config_load(&c, path, err, sizeof(err)) == 0);
+    CU_ASSERT_STRING_EQUAL(c.recipient_delimiter, "+");
+    CU_ASSERT(c.vrfy == CONF_VRFY_HIDE && c.expn == CONF_EXPN_OFF);
+    CU_ASSERT_STRING_EQUAL(c.postmaster_address, "postmaster@mx.example");
+    put_file(path, "recipient_delimiter =\nvrfy = Reveal\nexpn = relay_networks\npostmaster_address = Admin@Example.ORG\n");
+    CU_ASSERT_FATAL(config_load(&c, path, err, sizeof(err)) == 0);
+    CU_ASSERT_STRING_EQUAL(c.recipient_delimiter, "");
+    CU_ASSERT(c.vrfy == CONF_VRFY_REVEAL && c.expn == CONF_EXPN_RELAY);
+    CU_ASSERT_STRING_EQUAL(c.postmaster_address, "Admin@example.org");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[300];
+        put_file(path, bad[i].text);
+        CU_ASSERT(config_load(&c, path, err, sizeof(err)) == -1);
+        snprintf(want, sizeof(want), "%s%s", path, bad[i].err);
+        if (strncmp(err, want, strlen(want)) != 0)
+            fprintf(stderr, "\n  got  \"%s\"\n  want \"%s...\"\n", err, want);
+        CU_ASSERT(strncmp(err, want, strlen(want)) == 0);
+    }
+    config_free(&c);
+    unlink(path);
+}
+
 #define T(name, fn) CU_add_test(s, name, fn)
 
 static void wrap(void (*fn)(void))
@@ -381,6 +419,7 @@ W(test_nested_and_loops)
 W(test_postmaster_abuse)
 W(test_subaddress_and_case)
 W(test_failed_compile_keeps_map)
+W(test_config_keys)
 
 void suite_maps(void)
 {
@@ -393,4 +432,5 @@ void suite_maps(void)
     T("postmaster and abuse in every local domain", w_test_postmaster_abuse);
     T("sub-addressing, case rules, no percent hack", w_test_subaddress_and_case);
     T("a failed compile keeps the old map", w_test_failed_compile_keeps_map);
+    T("recipient_delimiter, vrfy, expn, postmaster_address", w_test_config_keys);
 }
