@@ -13,7 +13,10 @@
  * local domain); a target is an address, or a bare name in the alias's
  * domain. Nested aliases are expanded at compile time; a loop is an error,
  * except that an alias naming itself (or an alias it is part of) delivers
- * to the mailbox of that name ("john: john, john@elsewhere"). postmaster@
+ * to the mailbox of that name ("john: john, john@elsewhere"); otherwise an
+ * alias of a mailbox's name takes its mail (as Postfix's virtual_alias_maps
+ * come before the mailboxes). A local target must be a mailbox or an
+ * alias (a typo is an error here, not a bounce later). postmaster@
  * and abuse@ exist in every local domain: when neither file defines them
  * they go to postmaster_address (a mailbox in its own right when it is
  * postmaster@ of a local domain). Pipes, files and :include: are refused.
