@@ -545,6 +545,9 @@ static int put(MDB_txn *txn, MDB_dbi dbi, char prefix, const char *key, const vo
     return mdb_put(txn, dbi, &kv, &vv, 0);
 }
 
+/* One alias's members, NUL-terminated each (a member is at most a key). */
+#define BUF_MAX ((size_t)MAPDB_MEMBERS_MAX * MAPDB_KEY_MAX)
+
 static int write_map(struct ctx *x, const char *out)
 {
     char tmp[4096], lock[4200], dir[4096];
@@ -567,7 +570,7 @@ static int write_map(struct ctx *x, const char *out)
         for (size_t k = 0; k < x->e[i].nmem; k++)
             bytes += strlen(x->e[i].mem[k]) + 1;
     }
-    if (!(buf = malloc(MAPDB_MEMBERS_MAX * (ADDR_MAX + 1))))
+    if (!(buf = malloc(BUF_MAX)))
         goto oom;
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_mapsize(env, ((size_t)64 << 20) + bytes * 8)) != 0 ||
         (rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0 ||
@@ -582,6 +585,10 @@ static int write_map(struct ctx *x, const char *out)
             size_t o = 0;
             for (size_t k = 0; k < e->nmem; k++) {
                 size_t n = strlen(e->mem[k]) + 1;
+                if (o + n > BUF_MAX) {
+                    rc = MDB_BAD_VALSIZE;
+                    goto lmdb;
+                }
                 memcpy(buf + o, e->mem[k], n);
                 o += n;
             }
