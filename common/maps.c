@@ -142,7 +142,8 @@ static int sort_merge(struct ctx *x)
 {
     size_t o = 0;
 
-    qsort(x->e, x->n, sizeof(*x->e), cmp_ent);
+    if (x->n)
+        qsort(x->e, x->n, sizeof(*x->e), cmp_ent);
     for (size_t i = 0; i < x->n; i++) {
         struct ent *e = &x->e[i];
         if (o > 0 && !strcmp(x->e[o - 1].key, e->key)) {
@@ -438,7 +439,8 @@ static int add_defaults(struct ctx *x)
         next:;
         }
     }
-    qsort(x->e, x->n, sizeof(*x->e), cmp_ent);
+    if (x->n)
+        qsort(x->e, x->n, sizeof(*x->e), cmp_ent);
     return 0;
 }
 
