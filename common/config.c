@@ -55,6 +55,7 @@ static int apply_hostname(struct config *c, const char *path, const struct confi
         }
     }
     config_default_local_domains(c);
+    config_default_postmaster(c);
     return 0;
 }
 

@@ -89,7 +89,17 @@ struct config {
     unsigned smtp_connection_cache_time_limit;  /* seconds an idle connection is kept, 2 */
     unsigned smtp_connection_reuse_count_limit; /* messages per connection, 100 */
     int debug;                          /* log_level = debug */
+    /* local recipients (common/maps.h) */
+    char recipient_delimiter[9];        /* "" = no sub-addressing, default "+" */
+    int vrfy;                           /* CONF_VRFY_* */
+    int expn;                           /* CONF_EXPN_* */
+    char postmaster_address[257];       /* where postmaster@ and abuse@ go, default postmaster@$hostname */
 };
+
+#define CONF_VRFY_HIDE 0                /* 252 for every address */
+#define CONF_VRFY_REVEAL 1              /* 250 / 550 */
+#define CONF_EXPN_OFF 0                 /* 502 */
+#define CONF_EXPN_RELAY 1               /* to clients in relay_networks */
 
 /* Fills in every default (hostname from the system). */
 void config_defaults(struct config *c);

@@ -40,6 +40,9 @@ enum config_type {
     CT_USER,        /* an account name, not empty */
     CT_BOOL,        /* yes/no */
     CT_LOGLEVEL,    /* info/debug */
+    CT_CHOICE,      /* int: index of the value in config_choices[key's min] */
+    CT_DELIMITER,   /* empty, or up to 8 characters of "+-_=." */
+    CT_MAILBOX,     /* local@domain (domain lower-cased) */
     CT_COUNT
 };
 
@@ -54,12 +57,17 @@ struct config_key {
 extern const struct config_key config_keys[];
 extern const size_t config_nkeys;
 int config_key_index(const char *name);
+/* The words a CT_CHOICE key takes, NULL-terminated; the value stored is the
+ * index of the word. */
+extern const char *const *const config_choices[];
 /* Every default but the host name and local_domains (memset first). */
 void config_set_defaults(struct config *c);
 /* The system's FQDN, or "localhost". */
 void config_system_hostname(char *out, size_t outlen);
 /* local_domains = "$hostname, localhost". */
 void config_default_local_domains(struct config *c);
+/* postmaster_address = "postmaster@$hostname". */
+void config_default_postmaster(struct config *c);
 
 /* config_reader.c. One key as found in the file. */
 struct config_entry {

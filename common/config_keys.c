@@ -19,6 +19,8 @@
 
 /* ------------------------------------------------------------- key table */
 
+enum { CHOICE_VRFY, CHOICE_EXPN };
+
 #define FIELD(m) offsetof(struct config, m), sizeof(((struct config *)0)->m)
 
 const struct config_key config_keys[] = {
@@ -72,6 +74,18 @@ const struct config_key config_keys[] = {
     { "smtp_connection_cache_time_limit", CT_DURATION, FIELD(smtp_connection_cache_time_limit), 0, 3600 },
     { "smtp_connection_reuse_count_limit", CT_UINT, FIELD(smtp_connection_reuse_count_limit), 1, 1000000 },
     { "log_level",                CT_LOGLEVEL,   FIELD(debug), 0, 0 },
+    { "recipient_delimiter",      CT_DELIMITER,  FIELD(recipient_delimiter), 0, 0 },
+    { "vrfy",                     CT_CHOICE,     FIELD(vrfy), CHOICE_VRFY, 0 },
+    { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
+    { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
+};
+
+/* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
+static const char *const vrfy_words[] = { "hide", "reveal", NULL };
+static const char *const expn_words[] = { "off", "relay_networks", NULL };
+const char *const *const config_choices[] = {
+    [CHOICE_VRFY] = vrfy_words,
+    [CHOICE_EXPN] = expn_words,
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];
@@ -126,6 +140,17 @@ void config_default_local_domains(struct config *c)
         config_strlist_add(&c->local_domains, h);
     if (!config_strlist_has(&c->local_domains, "localhost"))
         config_strlist_add(&c->local_domains, "localhost");
+}
+
+/* postmaster_address default: "postmaster@$hostname". */
+void config_default_postmaster(struct config *c)
+{
+    char h[sizeof c->hostname];
+
+    config_copy(h, sizeof h, c->hostname);
+    config_lower(h);
+    if (strlen(h) + sizeof("postmaster@") <= sizeof c->postmaster_address)
+        config_fmt(c->postmaster_address, sizeof c->postmaster_address, "postmaster@%s", h);
 }
 
 void config_set_defaults(struct config *c)
@@ -186,6 +211,10 @@ void config_set_defaults(struct config *c)
     c->smtp_connection_cache_time_limit = 2;
     c->smtp_connection_reuse_count_limit = 100;
     c->debug = 0;
+    config_copy(c->recipient_delimiter, sizeof c->recipient_delimiter, "+");
+    c->vrfy = CONF_VRFY_HIDE;
+    c->expn = CONF_EXPN_OFF;
+    /* postmaster_address: "postmaster@$hostname", set with the hostname */
 }
 
 void config_defaults(struct config *c)
@@ -193,6 +222,7 @@ void config_defaults(struct config *c)
     config_set_defaults(c);
     config_system_hostname(c->hostname, sizeof c->hostname);
     config_default_local_domains(c);
+    config_default_postmaster(c);
 }
 
 void config_free(struct config *c)

@@ -353,6 +353,68 @@ static int set_loglevel(void *field, const struct config_key *k, const char *v,
     return 0;
 }
 
+/* CT_CHOICE: one of the key's words (config_choices), case-insensitively. */
+static int set_choice(void *field, const struct config_key *k, const char *v,
+                      char *why, size_t whylen)
+{
+    const char *const *w = config_choices[k->min];
+    char list[200];
+    size_t o = 0;
+
+    for (int i = 0; w[i]; i++) {
+        if (!strcasecmp(v, w[i])) {
+            *(int *)field = i;
+            return 0;
+        }
+        o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", i ? " or " : "", w[i]);
+        if (o >= sizeof list)
+            o = sizeof list - 1;
+    }
+    config_fmt(why, whylen, "\"%.100s\": expected %s", v, list);
+    return -1;
+}
+
+/* CT_DELIMITER: empty, or distinct characters of "+-_=." (Postfix allows
+ * several delimiters; these never occur in a domain and are safe in paths). */
+static int set_delimiter(void *field, const struct config_key *k, const char *v,
+                         char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+
+    if (n >= k->size) {
+        config_fmt(why, whylen, "at most %zu characters", k->size - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!strchr("+-_=.", v[i]) || memchr(v, v[i], i)) {
+            config_fmt(why, whylen, "\"%.100s\": expected characters of \"+-_=.\", each once, or nothing", v);
+            return -1;
+        }
+    }
+    config_copy(field, k->size, v);
+    return 0;
+}
+
+/* CT_MAILBOX: local@domain, the domain lower-cased. */
+static int set_mailbox(void *field, const struct config_key *k, const char *v,
+                       char *why, size_t whylen)
+{
+    char path[ADDR_MAX + 3];
+    struct addr a;
+    size_t end;
+
+    if (check_single(k, v, why, whylen) < 0)
+        return -1;
+    if (strlen(v) > ADDR_MAX || snprintf(path, sizeof path, "<%s>", v) < 0 ||
+        addr_parse_path(path, strlen(path), ADDR_UTF8, &a, &end) != ADDR_OK || path[end] != 0 ||
+        a.domain[0] == 0) {
+        config_fmt(why, whylen, "\"%.100s\" is not an address (local@domain)", v);
+        return -1;
+    }
+    config_fmt(field, k->size, "%.*s@%s", (int)a.local_len, a.mailbox, a.domain);
+    return 0;
+}
+
 /* A list value split into tokens (freed by the caller), or NULL with why. */
 static struct tokens *tokenize(const char *v, char *why, size_t whylen)
 {
@@ -531,6 +593,9 @@ static const setter_fn setters[CT_COUNT] = {
     [CT_USER] = set_word,
     [CT_BOOL] = set_bool,
     [CT_LOGLEVEL] = set_loglevel,
+    [CT_CHOICE] = set_choice,
+    [CT_DELIMITER] = set_delimiter,
+    [CT_MAILBOX] = set_mailbox,
 };
 
 int config_set_value(struct config *c, const struct config_key *k, const char *v,

@@ -29,6 +29,8 @@
 #include "evloop.h"
 #include "listeners.h"
 #include "log.h"
+#include "mapdb.h"
+#include "maps.h"
 #include "pidfile.h"
 #include "privsep.h"
 #include "qstore.h"
@@ -160,6 +162,19 @@ static int check_queue(const struct config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Compiles the mailbox and alias maps; with install set, into smtpd's jail
+ * (RUN/smtpd/maps.db, replaced atomically), else only checks them. */
+static int compile_maps(const struct config *c, int install, struct maps_stats *st, char *err, size_t errlen)
+{
+    char out[PATH_MAX];
+
+    if ((size_t)snprintf(out, sizeof(out), "%s/%s/%s", c->run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof(out)) {
+        snprintf(err, errlen, "%s: run_dir too long", c->path);
+        return -1;
+    }
+    return maps_compile(c, install ? out : NULL, st, err, errlen);
+}
+
 static void unload(struct config *c)
 {
     config_free(c);
@@ -266,6 +281,12 @@ static int cmd_check(const char *path)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
+    struct maps_stats st;
+    if (compile_maps(c, 0, &st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    printf("postern: maps: %u mailbox(es), %u alias(es)\n", st.mailboxes, st.aliases);
     printf("postern: configuration %s is valid\n", path);
     rc = 0;
 out:
@@ -457,6 +478,7 @@ static int restart_needed(const struct config *a, const struct config *b, char *
 static void on_hup(struct evloop *ev, int signo, void *arg)
 {
     struct listeners *next = &m.lis[1 - m.cur];
+    struct maps_stats st;
     struct config *c;
     char err[2048];
 
@@ -474,8 +496,9 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     if (restart_needed(m.cfg, c, err, sizeof(err)) ||
         sup_check_binaries(m.bindir, err, sizeof(err)) < 0 ||
         dirs_prepare(c, &m.owners, 1, err, sizeof(err)) < 0 ||
+        compile_maps(c, 1, &st, err, sizeof(err)) < 0 ||
         listeners_open(next, &m.lis[m.cur], c, err, sizeof(err)) < 0) {
-        log_error("reload failed: %s; keeping the running configuration", err);
+        log_error("reload failed: %s; keeping the running configuration and maps", err);
         unload(c);
         return;
     }
@@ -485,7 +508,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     sup_reload(m.sup, c, next);
     unload(m.cfg);
     m.cfg = c;
-    log_info("reload: configuration %s re-read", m.conf);
+    log_info("reload: configuration %s re-read; maps: %u mailbox(es), %u alias(es)", m.conf, st.mailboxes, st.aliases);
 }
 
 static void on_term(struct evloop *ev, int signo, void *arg)
@@ -533,6 +556,12 @@ static int cmd_run(const char *path, int foreground)
     }
     if (pidfd < 0)
         fail("%s", err);
+    /* only now, so that a second master never replaces the first one's maps */
+    struct maps_stats st;
+    if (compile_maps(m.cfg, 1, &st, err, sizeof(err)) < 0) {
+        pidfile_remove(pidpath, pidfd);
+        fail("%s", err);
+    }
     if (listeners_open(&m.lis[0], NULL, m.cfg, err, sizeof(err)) < 0) {
         pidfile_remove(pidpath, pidfd);
         fail("%s", err);
@@ -560,7 +589,7 @@ static int cmd_run(const char *path, int foreground)
     if (!priv_is_root())
         log_warning("running as uid %lu, not root: all processes run as this user, without chroot",
                     (unsigned long)getuid());
-    log_info("starting, configuration %s", m.conf);
+    log_info("starting, configuration %s; maps: %u mailbox(es), %u alias(es)", m.conf, st.mailboxes, st.aliases);
     status_remove(m.cfg->run_dir);          /* a dead master's, if any */
     sup_start(m.sup, m.cfg, &m.lis[m.cur]);
     if (ev_run(ev) < 0)

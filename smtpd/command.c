@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "localrcpt.h"
 #include "log.h"
+#include "mapdb.h"
 #include "policy.h"
 #include "proto.h"
 #include "qclient.h"
@@ -370,6 +372,15 @@ static void cmd_rcpt(struct session *s, char *arg)
         session_reply(s, "554 5.7.1 <%s>: Relay access denied", a.mailbox);
         return;
     }
+    if (a.domain[0] && !a.is_literal && config_is_local_domain(CFG, a.domain)) {
+        char refusal[TXN_REPLY_MAX + ADDR_MAX];
+        if (localrcpt_check(CFG, &a, refusal, sizeof(refusal))) {
+            log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+                     s->name, refusal, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
+            session_reply(s, "%s", refusal);
+            return;
+        }
+    }
     if (txn_add_rcpt(&s->txn, a.mailbox, notify, orcpt, CFG->max_recipients, err, sizeof(err)) < 0) {
         session_reply(s, "%s", err);
         return;
@@ -404,6 +415,104 @@ void command_rcpt_checked(struct session *s, const char *refusal)
         session_reply(s, "250 2.1.5 Ok");
     }
     session_resume(s);
+}
+
+/* The address of VRFY or EXPN: 0 local, 1 remote, -1 after a 501. */
+static int vrfy_expn_arg(struct session *s, const char *verb, const char *arg, struct addr *a)
+{
+    int r;
+
+    if (!*arg) {
+        session_reply(s, "501 5.5.4 Syntax: %s address", verb);
+        return -1;
+    }
+    r = localrcpt_parse_arg(CFG, arg, a);
+    if (r < 0)
+        session_reply(s, "501 5.1.3 Bad recipient address syntax");
+    return r;
+}
+
+/* VRFY: 252 revealing nothing, or with vrfy = reveal 250/550 for local
+ * addresses (252 for others: they cannot be verified here). */
+static void cmd_vrfy(struct session *s, const char *arg)
+{
+    char refusal[TXN_REPLY_MAX + ADDR_MAX];
+    struct addr a;
+    int r;
+
+    if (CFG->vrfy != CONF_VRFY_REVEAL) {
+        if (!*arg) {
+            session_reply(s, "501 5.5.4 Syntax: VRFY address");
+            return;
+        }
+        s->cnt_ok[CMD_VRFY]++;
+        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+        return;
+    }
+    r = vrfy_expn_arg(s, "VRFY", arg, &a);
+    if (r < 0)
+        return;
+    if (r > 0) {
+        s->cnt_ok[CMD_VRFY]++;
+        session_reply(s, "252 2.0.0 <%s>: cannot verify a remote address, but will accept message and attempt delivery",
+                      a.mailbox);
+        return;
+    }
+    if (localrcpt_check(CFG, &a, refusal, sizeof(refusal))) {
+        session_reply(s, "%s", refusal);
+        return;
+    }
+    s->cnt_ok[CMD_VRFY]++;
+    session_reply(s, "250 2.0.0 <%s>", a.mailbox);
+}
+
+/* EXPN: 502, or with expn = relay_networks, to those clients, an alias's
+ * members (multi-line 250) or a mailbox's own address. */
+static void cmd_expn(struct session *s, const char *arg)
+{
+    char key[MAPDB_KEY_MAX];
+    const char *mem = NULL;
+    size_t mlen = 0;
+    struct addr a;
+    int r;
+
+    if (CFG->expn != CONF_EXPN_RELAY || !cidr_list_match(&CFG->relay_networks, (const struct sockaddr *)&s->peer)) {
+        session_reply(s, "502 5.5.1 Error: EXPN not available");
+        return;
+    }
+    r = vrfy_expn_arg(s, "EXPN", arg, &a);
+    if (r < 0)
+        return;
+    if (r > 0) {
+        session_reply(s, "252 2.0.0 <%s>: cannot expand a remote address", a.mailbox);
+        return;
+    }
+    r = localrcpt_expand(CFG, &a, key, sizeof(key), &mem, &mlen);
+    if (r == MAPDB_NONE) {
+        session_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", a.mailbox);
+        return;
+    }
+    if (r < 0) {
+        session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", a.mailbox);
+        return;
+    }
+    s->cnt_ok[CMD_EXPN]++;
+    if (r == MAPDB_MAILBOX || mlen == 0) {
+        session_reply(s, "250 2.1.5 <%s>", key);
+        return;
+    }
+    /* members: NUL-terminated strings, each already an address the
+     * compiler checked */
+    for (size_t o = 0; o < mlen;) {
+        const char *m = mem + o, *end = memchr(m, 0, mlen - o);
+        if (!end)
+            break;
+        o = (size_t)(end - mem) + 1;
+        if (o < mlen)
+            buf_printf(&s->c.out, "250-2.1.5 <%s>\r\n", m);
+        else
+            session_reply(s, "250 2.1.5 <%s>", m);
+    }
 }
 
 static int txn_ready(struct session *s)
@@ -567,15 +676,8 @@ static void command(struct session *s, const char *line, size_t len, unsigned fl
         s->cnt_ok[id]++;
         session_reply(s, "250 2.0.0 Ok");
         break;
-    case CMD_VRFY:
-        if (!*arg) {
-            session_reply(s, "501 5.5.4 Syntax: VRFY address");
-            break;
-        }
-        s->cnt_ok[id]++;
-        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-        break;
-    case CMD_EXPN: session_reply(s, "502 5.5.1 Error: EXPN not available"); break;
+    case CMD_VRFY: cmd_vrfy(s, arg); break;
+    case CMD_EXPN: cmd_expn(s, arg); break;
     case CMD_HELP:
         s->cnt_ok[id]++;
         session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS");

@@ -20,6 +20,8 @@
 #include "log.h"
 #include "privsep.h"
 #include "listener.h"
+#include "localrcpt.h"
+#include "mapdb.h"
 #include "paths.h"
 #include "qlink.h"
 #include "ready.h"
@@ -42,6 +44,7 @@ static void tick(struct evloop *ev, void *arg)
 {
     (void)arg;
     session_tick();
+    localrcpt_tick();
     if (stopping && now_ms() > stop_deadline) {
         log_warning("stopping with %u session(s) still open", session_count());
         ev_stop(ev);
@@ -122,7 +125,7 @@ int main(int argc, char **argv)
 {
     struct account acct;
     struct evloop *ev;
-    char err[1024], jail[4096], qsock[4096];
+    char err[1024], jail[4096], qsock[4096], mapfile[4096];
     int opt, jailed;
 
     while ((opt = getopt(argc, argv, "c:")) != -1) {
@@ -170,6 +173,10 @@ int main(int argc, char **argv)
     else
         if ((size_t)snprintf(qsock, sizeof(qsock), "%s/%s", cfg->run_dir, SOCK_QUEUE_SMTPD) >= sizeof(qsock))
             log_fatal("run_dir too long");
+    /* the map the master compiled into the jail, opened as user_smtpd */
+    if ((size_t)snprintf(mapfile, sizeof(mapfile), "%s/%s", jailed ? "" : jail, MAPDB_FILE) >= sizeof(mapfile))
+        log_fatal("run_dir too long");
+    localrcpt_init(mapfile);
 
     if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
         ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
@@ -180,6 +187,7 @@ int main(int argc, char **argv)
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     qlink_free();
+    localrcpt_free();
     ev_free(ev);
     config_free(cfg);
     (void)cfg_b;

@@ -24,6 +24,7 @@ void suite_resolver_answer(void);
 void suite_resolver_dnsclient(void);
 void suite_smtpc(void);
 void suite_agent(void);
+void suite_maps(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -47,6 +48,7 @@ void suite_agent(void);
     SUITE(resolver_dnsclient) \
     SUITE(smtpc) \
     SUITE(agent) \
-    SUITE(sched)
+    SUITE(sched) \
+    SUITE(maps)
 
 #endif

@@ -1,0 +1,46 @@
+/*
+ * maps.h - the map compiler: mailboxes_file and aliases_file (SPEC.md
+ * section 3) into the LMDB file of mapdb.h. Run by the master, which
+ * parses operator files only, at start, on reload and for `postern check`.
+ *
+ * mailboxes_file: "user@domain" a line, optionally ":HASH" (a password
+ * hash for AUTH). The hash is checked for shape and then left out: the map
+ * smtpd reads never holds a password hash (the auth process of a later
+ * issue compiles its own).
+ *
+ * aliases_file: "alias: target, target" (continued on lines that start
+ * with white space); alias is "name@domain" or a bare "name" (in every
+ * local domain); a target is an address, or a bare name in the alias's
+ * domain. Nested aliases are expanded at compile time; a loop is an error,
+ * except that an alias naming itself (or an alias it is part of) delivers
+ * to the mailbox of that name ("john: john, john@elsewhere"); otherwise an
+ * alias of a mailbox's name takes its mail (as Postfix's virtual_alias_maps
+ * come before the mailboxes). A local target must be a mailbox or an
+ * alias (a typo is an error here, not a bounce later). postmaster@
+ * and abuse@ exist in every local domain: when neither file defines them
+ * they go to postmaster_address (a mailbox in its own right when it is
+ * postmaster@ of a local domain). Pipes, files and :include: are refused.
+ */
+#ifndef POSTERN_MAPS_H
+#define POSTERN_MAPS_H
+
+#include <stddef.h>
+
+struct config;
+
+struct maps_stats {
+    unsigned mailboxes;                 /* keys that are mailboxes */
+    unsigned aliases;                   /* keys that are aliases, defaults included */
+    unsigned hashes;                    /* mailboxes with a password hash (not stored) */
+};
+
+/*
+ * Reads and checks both files of c. With out set, writes the map to
+ * "OUT.NEW" (mode 0644), syncs it and renames it over out, so a reader sees
+ * the old map or the new one whole; an error leaves out untouched. Returns
+ * 0, or -1 with "FILE:LINE: message" (or "FILE: message") in err. A file
+ * that does not exist is an empty one.
+ */
+int maps_compile(const struct config *c, const char *out, struct maps_stats *st, char *err, size_t errlen);
+
+#endif
