@@ -94,7 +94,13 @@ struct config {
     int vrfy;                           /* CONF_VRFY_* */
     int expn;                           /* CONF_EXPN_* */
     char postmaster_address[257];       /* where postmaster@ and abuse@ go, default postmaster@$hostname */
+    unsigned master_service_disable;    /* CONF_SERVICE_* bits: roles the master does not start */
 };
+
+/* master_service_disable words (Postfix's setting of that name) */
+#define CONF_SERVICE_SMTPD    (1u << 0)
+#define CONF_SERVICE_RESOLVER (1u << 1)
+#define CONF_SERVICE_DELIVER  (1u << 2)
 
 #define CONF_VRFY_HIDE 0                /* 252 for every address */
 #define CONF_VRFY_REVEAL 1              /* 250 / 550 */

@@ -19,7 +19,7 @@
 
 /* ------------------------------------------------------------- key table */
 
-enum { CHOICE_VRFY, CHOICE_EXPN };
+enum { CHOICE_VRFY, CHOICE_EXPN, CHOICE_SERVICES };
 
 #define FIELD(m) offsetof(struct config, m), sizeof(((struct config *)0)->m)
 
@@ -78,14 +78,18 @@ const struct config_key config_keys[] = {
     { "vrfy",                     CT_CHOICE,     FIELD(vrfy), CHOICE_VRFY, 0 },
     { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
     { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
+    { "master_service_disable",   CT_CHOICES,    FIELD(master_service_disable), CHOICE_SERVICES, 0 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
 static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
+/* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
+static const char *const service_words[] = { "smtpd", "resolver", "deliver", NULL };
 const char *const *const config_choices[] = {
     [CHOICE_VRFY] = vrfy_words,
     [CHOICE_EXPN] = expn_words,
+    [CHOICE_SERVICES] = service_words,
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

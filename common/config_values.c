@@ -526,6 +526,42 @@ static int entry_stub(char *e, const struct strlist *so_far, char *why, size_t w
     return 1;
 }
 
+/* CT_CHOICES: a list of the key's words (any order, case-insensitively,
+ * each at most once), stored as a bit per word; empty is none. */
+static int set_choices(void *field, const struct config_key *k, const char *v,
+                       char *why, size_t whylen)
+{
+    const char *const *w = config_choices[k->min];
+    struct tokens *t = tokenize(v, why, whylen);
+    unsigned bits = 0;
+
+    if (t == NULL)
+        return -1;
+    for (size_t i = 0; i < t->n; i++) {
+        int found = -1;
+        for (int j = 0; w[j] && found < 0; j++)
+            if (!strcasecmp(t->v[i], w[j]))
+                found = j;
+        if (found < 0) {
+            char list[200];
+            size_t o = 0;
+            for (int j = 0; w[j]; j++) {
+                o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%s",
+                                      j ? ", " : "", w[j]);
+                if (o >= sizeof list)
+                    o = sizeof list - 1;
+            }
+            config_fmt(why, whylen, "\"%.100s\": expected a list of %s", t->v[i], list);
+            free(t);
+            return -1;
+        }
+        bits |= 1u << found;
+    }
+    free(t);
+    *(unsigned *)field = bits;
+    return 0;
+}
+
 static int set_strlist(struct strlist *l, const char *v, entry_fn check, char *why, size_t whylen)
 {
     struct tokens *t = tokenize(v, why, whylen);
@@ -596,6 +632,7 @@ static const setter_fn setters[CT_COUNT] = {
     [CT_CHOICE] = set_choice,
     [CT_DELIMITER] = set_delimiter,
     [CT_MAILBOX] = set_mailbox,
+    [CT_CHOICES] = set_choices,
 };
 
 int config_set_value(struct config *c, const struct config_key *k, const char *v,

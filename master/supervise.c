@@ -251,8 +251,29 @@ int sup_stopping(const struct sup *s)
 }
 
 /* How many processes a role should have now; 0 for a server without listeners. */
+/* master_service_disable: the role, or one it needs, is switched off. */
+static int role_disabled(const struct config *c, const struct role *r)
+{
+    static const struct { const char *name; unsigned bit; } sw[] = {
+        { "smtpd", CONF_SERVICE_SMTPD },
+        { "resolver", CONF_SERVICE_RESOLVER },
+        { "deliver", CONF_SERVICE_DELIVER },
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(sw); i++)
+        if ((c->master_service_disable & sw[i].bit) && !strcmp(r->name, sw[i].name))
+            return 1;
+    for (size_t i = 0; i < ARRAY_LEN(r->needs) && r->needs[i]; i++)
+        for (size_t j = 0; j < ARRAY_LEN(roles); j++)
+            if (!strcmp(roles[j].name, r->needs[i]) && role_disabled(c, &roles[j]))
+                return 1;
+    return 0;
+}
+
 static unsigned wanted(const struct sup *s, const struct role *r)
 {
+    if (role_disabled(s->cfg, r))
+        return 0;
     if (r->listen) {
         size_t n = 0;
         for (size_t i = 0; i < s->lis->n; i++)

@@ -377,3 +377,21 @@ def test_refuses_bad_config_at_run():
             raise AssertionError("the error does not name the config file: %r" % inst.log_tail(5))
     finally:
         inst.stop()
+
+
+def test_master_service_disable():
+    """master_service_disable = deliver: no deliver is started (the resolver
+    still is), mail is accepted and stays queued; a bad word is a FILE:LINE
+    error."""
+    with harness.Instance("nodeliver", master_service_disable="deliver") as inst:
+        inst.wait_log(r"ready: every process is up", 0, what="the master's readiness line")
+        kids = [c for _, c in inst.children()]
+        if "deliver" in kids or "resolver" not in kids:
+            raise AssertionError("master_service_disable = deliver, children: %r" % kids)
+        with inst.client() as c:
+            qid = c.send_message("a@example.com", [harness.REMOTE_RCPT])
+        if qid not in inst.queue_ids():
+            raise AssertionError("%s not queued with deliver disabled" % qid)
+        rc, out = _check(_bad_config(inst, "master_service_disable = deliver, queue-mgr", 3))
+        if rc != 1 or "master_service_disable" not in out or ":3:" not in out:
+            raise AssertionError("a bad service name: exit %d, %r" % (rc, out))

@@ -5,9 +5,8 @@ the D_WANT / D_JOB / D_RESULT frames of common/proto.h directly (the
 ipc.h format: a 16-byte header, then u16 tag / u32 length fields) and
 receives each job's spool file descriptor with SCM_RIGHTS.
 
-Assumption: the master does not start a deliver process yet, so the fake is
-queue-mgr's only deliver client. Once deliver runs, these tests need it
-configured out (a harness option the lead maps to a config key).
+The instances run with master_service_disable = deliver, so the fake is
+queue-mgr's only deliver client.
 
 Cases: jobs for due mail with a read-only descriptor; one job per message
 and destination; results applied (sent -> record and file removed with the
@@ -222,7 +221,9 @@ class FakeDeliver:
 
 
 def instance(name, **conf):
-    c = {"relayhost": None, "min_backoff": "60s", "max_backoff": "600s"}
+    # the fake below is queue-mgr's only deliver: the master starts none
+    c = {"relayhost": None, "min_backoff": "60s", "max_backoff": "600s",
+         "master_service_disable": "deliver"}
     c.update(conf)
     return harness.Instance(name, **c)
 
@@ -667,7 +668,7 @@ def test_unprivileged_queue_mgr_serves_its_own_uid():
     if not harness.IS_ROOT:
         raise harness.Skip("the unprivileged case needs root to pick the user")
     unpriv = (64010, 64010)
-    with harness.Instance("sched-unpriv", run_as=unpriv, relayhost=None) as inst:
+    with harness.Instance("sched-unpriv", run_as=unpriv, relayhost=None, master_service_disable="deliver") as inst:
         # queue-mgr made RUN/deliver/queue itself; only its own uid may take jobs
         d = FakeDeliver(inst, uid=unpriv[0])
         qid = inst.send(rcpts=["r@unpriv.example"])
