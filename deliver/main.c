@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "authfile.h"
 #include "config.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "paths.h"
@@ -93,27 +94,13 @@ static int load_cred(uid_t owner, struct auth_cred *c)
 
 int main(int argc, char **argv)
 {
-    const char *conf_path = NULL;
     struct account acct;
     struct auth_cred cred;
     struct evloop *ev;
     char err[1024], jail[4096], qsock[4096], rsock[4096];
-    int opt, jailed, have_cred;
+    int jailed, have_cred;
 
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c')
-            conf_path = optarg;
-        else {
-            fprintf(stderr, "usage: deliver [-c FILE]\n");
-            return 64;
-        }
-    }
-    conf_path = config_path(conf_path);
-    log_init("deliver", getenv("POSTERN_FOREGROUND") != NULL);
-    config_defaults(&cfg);
-    if (config_load(&cfg, conf_path, err, sizeof(err)) < 0)
-        log_fatal("%s", err);
-    log_set_debug(cfg.debug);
+    daemon_start(argc, argv, "deliver", &cfg);
     signal(SIGPIPE, SIG_IGN);   /* SSL_write to a peer that went away (smtpc.h) */
     tzset();
 

@@ -26,6 +26,7 @@
 #include "connect.h"
 #include "dotstuff.h"
 #include "log.h"
+#include "tlserr.h"
 #include "mime8.h"
 #include "net.h"
 #include "reply.h"
@@ -1078,7 +1079,7 @@ static void tls_step(struct smtpc *s)
         return;
     }
     sfmt(text, sizeof(text), "Cannot start TLS: handshake failure with %s: %s", s->hostip,
-             e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? "lost connection" : tlsc_error(err, sizeof(err)));
+             e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? "lost connection" : tls_error_text(err, sizeof(err)));
     fail_session(s, SMTPC_TLS_FAILED, SMTPC_DEFERRED, "4.7.5", text);
 }
 

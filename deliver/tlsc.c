@@ -9,21 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <openssl/err.h>
+
+#include "tlserr.h"
 #include <openssl/x509.h>
 
 static SSL_CTX *ctx;
-
-const char *tlsc_error(char *buf, size_t len)
-{
-    unsigned long e = ERR_get_error();
-
-    if (e == 0)
-        snprintf(buf, len, "unknown TLS error");
-    else
-        ERR_error_string_n(e, buf, len);
-    ERR_clear_error();
-    return buf;
-}
 
 int tlsc_init(const char *ca_file, char *err, size_t errlen)
 {
@@ -33,7 +23,7 @@ int tlsc_init(const char *ca_file, char *err, size_t errlen)
         return 0;
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        snprintf(err, errlen, "TLS: %s", tlsc_error(e, sizeof(e)));
+        snprintf(err, errlen, "TLS: %s", tls_error_text(e, sizeof(e)));
         return -1;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -43,7 +33,7 @@ int tlsc_init(const char *ca_file, char *err, size_t errlen)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     if (ca_file && ca_file[0]) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-            snprintf(err, errlen, "TLS CA file %s: %s", ca_file, tlsc_error(e, sizeof(e)));
+            snprintf(err, errlen, "TLS CA file %s: %s", ca_file, tls_error_text(e, sizeof(e)));
             SSL_CTX_free(ctx);
             ctx = NULL;
             return -1;

@@ -18,7 +18,5 @@ SSL *tlsc_new(int fd, const char *host);
 const char *tlsc_trust(SSL *ssl);
 /* "TLSv1.3 with cipher NAME (256/256 bits) key-exchange X25519". */
 void tlsc_describe(SSL *ssl, char *out, size_t outlen);
-/* The first queued OpenSSL error as text (and clears the queue). */
-const char *tlsc_error(char *buf, size_t len);
 
 #endif

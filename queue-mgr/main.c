@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "privsep.h"
@@ -59,22 +60,8 @@ int main(int argc, char **argv)
     struct qstore *q;
     char err[1024], last[QID_LEN + 1];
     long kept;
-    int opt;
 
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c')
-            conf_path = optarg;
-        else {
-            fprintf(stderr, "usage: queue-mgr [-c FILE]\n");
-            return 64;
-        }
-    }
-    conf_path = config_path(conf_path);
-    log_init("queue-mgr", getenv("POSTERN_FOREGROUND") != NULL);
-    config_defaults(cfg);
-    if (config_load(cfg, conf_path, err, sizeof(err)) < 0)
-        log_fatal("%s", err);
-    log_set_debug(cfg->debug);
+    conf_path = daemon_start(argc, argv, "queue-mgr", cfg);
     if (priv_is_root()) {
         if (priv_resolve(cfg->user_queue, &acct, err, sizeof(err)) < 0 ||
             priv_resolve(cfg->user_smtpd, &smtpd_acct, err, sizeof(err)) < 0 ||

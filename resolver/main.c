@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "net.h"
@@ -100,7 +101,6 @@ static void make_parent_dir(const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *conf_path = NULL;
     struct account acct, peer;
     const char *peer_users[3];
     uid_t peers[3];
@@ -108,22 +108,9 @@ int main(int argc, char **argv)
     struct evloop *ev;
     struct ub_ctx *ub;
     char err[1024], jail[4096], sock[4096], dsock[4096], ddir[4096];
-    int opt, lfd[2], jailed;
+    int lfd[2], jailed;
 
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c')
-            conf_path = optarg;
-        else {
-            fprintf(stderr, "usage: resolver [-c FILE]\n");
-            return 64;
-        }
-    }
-    conf_path = config_path(conf_path);
-    log_init("resolver", getenv("POSTERN_FOREGROUND") != NULL);
-    config_defaults(&cfg);
-    if (config_load(&cfg, conf_path, err, sizeof(err)) < 0)
-        log_fatal("%s", err);
-    log_set_debug(cfg.debug);
+    daemon_start(argc, argv, "resolver", &cfg);
     signal(SIGPIPE, SIG_IGN);
     tzset();
 

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "tls.h"
+#include "tlserr.h"
 #include "util.h"
 
 void conn_init(struct conn *c, int fd, size_t out_max)
@@ -110,7 +111,7 @@ int conn_tls_accept(struct conn *c, char *err, size_t errlen)
             c->want_write = e == SSL_ERROR_WANT_WRITE;
             return 0;
         }
-        tls_error(err, errlen);
+        tls_error_text(err, errlen);
         return -1;
     }
     c->tls_active = 1;

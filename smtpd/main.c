@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "privsep.h"
@@ -126,22 +127,9 @@ int main(int argc, char **argv)
     struct account acct;
     struct evloop *ev;
     char err[1024], jail[4096], qsock[4096], mapfile[4096];
-    int opt, jailed;
+    int jailed;
 
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c')
-            conf_path = optarg;
-        else {
-            fprintf(stderr, "usage: smtpd [-c FILE]\n");
-            return 64;
-        }
-    }
-    conf_path = config_path(conf_path);
-    log_init("smtpd", getenv("POSTERN_FOREGROUND") != NULL);
-    config_defaults(cfg);
-    if (config_load(cfg, conf_path, err, sizeof(err)) < 0)
-        log_fatal("%s", err);
-    log_set_debug(cfg->debug);
+    conf_path = daemon_start(argc, argv, "smtpd", cfg);
     signal(SIGPIPE, SIG_IGN);
     tzset(); /* the zone must be known before the chroot hides it */
     /* Every session is a descriptor: take all the system allows. */

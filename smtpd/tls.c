@@ -8,19 +8,9 @@
 #include <string.h>
 #include <openssl/err.h>
 
+#include "tlserr.h"
+
 static SSL_CTX *ctx;
-
-const char *tls_error(char *buf, size_t len)
-{
-    unsigned long e = ERR_get_error();
-
-    if (e == 0)
-        snprintf(buf, len, "unknown TLS error");
-    else
-        ERR_error_string_n(e, buf, len);
-    ERR_clear_error();
-    return buf;
-}
 
 int tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
@@ -30,7 +20,7 @@ int tls_init(const char *cert_file, const char *key_file, char *err, size_t errl
         return 0;
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        snprintf(err, errlen, "TLS: %s", tls_error(e, sizeof(e)));
+        snprintf(err, errlen, "TLS: %s", tls_error_text(e, sizeof(e)));
         return -1;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -40,12 +30,12 @@ int tls_init(const char *cert_file, const char *key_file, char *err, size_t errl
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        snprintf(err, errlen, "TLS certificate %s: %s", cert_file, tls_error(e, sizeof(e)));
+        snprintf(err, errlen, "TLS certificate %s: %s", cert_file, tls_error_text(e, sizeof(e)));
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, errlen, "TLS key %s: %s", key_file, tls_error(e, sizeof(e)));
+        snprintf(err, errlen, "TLS key %s: %s", key_file, tls_error_text(e, sizeof(e)));
         return -1;
     }
     return 0;

@@ -15,7 +15,5 @@ int tls_available(void);
 SSL *tls_new(int fd);
 /* "TLSv1.3 with cipher NAME (256/256 bits)" for Received: and logs. */
 void tls_describe(SSL *ssl, char *out, size_t outlen);
-/* The first queued OpenSSL error as text (and clears the queue). */
-const char *tls_error(char *buf, size_t len);
 
 #endif

@@ -183,6 +183,17 @@ void txn_drop_last_rcpt(struct txn *t)
 
 /* ---- the spool file ---- */
 
+/* A failed write of the spool file: a full file system is "452 4.3.1
+ * Insufficient system storage" (try later, as Postfix says), anything else
+ * a write error. */
+static void spool_failed(struct txn *t)
+{
+    int e = errno;
+
+    log_error("%s: spool file write error: %s", t->qid, strerror(e));
+    t->poison = e == ENOSPC || e == EDQUOT ? P_NOSPACE : P_IO;
+}
+
 static void spool_write(struct txn *t, const char *p, size_t n)
 {
     if (t->poison != P_NONE)
@@ -194,17 +205,14 @@ static void spool_write(struct txn *t, const char *p, size_t n)
     }
     if (t->spool_buf.len + n > SPOOL_BUF && t->spool_buf.len > 0) {
         if (write_all(t->spool_fd, buf_head(&t->spool_buf), t->spool_buf.len) < 0) {
-            log_error("%s: spool file write error: %s", t->qid, strerror(errno));
-            t->poison = P_IO;
+            spool_failed(t);
             return;
         }
         buf_reset(&t->spool_buf);
     }
     if (n > SPOOL_BUF) {
-        if (write_all(t->spool_fd, p, n) < 0) {
-            log_error("%s: spool file write error: %s", t->qid, strerror(errno));
-            t->poison = P_IO;
-        }
+        if (write_all(t->spool_fd, p, n) < 0)
+            spool_failed(t);
         return;
     }
     if (buf_append(&t->spool_buf, p, n) < 0)
@@ -280,19 +288,19 @@ const char *txn_data_end(struct txn *t, const char **why)
         [P_TOOLONG] = "500 5.5.2 Error: line too long; message not accepted",
         [P_SIZE] = "552 5.3.4 Message size exceeds fixed limit",
         [P_IO] = "451 4.3.0 Error: queue file write error",
+        [P_NOSPACE] = "452 4.3.1 Insufficient system storage",
     };
     static const char *const reason[] = {
         [P_BARE] = "bare CR, bare LF or NUL in data",
         [P_TOOLONG] = "over-long data line",
         [P_SIZE] = "message too large",
         [P_IO] = "write error",
+        [P_NOSPACE] = "no space for the queue file",
     };
 
     if (t->poison == P_NONE && t->spool_buf.len > 0 &&
-        write_all(t->spool_fd, buf_head(&t->spool_buf), t->spool_buf.len) < 0) {
-        log_error("%s: spool file write error: %s", t->qid, strerror(errno));
-        t->poison = P_IO;
-    }
+        write_all(t->spool_fd, buf_head(&t->spool_buf), t->spool_buf.len) < 0)
+        spool_failed(t);
     buf_free(&t->spool_buf);
     if (t->poison != P_NONE) {
         *why = reason[t->poison];

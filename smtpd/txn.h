@@ -17,7 +17,7 @@
 #define TXN_REPLY_MAX 600
 
 /* Why a message is refused at its end, in the order they are found. */
-enum txn_poison { P_NONE, P_BARE, P_TOOLONG, P_SIZE, P_IO };
+enum txn_poison { P_NONE, P_BARE, P_TOOLONG, P_SIZE, P_IO, P_NOSPACE };
 
 struct txn {
     int active;                 /* MAIL accepted */

@@ -82,7 +82,8 @@ def _check_listing(inst, qid, sender, rcpts):
 
 
 def test_ten_thousand_recipients():
-    inst = harness.Instance("layout", max_recipients=N_RCPT)
+    # the layout is the subject: nothing is delivered meanwhile
+    inst = harness.Instance("layout", max_recipients=N_RCPT, master_service_disable="deliver")
     with inst:
         tok = harness.token("big")
         sender = "%s@example.com" % tok
@@ -158,7 +159,7 @@ def _write_v1_index(index_dir, records):
 def test_v1_index_is_migrated_at_start():
     import os
     import shutil
-    inst = harness.Instance("layout-v1")
+    inst = harness.Instance("layout-v1", master_service_disable="deliver")
     with inst:
         qids = [inst.send(rcpts=("one@remote.example",)),
                 inst.send(rcpts=("two@remote.example", "three@remote.example"))]
@@ -168,10 +169,11 @@ def test_v1_index_is_migrated_at_start():
         st = os.stat(index)
         shutil.rmtree(index)
         os.mkdir(index, 0o700)
+        now = int(time.time())     # recent: an old arrival would expire at once
         records = {
-            qids[0]: _v1_record(qids[0], "old@example.com", ["one@remote.example"], sizes[0], 1764400000),
+            qids[0]: _v1_record(qids[0], "old@example.com", ["one@remote.example"], sizes[0], now - 60),
             qids[1]: _v1_record(qids[1], "old2@example.com", ["two@remote.example", "three@remote.example"],
-                                sizes[1], 1764400001),
+                                sizes[1], now - 59),
         }
         _write_v1_index(index, records)
         for name in [index] + [os.path.join(index, f) for f in os.listdir(index)]:
