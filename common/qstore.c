@@ -250,6 +250,19 @@ out:
 /* Returns an LMDB or errno code, or EINVAL for a refused input. */
 typedef int (*write_fn)(struct qstore *q, MDB_txn *txn, void *arg);
 
+/* LMDB reports a short write of its pages as EIO; on a file system that is
+ * (nearly) out of space that is a full disk, not a broken one: the commit
+ * left the index as it was (copy-on-write; the meta page was not written). */
+#define NEARLY_FULL ((uint64_t)16 << 20)
+static int fs_nearly_full(struct qstore *q)
+{
+    mdb_filehandle_t fd;
+    struct statvfs vs;
+
+    return mdb_env_get_fd(q->env, &fd) == 0 && fstatvfs(fd, &vs) == 0 &&
+           (uint64_t)vs.f_bavail * vs.f_frsize < NEARLY_FULL;
+}
+
 /* Runs fn in one write transaction and commits it; when the map fills,
  * grows it and runs fn again from the start. */
 static int write_txn(struct qstore *q, write_fn fn, void *arg)
@@ -263,10 +276,13 @@ static int write_txn(struct qstore *q, write_fn fn, void *arg)
         if ((rc = txn_begin(q, 0, &txn)) != 0)
             return rc;
         rc = fn(q, txn, arg);
-        if (rc == 0)
+        if (rc == 0) {
             rc = mdb_txn_commit(txn);
-        else
+            if (rc == EIO && fs_nearly_full(q))
+                rc = ENOSPC;
+        } else {
             mdb_txn_abort(txn);
+        }
         q_leave(q);
         if (rc == 0 && __atomic_load_n(&q->full_logged, __ATOMIC_RELAXED) &&
             __atomic_exchange_n(&q->full_logged, 0, __ATOMIC_RELAXED))

@@ -21,6 +21,9 @@ int parse_u64(const char *s, uint64_t *out);
 void format_rfc5322_date(time_t t, char *out, size_t outlen);
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t now_ms(void);
+/* Wall-clock milliseconds since the epoch (for times that cross processes,
+ * such as D_DISPATCH); now_ms() is monotonic, for intervals. */
+uint64_t wall_ms(void);
 /* Writes all of buf to a blocking fd, retrying on EINTR; -1 on error. */
 int write_all(int fd, const void *buf, size_t len);
 /* Sets O_NONBLOCK (on=1) or clears it; -1 on error. */

@@ -180,14 +180,6 @@ static void queue_result(struct ipc_out *out, const char *qid)
     npend++;
 }
 
-/* Wall-clock milliseconds: ARRIVAL and D_DISPATCH are epoch times. */
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Postfix's delays: a (before queue-mgr), b (in queue-mgr), c (set-up:
  * waiting here, DNS, connecting, TLS, other hosts tried), d (transmission). */

@@ -109,6 +109,16 @@ static int write_received(struct client *c, int fd, const char *qid)
     return write_all(fd, hdr, (size_t)n);
 }
 
+/* A spool file that cannot be made or written: out of space is 452 4.3.1
+ * (as for a full index), anything else 451. */
+static void refuse_write(struct client *c, uint32_t reqid, int e)
+{
+    if (e == ENOSPC || e == EDQUOT)
+        client_error(c, reqid, "452 4.3.1", "Insufficient system storage");
+    else
+        client_error(c, reqid, "451 4.3.0", "queue file write error");
+}
+
 static void handle_open(struct client *c, const struct ipc_msg *m)
 {
     struct openfile *o;
@@ -132,17 +142,19 @@ static void handle_open(struct client *c, const struct ipc_msg *m)
     o->fd = -1;
     fd = spool_create(o->qid);
     if (fd < 0) {
-        log_error("cannot create spool file: %s", strerror(errno));
+        int e = errno;
+        log_error("cannot create spool file: %s", strerror(e));
         free(o);
-        client_error(c, m->reqid, "451 4.3.0", "queue file write error");
+        refuse_write(c, m->reqid, e);
         return;
     }
     if (c->kind == QL_PICKUP && write_received(c, fd, o->qid) < 0) {
-        log_error("%s: cannot write spool file: %s", o->qid, strerror(errno));
+        int e = errno;
+        log_error("%s: cannot write spool file: %s", o->qid, strerror(e));
         close(fd);
         spool_remove(o->qid);
         free(o);
-        client_error(c, m->reqid, "451 4.3.0", "queue file write error");
+        refuse_write(c, m->reqid, e);
         return;
     }
     o->epoch = batcher_epoch();
@@ -198,9 +210,10 @@ static void handle_data(struct client *c, const struct ipc_msg *m)
         o->fail_code = "552 5.3.4";
         o->fail_text = "Message size exceeds fixed limit";
     } else if (write_all(o->fd, data, len) < 0) {
-        log_error("%s: cannot write spool file: %s", o->qid, strerror(errno));
-        o->fail_code = "451 4.3.0";
-        o->fail_text = "queue file write error";
+        int e = errno;
+        log_error("%s: cannot write spool file: %s", o->qid, strerror(e));
+        o->fail_code = e == ENOSPC || e == EDQUOT ? "452 4.3.1" : "451 4.3.0";
+        o->fail_text = e == ENOSPC || e == EDQUOT ? "Insufficient system storage" : "queue file write error";
     } else {
         o->received += len;
         return;

@@ -505,7 +505,7 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
     ipc_out_u64(&m, T_FLAGS, r->flags);
     ipc_out_u64(&m, T_ARRIVAL, r->arrival);
     ipc_out_u64(&m, T_SIZE, r->size);
-    ipc_out_u64(&m, T_D_DISPATCH, now_ms());
+    ipc_out_u64(&m, T_D_DISPATCH, wall_ms());
     for (size_t i = 0; i < n; i++) {
         const struct qrcpt *rc = &r->rcpt[g->idx[from + i]];
         struct ipc_out one;

@@ -143,6 +143,9 @@ def test_mx_preference():
             qid = w.send(["x@pref.t.test"])
             d = w.sent(qid, "x@pref.t.test")
             _relay(d, "a.pref.t.test", "127.0.0.11", w.port)
+            # delay is the time since arrival, delays its parts (SPEC 6)
+            if not 0 <= d.delay < 60 or any(not 0 <= x < 60 for x in d.delays) or sum(d.delays) > d.delay + 0.1:
+                raise AssertionError("delay=%s delays=%s out of range: %s" % (d.delay, d.delays, d.line))
             got = a.wait_messages(1)
             if got[0].rcpt_tos != ["x@pref.t.test"] or got[0].mail_from != SENDER:
                 raise AssertionError("envelope at the preferred MX: %r" % got)
