@@ -66,6 +66,8 @@ class Received:
         self.dsn_rcpt = dict(dsn_rcpt)          # rcpt -> {"NOTIFY": .., "ORCPT": ..}
         self.data = envelope.original_content or b""
         self.session_id = id(session)
+        self.session_started = getattr(session, "started", None)   # time.monotonic()
+        self.at = time.monotonic()
 
     def __repr__(self):
         return "<Received from=%s to=%s %d bytes%s>" % (
@@ -81,6 +83,10 @@ if HAVE_AIOSMTPD:
         def __init__(self, handler, sink, **kw):
             super().__init__(handler, **kw)
             self._sink = sink
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.session.started = time.monotonic()
 
         @staticmethod
         def _strip(arg, keys):

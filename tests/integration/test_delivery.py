@@ -572,14 +572,14 @@ def _tokens(sinks):
 
 
 def _kill(w, comm, snapshot=lambda: None):
-    """kill -9 of the one `comm` child; snapshot() runs right after the
+    """kill -9 of the one `comm` child; snapshot() runs right before the
     signal; waits for the master to start a new one. Returns (pid, what
     snapshot returned)."""
     pids = w.inst.pids(comm)
     if len(pids) != 1:
         raise AssertionError("want one %s process, have %r" % (comm, pids))
-    os.kill(pids[0], signal.SIGKILL)
     snap = snapshot()
+    os.kill(pids[0], signal.SIGKILL)
     harness.wait_until(lambda: [p for p in w.inst.pids(comm) if p != pids[0]], 20,
                        "the master to restart %s after kill -9" % comm)
     return pids[0], snap
@@ -615,9 +615,9 @@ def _kill_run(w, sinks):
         t.start()
     harness.wait_until(lambda: arrived(KILL_MSGS // 4), 120, "a quarter of the messages to arrive",
                        final=(SendFailed,))
-    # what the sinks had when deliver died: a message whose final dot was
-    # answered there, but whose result never reached queue-mgr, is in it
-    dead_deliver, at_kill = _kill(w, "deliver", lambda: set(_tokens(sinks)))
+    # when deliver died: every session it had open at a sink started
+    # before this moment, and every session of its successor after it
+    dead_deliver, kill_at = _kill(w, "deliver", time.monotonic)
     harness.wait_until(lambda: arrived(KILL_MSGS // 2), 120, "half of the messages to arrive",
                        final=(SendFailed,))
     _kill(w, "resolver")
@@ -633,13 +633,18 @@ def _kill_run(w, sinks):
     if missing:
         raise AssertionError("%d messages never arrived: %s" % (len(missing), missing[:5]))
     # A message may arrive twice only when the kill of deliver fell between
-    # its final dot and the result reaching queue-mgr: its first copy was at
-    # the sink when deliver died, and it came at most twice. (Those the
-    # killed process had logged as sent are counted too: it died between
-    # the log line and D_RESULT.)
+    # its final dot and the result reaching queue-mgr: its first copy came
+    # over a session the killed deliver had opened (one that started before
+    # the kill; the data may reach the sink just after it), and it came at
+    # most twice. (Those the killed process had logged as sent are counted
+    # too: it died between the log line and D_RESULT.)
     sent_by_dead = set(d.rcpt for d in w.inst.deliveries(status="sent") if d.pid == dead_deliver)
     twice = {t: len(ms) for t, ms in got.items() if len(ms) > 1}
-    bad = [t for t in twice if t not in at_kill or twice[t] > 2]
+
+    def by_dead(t):
+        first = min(got[t], key=lambda m: m.at)
+        return first.session_started is not None and first.session_started < kill_at
+    bad = [t for t in twice if not by_dead(t) or twice[t] > 2]
     harness.note("kill -9 run: %d messages to %d destinations; %d arrived twice (the kill fell between the "
                  "final dot and its result; %d of them logged sent by the killed deliver), %d unexplained"
                  % (KILL_MSGS, KILL_DESTS, len(twice), len([t for t in twice if rcpt_of.get(t) in sent_by_dead]),
