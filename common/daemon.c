@@ -4,7 +4,10 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -35,4 +38,16 @@ const char *daemon_start(int argc, char **argv, const char *name, struct config 
         log_fatal("%s", err);
     log_set_debug(cfg->debug);
     return conf_path;
+}
+
+struct evloop *daemon_loop(ev_signal_cb on_term, ev_signal_cb on_hup)
+{
+    struct evloop *ev = ev_new();
+
+    if (!ev)
+        log_fatal("event loop: %s", strerror(errno));
+    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
+        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
+        log_fatal("signals: %s", strerror(errno));
+    return ev;
 }

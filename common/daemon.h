@@ -7,6 +7,7 @@
 #define POSTERN_DAEMON_H
 
 #include "config.h"
+#include "evloop.h"
 
 /*
  * Parses "[-c FILE]" (exit 64 with a usage line otherwise), opens the log
@@ -16,5 +17,10 @@
  * path of the configuration, for a reload.
  */
 const char *daemon_start(int argc, char **argv, const char *name, struct config *cfg);
+
+/* The daemon's event loop, with SIGTERM and SIGINT going to on_term and
+ * SIGHUP to on_hup (reload or drain, as the daemon decides); fatal when
+ * it cannot be made. */
+struct evloop *daemon_loop(ev_signal_cb on_term, ev_signal_cb on_hup);
 
 #endif

@@ -129,12 +129,7 @@ int main(int argc, char **argv)
     if (priv_is_root())
         priv_drop(&acct, jailed ? jail : NULL);
 
-    ev = ev_new();
-    if (!ev)
-        log_fatal("event loop: %s", strerror(errno));
-    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
-        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
-        log_fatal("signals: %s", strerror(errno));
+    ev = daemon_loop(on_term, on_hup);
     ev_set_idle(ev, on_idle, NULL);
     if (agent_start(ev, &cfg, qsock, rsock, have_cred ? &cred : NULL, err, sizeof err) < 0)
         log_fatal("%s", err);

@@ -94,12 +94,7 @@ int main(int argc, char **argv)
     if (spool_pool_start() < 0)
         log_fatal("cannot start the spool file thread: %s", strerror(errno));
 
-    ev = ev_new();
-    if (!ev)
-        log_fatal("event loop: %s", strerror(errno));
-    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
-        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
-        log_fatal("signals: %s", strerror(errno));
+    ev = daemon_loop(on_term, on_hup);
     if (server_start(ev, cfg, q, smtpd_acct.uid, deliver_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);

@@ -141,9 +141,7 @@ int main(int argc, char **argv)
 
     if (tls_init(cfg->tls_cert_file, cfg->tls_key_file, err, sizeof(err)) < 0)
         log_fatal("%s", err);
-    ev = ev_new();
-    if (!ev)
-        log_fatal("event loop: %s", strerror(errno));
+    ev = daemon_loop(on_term, on_hup);
     session_init(ev, cfg);
     if (listen_fds(ev) == 0)
         log_fatal("no listening sockets passed (POSTERN_LISTEN_FDS)");
@@ -166,9 +164,6 @@ int main(int argc, char **argv)
         log_fatal("run_dir too long");
     localrcpt_init(mapfile);
 
-    if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 || ev_signal(ev, SIGINT, on_term, NULL) < 0 ||
-        ev_signal(ev, SIGHUP, on_hup, NULL) < 0)
-        log_fatal("signals: %s", strerror(errno));
     qlink_init(ev, qsock);
     ev_timer(ev, 1000, tick, NULL);
     ready_notify();
