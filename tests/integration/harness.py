@@ -204,6 +204,21 @@ def binary(name):
     return os.path.join(BIN, name)
 
 
+def public_binary(name):
+    """A copy of BIN/name that any account can run (the tree may lie where
+    the test's unprivileged accounts cannot reach, e.g. a clone under
+    /root), made once per run under the run's directory."""
+    d = os.path.join(base_dir(), "pubbin")
+    dst = os.path.join(d, name)
+    if not os.path.exists(dst):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        shutil.copy2(binary(name), dst + ".tmp")
+        os.chmod(dst + ".tmp", 0o755)
+        os.rename(dst + ".tmp", dst)
+    return dst
+
+
 def have_deliver():
     return os.access(binary("deliver"), os.X_OK)
 
@@ -775,7 +790,9 @@ class Instance:
     def run_tool(self, name, args, stdin=None, env=None, timeout=30, **kw):
         """Runs BIN/name; stdout and stderr captured (stderr also appended
         to the tools log for the sanitizer check)."""
-        r = subprocess.run([binary(name)] + list(args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        # run as another account (user=...), a copy it can reach
+        path = public_binary(name) if kw.get("user") is not None else binary(name)
+        r = subprocess.run([path] + list(args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=daemon_env(env),
                            timeout=timeout, **kw)
         if r.stderr:

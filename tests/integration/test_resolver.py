@@ -213,7 +213,8 @@ class Resolver:
         if self.run_as:
             os.chown(self.inst.run_dir, *self.run_as)
             kw.update(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
-        self.proc = subprocess.Popen([harness.binary("resolver"), "-c", self.inst.conf_path],
+        exe = harness.public_binary("resolver") if self.run_as else harness.binary("resolver")
+        self.proc = subprocess.Popen([exe, "-c", self.inst.conf_path],
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, **kw)
         if wait:
