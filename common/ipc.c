@@ -448,3 +448,13 @@ int ipc_conn_recv_wait(struct ipc_conn *c, struct ipc_msg *m, int timeout_ms)
             return -1;
     }
 }
+
+int ipc_conn_watch(struct ipc_conn *c, int fd, ipc_limit_fn limit, struct evloop *ev, ev_fd_cb cb, void *arg)
+{
+    ipc_conn_init(c, fd, limit);
+    if (ev_add(ev, fd, EPOLLIN, cb, arg) < 0) {
+        ipc_conn_close(c);
+        return -1;
+    }
+    return 0;
+}

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "buf.h"
+#include "evloop.h"
 
 #define IPC_MAGIC 0x4e545350u     /* "PSTN" */
 #define IPC_HDR_LEN 16
@@ -99,6 +100,10 @@ struct ipc_conn {
 };
 
 void ipc_conn_init(struct ipc_conn *c, int fd, ipc_limit_fn limit);
+/* A server's new peer: ipc_conn_init, then the descriptor watched for
+ * input by the event loop (cb with arg). -1 (the connection closed) when
+ * the loop cannot take it. */
+int ipc_conn_watch(struct ipc_conn *c, int fd, ipc_limit_fn limit, struct evloop *ev, ev_fd_cb cb, void *arg);
 /* Closes the socket and any descriptors still queued. */
 void ipc_conn_close(struct ipc_conn *c);
 /* Queues a finished frame (and optionally a descriptor, which is dup'ed). */

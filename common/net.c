@@ -102,3 +102,19 @@ int net_peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid)
     if (pid) *pid = uc.pid;
     return 0;
 }
+
+int net_accept_peer(int lfd, uid_t *uid, pid_t *pid)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EWOULDBLOCK)
+                errno = EAGAIN;
+            return -1;
+        }
+        if (net_peer_cred(fd, uid, NULL, pid) == 0)
+            return fd;
+        close(fd);
+    }
+}

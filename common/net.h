@@ -23,5 +23,11 @@ unsigned net_port(const struct sockaddr *sa);
 
 /* Peer credentials of a UNIX socket; -1 on error. */
 int net_peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
+/* Accepts the next connection on a listening UNIX socket (non-blocking,
+ * close-on-exec) together with its peer's uid and pid (SO_PEERCRED);
+ * a connection whose credentials cannot be read is closed and skipped.
+ * Returns the descriptor, or -1 when none is waiting (errno EAGAIN) or on
+ * an error (errno set). */
+int net_accept_peer(int lfd, uid_t *uid, pid_t *pid);
 
 #endif

@@ -173,18 +173,14 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 
     (void)events;
     for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct client *c;
         uid_t uid;
         pid_t pid;
+        int cfd = net_accept_peer(fd, &uid, &pid);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno != EAGAIN && errno != EINTR)
                 log_warning("accept on %s socket: %s", client_kind_name(kind), strerror(errno));
             return;
-        }
-        if (net_peer_cred(cfd, &uid, NULL, &pid) < 0) {
-            close(cfd);
-            continue;
         }
         /* Only smtpd may hand off network mail on the smtpd socket. */
         if (kind == QL_SMTPD && uid != smtpd_uid && uid != 0 && uid != getuid()) {
@@ -208,10 +204,8 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
         c->kind = kind;
         c->uid = uid;
         c->pid = pid;
-        ipc_conn_init(&c->conn, cfd, proto_limit);
         c->events = EPOLLIN;
-        if (ev_add(loop, cfd, EPOLLIN, client_cb, c) < 0) {
-            ipc_conn_close(&c->conn);
+        if (ipc_conn_watch(&c->conn, cfd, proto_limit, loop, client_cb, c) < 0) {
             free(c);
             continue;
         }

@@ -476,18 +476,14 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
     (void)events;
     (void)arg;
     for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct client *c;
         uid_t uid;
         pid_t pid;
+        int cfd = net_accept_peer(fd, &uid, &pid);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno != EAGAIN && errno != EINTR)
                 log_warning("accept: %s", strerror(errno));
             return;
-        }
-        if (net_peer_cred(cfd, &uid, NULL, &pid) < 0) {
-            close(cfd);
-            continue;
         }
         if (!uid_allowed(uid)) {
             log_warning("refused connection from uid %lu pid %ld", (unsigned long)uid, (long)pid);
@@ -500,10 +496,8 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
         }
         c->uid = uid;
         c->pid = pid;
-        ipc_conn_init(&c->conn, cfd, proto_limit);
         c->events = EPOLLIN;
-        if (ev_add(loop, cfd, EPOLLIN, client_cb, c) < 0) {
-            ipc_conn_close(&c->conn);
+        if (ipc_conn_watch(&c->conn, cfd, proto_limit, loop, client_cb, c) < 0) {
             free(c);
             continue;
         }
