@@ -11,6 +11,7 @@
 #include "throttle.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "limits.h"
@@ -71,7 +72,7 @@ int throttle_connect(struct session *s, char *reply, size_t len)
     unsigned count, rate;
 
     s->lim.connected = now;
-    if (!ready || exempt(s))
+    if (!ready || (s->peer.ss_family != AF_INET && s->peer.ss_family != AF_INET6) || exempt(s))
         return 0;
     lim_key_ip((const struct sockaddr *)&s->peer, key);
     e = lim_get(&ips, key, now);
