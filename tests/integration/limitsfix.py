@@ -1,0 +1,66 @@
+"""
+limitsfix.py - fixtures for the relay and abuse-limit tests: an SMTP client
+whose connection comes from a chosen loopback address (127.0.0.2 and up, so
+that one instance sees "outside" clients beside 127.0.0.1), and an
+authenticated submission session (skipped while the server offers no AUTH).
+"""
+
+import base64
+import socket
+import subprocess
+
+import harness
+from harness import HOST, expect
+
+USER = "demo@localhost"
+PASSWORD = "limits-test-password-7Qx"
+
+
+class FromClient(harness.Client):
+    """harness.Client, with the connection bound to source address src."""
+
+    def __init__(self, port, src, tls=False, timeout=10.0, banner=True):
+        self.port = port
+        self.timeout = timeout
+        self.buf = b""
+        self.sock = socket.create_connection((harness.LOCALHOST, port), timeout=timeout, source_address=(src, 0))
+        self.tls = False
+        if tls:
+            self._wrap()
+        self.banner = None
+        if banner:
+            self.banner = self.reply()
+            expect(self.banner, exact="220 %s ESMTP Postern" % HOST)
+
+
+def password_hash(password=PASSWORD):
+    """A SHA512-CRYPT hash, as `doveadm pw -s SHA512-CRYPT` writes it."""
+    out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(), capture_output=True,
+                         check=True, timeout=30)
+    return "{SHA512-CRYPT}" + out.stdout.decode().strip()
+
+
+def auth_instance(name, **conf):
+    """A started instance whose mailboxes_file gives USER a password."""
+    inst = harness.Instance(name, **conf)
+    with open(inst.mailboxes_file, "w") as f:
+        f.write("%s:%s\n" % (USER, password_hash()))
+    return inst.start()
+
+
+def auth_client(inst, src="127.0.0.1"):
+    """A session on the submission port from src, after STARTTLS and AUTH
+    PLAIN as USER; raises harness.Skip while the server offers no AUTH."""
+    c = FromClient(inst.p_sub, src)
+    try:
+        c.ehlo()
+        c.starttls()
+        r = c.ehlo()
+        if not any(l[4:].upper().startswith("AUTH") for l in r.lines):
+            raise harness.Skip("the server offers no AUTH yet")
+        cred = base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode()).decode()
+        expect(c.cmd("AUTH PLAIN " + cred, timeout=20), prefix="235 2.7.0")
+    except BaseException:
+        c.close()
+        raise
+    return c
