@@ -6,31 +6,18 @@ authenticated submission session (skipped while the server offers no AUTH).
 """
 
 import base64
-import socket
 import subprocess
 
 import harness
-from harness import HOST, expect
+from harness import expect
 
 USER = "demo@localhost"
 PASSWORD = "limits-test-password-7Qx"
 
 
-class FromClient(harness.Client):
-    """harness.Client, with the connection bound to source address src."""
-
-    def __init__(self, port, src, tls=False, timeout=10.0, banner=True):
-        self.port = port
-        self.timeout = timeout
-        self.buf = b""
-        self.sock = socket.create_connection((harness.LOCALHOST, port), timeout=timeout, source_address=(src, 0))
-        self.tls = False
-        if tls:
-            self._wrap()
-        self.banner = None
-        if banner:
-            self.banner = self.reply()
-            expect(self.banner, exact="220 %s ESMTP Postern" % HOST)
+def FromClient(port, src, **kw):
+    """harness.Client, with the connection coming from source address src."""
+    return harness.Client(port, src=src, **kw)
 
 
 def password_hash(password=PASSWORD):
