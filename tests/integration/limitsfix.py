@@ -28,11 +28,12 @@ def password_hash(password=PASSWORD):
 
 
 def auth_instance(name, **conf):
-    """A started instance whose mailboxes_file gives USER a password."""
+    """An instance (start it: `with auth_instance(...) as inst`) whose
+    mailboxes_file gives USER a password."""
     inst = harness.Instance(name, **conf)
     with open(inst.mailboxes_file, "w") as f:
         f.write("%s:%s\n" % (USER, password_hash()))
-    return inst.start()
+    return inst
 
 
 def auth_client(inst, src="127.0.0.1"):
