@@ -52,7 +52,10 @@ $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 
 TOOLS := mailq sendmail posternctl
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
+# reload-maps asks the master through its pid file and reload verdict
+$(BIN)/posternctl: $(BUILD)/tools/ctl_reload.o $(BUILD)/master/reload.o $(BUILD)/master/pidfile.o \
+                   $(BUILD)/master/status.o
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)

@@ -95,6 +95,8 @@ struct config {
     int expn;                           /* CONF_EXPN_* */
     char postmaster_address[257];       /* where postmaster@ and abuse@ go, default postmaster@$hostname */
     unsigned master_service_disable;    /* CONF_SERVICE_* bits: roles the master does not start */
+    /* install, reload and stop (master/) */
+    unsigned stop_timeout;              /* seconds sessions get to finish at `postern stop`, 20 */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */

@@ -79,6 +79,8 @@ const struct config_key config_keys[] = {
     { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
     { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
     { "master_service_disable",   CT_CHOICES,    FIELD(master_service_disable), CHOICE_SERVICES, 0 },
+    /* install, reload and stop (master/) */
+    { "stop_timeout",             CT_DURATION,   FIELD(stop_timeout), 1, 3600 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
@@ -218,6 +220,7 @@ void config_set_defaults(struct config *c)
     config_copy(c->recipient_delimiter, sizeof c->recipient_delimiter, "+");
     c->vrfy = CONF_VRFY_HIDE;
     c->expn = CONF_EXPN_OFF;
+    c->stop_timeout = 20;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
 }
 
