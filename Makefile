@@ -2,7 +2,8 @@
 # development instance, `make test` runs every test, `make asan` runs them
 # under AddressSanitizer and UndefinedBehaviorSanitizer, `make bench`
 # compares with Postfix, `make fuzz` runs the parsers' libFuzzer targets,
-# `make install` installs on a production host.
+# `make install` installs on a production host, `make uninstall` removes
+# it again (keeping the queue and the mailboxes).
 
 .DEFAULT_GOAL := all
 
@@ -100,8 +101,12 @@ bench: deps
 	$(MAKE) all
 	scripts/bench
 
+# PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
 install: all
-	scripts/install
+	BIN=$(BIN) scripts/install install
+
+uninstall:
+	scripts/install uninstall
 
 # libFuzzer targets of the common/ parsers, FUZZ_SECONDS each (default 30).
 fuzz:
@@ -110,5 +115,5 @@ fuzz:
 clean:
 	rm -rf build bin
 
-.PHONY: all deps run test test-long asan bench install clean fuzz
+.PHONY: all deps run test test-long asan bench install uninstall clean fuzz
 -include $(shell find build -name '*.d' 2>/dev/null)
