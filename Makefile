@@ -51,6 +51,10 @@ $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOM
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# jailprobe: a role's jail and privilege drop, tried from inside (test_jail.py)
+$(BUILD)/jailprobe: $(BUILD)/tests/tools/jailprobe.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 TOOLS := mailq sendmail posternctl
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
@@ -65,7 +69,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELI
 
 PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
 
-all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump
+all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@

@@ -133,9 +133,9 @@ static void check_entry(struct audit *a, const struct jail *j, const char *path,
         else
             finding(a, path, fix, "%s in the %s jail that %s does not need (a jail holds only its sockets%s)",
                     kind_name(st->st_mode), j->role, j->role, strcmp(j->role, "smtpd") ? "" : " and maps.db");
-        return;
+        need = NULL;                /* and whether it is also writable */
     }
-    if (need->kind == ENT_SOCK)
+    if (S_ISSOCK(st->st_mode))
         return;
     if (st->st_mode & (S_ISUID | S_ISGID) && !S_ISDIR(st->st_mode)) {
         snprintf(fix, sizeof(fix), "chmod ug-s %s", path);
