@@ -114,7 +114,10 @@ static int count_record(const char *qid, const void *val, size_t len, void *arg)
     return 0;
 }
 
-static struct config *load(const char *path, char *err, size_t errlen)
+/* tls_check: also load the certificate and key (check and reload); at
+ * start smtpd does that itself, and a failure there is its own, retried
+ * with the backoff while the rest of the system runs. */
+static struct config *load(const char *path, int tls_check, char *err, size_t errlen)
 {
     struct config *c = calloc(1, sizeof(*c));
 
@@ -142,7 +145,7 @@ static struct config *load(const char *path, char *err, size_t errlen)
     }
     /* ... and that they are a certificate and its key, so a reload with a
      * renewed certificate that does not load is refused, not half done */
-    if (c->tls_cert_file[0] && c->tls_key_file[0] &&
+    if (tls_check && c->tls_cert_file[0] && c->tls_key_file[0] &&
         tls_pair_check(c->tls_cert_file, c->tls_key_file, err, errlen) < 0) {
         char why[1024];
         str_copy(why, err, sizeof(why));
@@ -277,7 +280,7 @@ static int cmd_check(const char *path)
     int rc = 1;
 
     log_init("master", 1);
-    c = load(path, err, sizeof(err));
+    c = load(path, 1, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -525,7 +528,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
         return;
     m.reloads++;
     notify_send("RELOADING=1", "reloading");
-    c = load(m.conf, err, sizeof(err));
+    c = load(m.conf, 1, err, sizeof(err));
     if (!c) {
         log_error("reload failed: %s; keeping the running configuration", err);
         reload_done(0, err);
@@ -582,7 +585,7 @@ static int cmd_run(const char *path, int foreground)
     notify_init();
     m.tell_terminal = !foreground;
     umask(022);
-    m.cfg = load(path, err, sizeof(err));
+    m.cfg = load(path, 0, err, sizeof(err));
     if (!m.cfg)
         fail("%s", err);
     log_set_debug(m.cfg->debug);
@@ -770,7 +773,7 @@ static int cmd_reload(const char *run_dir)
 static int cmd_control(const char *path, const char *cmd)
 {
     char err[2048], run_dir[CONF_MAX_STR], pidpath[PATH_MAX + 32];
-    struct config *c = load(path, err, sizeof(err));
+    struct config *c = load(path, 0, err, sizeof(err));
     unsigned stop_ms = 20000 + STOP_WAIT_SLACK_MS;
     pid_t pid;
 
