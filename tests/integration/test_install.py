@@ -254,6 +254,103 @@ def test_install_fresh_root_delivers():
 test_install_fresh_root_delivers.timeout = 600
 
 
+# ------------------------------------------------- the unit's capabilities
+
+def _unit_caps():
+    text = open(os.path.join(REPO, "etc", "postern.service.in")).read()
+    m = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M)
+    assert m, "the unit has no CapabilityBoundingSet"
+    assert re.search(r"^NoNewPrivileges=yes$", text, re.M), "the unit lacks NoNewPrivileges=yes"
+    return [c.lower()[4:] for c in m.group(1).split()]
+
+
+def _low_port():
+    """A free port below 1024 on loopback (binding it needs NET_BIND_SERVICE)."""
+    import socket
+    for port in range(700, 1000):
+        with socket.socket() as sk:
+            try:
+                sk.bind((harness.LOCALHOST, port))
+                return port
+            except OSError:
+                continue
+    raise harness.Skip("no free port below 1024")
+
+
+def _run_with_caps(caps, low_port):
+    """Starts the master under setpriv with exactly caps in its bounding set
+    and no_new_privs, as the unit does. Returns (None, inst) when every
+    process came up, mail was queued, a reload and a stop worked; else
+    (reason, inst)."""
+    inst = harness.Instance("caps", listen_smtp="%s:%d" % (harness.LOCALHOST, low_port))
+    inst.logf = open(inst.log_path, "ab")
+    inst.proc = subprocess.Popen(
+        ["setpriv", "--no-new-privs", "--inh-caps", "-all", "--bounding-set",
+         "-all," + ",".join("+" + c for c in caps), harness.binary("postern"), "-c", inst.conf_path, "run"],
+        stdin=subprocess.DEVNULL, stdout=inst.logf, stderr=inst.logf, cwd=inst.dir, env=harness.daemon_env(),
+        start_new_session=True)
+    try:
+        def state():
+            t = inst.log_text()
+            if "ready: every process is up" in t:
+                return "up"
+            m = re.search(r"(fatal: .*)", t)
+            if m:
+                return m.group(1)
+            if inst.proc.poll() is not None:
+                return "the master exited %d" % inst.proc.returncode
+            return None
+        st = harness.wait_until(state, 60, "the master under setpriv to come up or fail")
+        if st != "up":
+            return st, inst
+        with harness.Client(low_port) as c:
+            c.send_message("a@client.example", [harness.REMOTE_RCPT])
+        r = subprocess.run([harness.binary("postern"), "-c", inst.conf_path, "reload"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        if r.returncode != 0:
+            return "reload: " + r.stdout.decode(errors="replace"), inst
+        inst.proc.send_signal(15)
+        try:
+            inst.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            return "the master did not stop within 20 s (it cannot signal its children?)", inst
+        if inst.proc.returncode != 0:
+            return "the master stopped with %d" % inst.proc.returncode, inst
+        return None, inst
+    finally:
+        if inst.proc.poll() is None:
+            inst._kill([p for p, _ in inst.children()])
+        kids = [p for p, _ in inst.children()] if inst.proc.poll() is None else []
+        inst._kill(kids)
+        inst.logf.close()
+        inst.logf = None
+
+
+def test_unit_capabilities_exactly_enough():
+    """The unit's CapabilityBoundingSet with NoNewPrivileges: the master
+    runs, binds a port below 1024, chroots and drops its children, takes
+    mail, reloads and stops; and without any one of those capabilities it
+    cannot (so none is there for nothing)."""
+    if not harness.IS_ROOT:
+        raise harness.Skip("needs root")
+    if harness.SAN or not harness.CHROOT:
+        raise harness.Skip("chroot is off in sanitizer runs (harness.CHROOT)")
+    harness.need_deliver()
+    if not shutil.which("setpriv"):
+        raise harness.Skip("no setpriv(1) (util-linux)")
+    caps = _unit_caps()
+    port = _low_port()
+    why, inst = _run_with_caps(caps, port)
+    assert why is None, "with the unit's capabilities %s: %s\n%s" % (caps, why, inst.log_tail(20))
+    for c in caps:
+        why, inst = _run_with_caps([x for x in caps if x != c], _low_port())
+        assert why is not None, "the master works without CAP_%s: drop it from the unit" % c.upper()
+        harness.note("without CAP_%s: %s" % (c.upper(), why[:160]))
+
+
+test_unit_capabilities_exactly_enough.timeout = 400
+
+
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--inside":
     try:
         result = _inside(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
