@@ -77,8 +77,9 @@ def test_jail_roles_confined():
             assert capeff == 0 and capprm == 0, "%s[%d] keeps capabilities %x/%x" % (comm, pid, capeff, capprm)
             uid_of[pid] = uid
         # from inside, as that account in that jail, by the same drop
-        targets = [inst.pid] + [p for p, c in kids if c != comm]
-        r = subprocess.run([JAILPROBE, jail, str(uid), str(gid)] + [str(p) for p in targets],
+        targets = [str(inst.pid)] + [str(p) for p, c in kids if c != comm] + \
+            ["p%d" % p for p, c in kids if c == comm]
+        r = subprocess.run([JAILPROBE, jail, str(uid), str(gid)] + targets,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
         out = r.stdout.decode(errors="replace")
         allowed = [line for line in out.splitlines() if line.startswith("ALLOWED")]
@@ -86,6 +87,8 @@ def test_jail_roles_confined():
         for what in ("open /etc/passwd", "create file /.jailprobe-file", "chroot(\"..\")", "setuid(0)",
                      "kill(%d" % inst.pid, "ptrace(PTRACE_ATTACH, %d)" % inst.pid):
             assert ("denied: " + what) in out, "%s probe did not try %r:\n%s" % (comm, what, out)
+        for p in by[comm]:      # a sibling of the same account: ptrace refused too
+            assert "denied: ptrace(PTRACE_ATTACH, %d)" % p in out, "%s probe did not try ptrace on %d:\n%s" % (comm, p, out)
         m = re.search(r"^status: CapEff:\s*([0-9a-f]+)", out, re.M)
         assert m and int(m.group(1), 16) == 0, "the probe kept capabilities:\n%s" % out
         # the probe's identity is the live daemon's

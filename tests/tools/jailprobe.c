@@ -3,12 +3,13 @@
  * role's jail with the daemons' own privilege drop (common/privsep.c,
  * priv_drop) and tries what a compromised process of that role would try.
  *
- *   jailprobe JAIL UID GID [PID...]      (as root; never installed)
+ *   jailprobe JAIL UID GID [PID|pPID...]   (as root; never installed)
  *
  * Then, as UID:GID chrooted into JAIL, it tries to: open /etc/passwd and
  * a path climbing out with ".."; create a file and a directory in every
  * directory of the jail; open every file in it for writing; chroot again
- * (the classic escape); regain root; and signal and ptrace each PID.
+ * (the classic escape); regain root; and signal and ptrace each PID
+ * (only ptrace each pPID, a process of the same account).
  * Every attempt must fail. One line each ("denied: ..." or "ALLOWED:
  * ..."), the process's own /proc/self/status Uid, Gid, CapEff, CapBnd and
  * NoNewPrivs for the test to compare with the live daemon, and exit 0 only
@@ -157,11 +158,16 @@ int main(int argc, char **argv)
     verdict(setuid(0) < 0, "setuid(0)", errno);
 
     for (int i = 4; i < argc; i++) {
+        /* "pPID": a process of the same account (another worker of the
+         * role): signals between them are allowed by design, ptrace is not
+         * (they are not dumpable after the uid change) */
+        int ptrace_only = argv[i][0] == 'p';
         uint64_t pid;
-        if (parse_u64(argv[i], &pid) < 0 || pid == 0)
+        if (parse_u64(argv[i] + ptrace_only, &pid) < 0 || pid == 0)
             continue;
         snprintf(what, sizeof(what), "kill(%llu, SIGCONT)", (unsigned long long)pid);
-        verdict(kill((pid_t)pid, SIGCONT) < 0, what, errno);
+        if (!ptrace_only)
+            verdict(kill((pid_t)pid, SIGCONT) < 0, what, errno);
         snprintf(what, sizeof(what), "ptrace(PTRACE_ATTACH, %llu)", (unsigned long long)pid);
         if (ptrace(PTRACE_ATTACH, (pid_t)pid, NULL, NULL) == 0) {
             verdict(0, what, 0);
