@@ -35,6 +35,19 @@ import harness  # noqa: E402
 REPO = harness.REPO
 
 
+def _script_table(name):
+    """A table of scripts/install (ROLES, ACCOUNTS, ...), as the words of its
+    one line: a new role added there is tested here without an edit."""
+    text = open(os.path.join(REPO, "scripts", "install")).read()
+    m = re.search(r'^%s="([^"]*)"$' % name, text, re.M)
+    assert m, "scripts/install has no %s line" % name
+    return m.group(1).split()
+
+
+ACCOUNTS = _script_table("ACCOUNTS")
+ROLES = _script_table("ROLES")
+
+
 def _make(target, env_extra, timeout=300):
     env = dict(os.environ)
     env.update(env_extra)
@@ -54,7 +67,8 @@ def test_install_destdir_tree():
     rc, out = _make("install", {"DESTDIR": t, "PREFIX": "/usr"})
     assert rc == 0, "make install DESTDIR=%s: %s" % (t, out)
     p = lambda rel: os.path.join(t, rel.lstrip("/"))   # noqa: E731
-    for b in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "posternctl", "mailq", "sendmail"):
+    assert {"postern", "smtpd", "queue-mgr", "resolver", "deliver"} <= set(ROLES), ROLES
+    for b in ROLES + ["posternctl", "mailq", "sendmail"]:
         f = p("/usr/lib/postern/" + b)
         assert os.path.isfile(f) and _mode(f) == 0o755, "%s missing or not 0755" % f
     links = {"/usr/sbin/postern": "postern", "/usr/sbin/posternctl": "posternctl", "/usr/bin/mailq": "mailq",
@@ -146,7 +160,7 @@ def _inside(work, sink_port, smtp_port):
     for d in ("/usr/local", "/var/spool", "/var/mail", "/run"):
         os.makedirs(d, exist_ok=True)
         mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", d)
-    for u in ("postern-smtpd", "postern-queue", "postern-resolver", "postern-deliver"):
+    for u in ACCOUNTS:
         assert subprocess.run(["id", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0, \
             "account %s exists before the install" % u
     make = ["make", "-s", "-C", REPO]
@@ -157,7 +171,7 @@ def _inside(work, sink_port, smtp_port):
     res["created_first"] = out1.count("created account")
     res["created_again"] = out2.count("created account")
     res["accounts"] = {}
-    for u in ("postern-smtpd", "postern-queue", "postern-resolver", "postern-deliver"):
+    for u in ACCOUNTS:
         line = step("getent " + u, ["getent", "passwd", u]).strip().split(":")
         res["accounts"][u] = {"uid": int(line[2]), "home": line[5], "shell": line[6]}
     res["spool_owner"] = os.stat("/var/spool/postern").st_uid
@@ -230,8 +244,9 @@ def test_install_fresh_root_delivers():
             r.returncode, out[-6000:], r.stderr.decode(errors="replace")[-4000:])
         res = json.loads(out.strip().splitlines()[-1])
         got = sink.wait_messages(1, timeout=10)
-    assert res["created_first"] == 4 and res["created_again"] == 0, \
-        "accounts created %d then %d times (want 4 then 0)" % (res["created_first"], res["created_again"])
+    assert res["created_first"] == len(ACCOUNTS) and res["created_again"] == 0, \
+        "accounts created %d then %d times (want %d then 0)" % (res["created_first"], res["created_again"],
+                                                               len(ACCOUNTS))
     for u, a in res["accounts"].items():
         assert a["shell"].endswith("nologin") or a["shell"] == "/bin/false", "%s has shell %s" % (u, a["shell"])
         assert a["home"] == "/nonexistent" and 0 < a["uid"] < 1000, "%s: %r" % (u, a)
