@@ -2,7 +2,8 @@
 # development instance, `make test` runs every test, `make asan` runs them
 # under AddressSanitizer and UndefinedBehaviorSanitizer, `make bench`
 # compares with Postfix, `make fuzz` runs the parsers' libFuzzer targets,
-# `make install` installs on a production host.
+# `make install` installs on a production host, `make uninstall` removes
+# it again (keeping the queue and the mailboxes).
 
 .DEFAULT_GOAL := all
 
@@ -50,9 +51,16 @@ $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOM
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# jailprobe: a role's jail and privilege drop, tried from inside (test_jail.py)
+$(BUILD)/jailprobe: $(BUILD)/tests/tools/jailprobe.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 TOOLS := mailq sendmail posternctl
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
+# reload-maps asks the master through its pid file and reload verdict
+$(BIN)/posternctl: $(BUILD)/tools/ctl_reload.o $(BUILD)/master/reload.o $(BUILD)/master/pidfile.o \
+                   $(BUILD)/master/status.o
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -61,7 +69,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELI
 
 PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
 
-all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump
+all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@
@@ -97,8 +105,12 @@ bench: deps
 	$(MAKE) all
 	scripts/bench
 
+# PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
 install: all
-	scripts/install
+	BIN=$(BIN) scripts/install install
+
+uninstall:
+	scripts/install uninstall
 
 # libFuzzer targets of the common/ parsers, FUZZ_SECONDS each (default 30).
 fuzz:
@@ -107,5 +119,5 @@ fuzz:
 clean:
 	rm -rf build bin
 
-.PHONY: all deps run test test-long asan bench install clean fuzz
+.PHONY: all deps run test test-long asan bench install uninstall clean fuzz
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -107,6 +107,8 @@ struct config {
     unsigned smtpd_greet_pause_ttl;     /* seconds a pass is remembered, 1d */
     unsigned smtpd_starttls_timeout;    /* seconds for a TLS handshake (465: before the greeting), 10 */
     struct cidr_list local_address_literals; /* user@[ip] for these is local, default none */
+    /* install, reload and stop (master/) */
+    unsigned stop_timeout;              /* seconds sessions get to finish at `postern stop`, 20 */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */

@@ -91,6 +91,8 @@ const struct config_key config_keys[] = {
     { "smtpd_greet_pause_ttl",    CT_DURATION,   FIELD(smtpd_greet_pause_ttl), 0, 30 * 86400 },
     { "smtpd_starttls_timeout",   CT_DURATION,   FIELD(smtpd_starttls_timeout), 1, 3600 },
     { "local_address_literals",   CT_CIDRS,      FIELD(local_address_literals), 0, 0 },
+    /* install, reload and stop (master/) */
+    { "stop_timeout",             CT_DURATION,   FIELD(stop_timeout), 1, 3600 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
@@ -241,6 +243,7 @@ void config_set_defaults(struct config *c)
     c->smtpd_greet_pause = 1;
     c->smtpd_greet_pause_ttl = 86400;
     c->smtpd_starttls_timeout = 10;
+    c->stop_timeout = 20;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl_reload.h"
 #include "log.h"
 #include "paths.h"
 #include "qclient.h"
@@ -30,7 +31,7 @@
 
 static void __attribute__((noreturn)) usage(void)
 {
-    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN]\n");
+    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN] | reload-maps\n");
     _exit(EX_USAGE);
 }
 
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    if (optind < argc && strcmp(argv[optind], "reload-maps") == 0 && argc - optind == 1)
+        return ctl_reload_maps(conf);
     if (optind >= argc || strcmp(argv[optind], "flush") != 0 || argc - optind > 2)
         usage();
     if (argc - optind == 2) {
