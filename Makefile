@@ -96,6 +96,7 @@ asan: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench
+	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) scripts/bench-local build/bench-latest.md
 
 install: all
 	scripts/install
