@@ -13,8 +13,9 @@ What the instance is:
     read), its own base_dir (sockets, pid), state_dir and log file, all in
     a temporary directory; the system's Dovecot is never started or
     touched;
-  - listeners on loopback only, on free ports: IMAP (no TLS, plain LOGIN
-    allowed: loopback only) and LMTP over TCP; optionally LMTP on a UNIX
+  - listeners on loopback only, on free ports: IMAP (plain LOGIN allowed:
+    loopback only) and LMTP over TCP; no TLS, or with tls=True STARTTLS on
+    both with the harness's test certificate; optionally LMTP on a UNIX
     socket at a path the test chooses (lmtp_unix=PATH, mode 0666: the
     directory it lies in, such as deliver's jail, is what limits it);
   - passdb and userdb: one passwd-file listing the users (USER@DOMAIN,
@@ -66,7 +67,7 @@ class Dovecot:
     """A private Dovecot (see the module docstring)."""
 
     def __init__(self, users=None, mailbox_dir=None, uid=MAIL_UID, gid=None, lmtp_unix=None,
-                 name="dovecot"):
+                 tls=False, name="dovecot"):
         self.dir = tempfile.mkdtemp(prefix=name + ".", dir=harness.base_dir())
         os.chmod(self.dir, 0o755)
         self.uid = uid
@@ -76,6 +77,7 @@ class Dovecot:
         for u, v in (users or {}).items():
             self.users[u.lower()] = v if isinstance(v, tuple) else (v, {})
         self.lmtp_unix = lmtp_unix
+        self.tls = tls
         self.imap_port = harness.free_port()
         self.lmtp_port = harness.free_port()
         self.base_dir = os.path.join(self.dir, "run")
@@ -95,6 +97,11 @@ class Dovecot:
   unix_listener %s {
     mode = 0666
   }""" % self.lmtp_unix
+        if self.tls:
+            cert, key = harness.tls_files()
+            ssl = "ssl = yes\nssl_cert = <%s\nssl_key = <%s\nssl_min_protocol = TLSv1.2" % (cert, key)
+        else:
+            ssl = "ssl = no"
         return """# Private test peer written by tests/integration/dovecotfix.py
 base_dir = {base}
 state_dir = {state}
@@ -104,7 +111,7 @@ debug_log_path = {log}
 instance_name = postern-test-{port}
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{mail}/%d/%n
@@ -148,7 +155,7 @@ service anvil {{
 }}
 """.format(base=self.base_dir, state=self.state_dir, log=self.log_path, port=self.imap_port,
            mail=self.mailbox_dir, uid=self.uid, gid=self.gid, passwd=self.passwd_path,
-           imap=self.imap_port, lmtp=self.lmtp_port, unix=unix)
+           imap=self.imap_port, lmtp=self.lmtp_port, unix=unix, ssl=ssl)
 
     def write_users(self):
         lines = []

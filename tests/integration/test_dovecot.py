@@ -13,6 +13,7 @@ Cases:
     the final dot, applied to that recipient alone (an unknown user refused
     at RCPT with 550 5.1.1, a user over quota refused after DATA with 552
     5.2.2, the others delivered into their Maildirs);
+  - over TCP with STARTTLS when Dovecot offers it;
   - the same over a UNIX socket in deliver's jail ("lmtp:unix:dovecot-lmtp",
     as Postfix's lmtp:unix:private/dovecot-lmtp), logged relay=PATH, the
     absolute form, and a missing socket deferred 4.4.1;
@@ -168,6 +169,18 @@ def test_dovecot_lmtp_tcp_per_recipient():
 
 
 test_dovecot_lmtp_tcp_per_recipient.timeout = 180
+
+
+def test_dovecot_lmtp_tcp_starttls():
+    """Over TCP, STARTTLS when Dovecot's LMTP offers it, then LHLO again:
+    the TLS line, and the message delivered."""
+    _need_dovecot()
+    with dovecotfix.Dovecot(users=USERS, tls=True) as dc, World(_NoDns()) as w:
+        jid, qid, r = w.job("lmtp:[127.0.0.1]:%d" % dc.lmtp_port, ["alice@" + DOMAIN])
+        assert r["rcpts"][0]["status"] == "sent", (r, w.log()[-3000:], dc.log_tail())
+        assert re.search(r"TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: TLSv1\.[23]"
+                         % dc.lmtp_port, w.log()), w.log()[-3000:]
+        assert len(_new_files(dc, "alice@" + DOMAIN)) == 1
 
 
 def test_dovecot_lmtp_unix_socket_in_jail():
