@@ -44,6 +44,7 @@ import subprocess
 import tempfile
 
 import harness
+from postfixfix import _tree
 
 DOVECOT = "/usr/sbin/dovecot"
 MAIL_UID = 64010
@@ -235,7 +236,7 @@ service anvil {{
             harness.wait_until(lambda: not any(harness.pid_alive(p) for p in kids), timeout,
                                "the dovecot processes %s to exit" % kids)
         except (subprocess.TimeoutExpired, TimeoutError):
-            for p in _tree(self.proc.pid) + kids:
+            for p in list(_tree(self.proc.pid)) + kids:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
@@ -264,24 +265,6 @@ service anvil {{
 
     def log_tail(self, n=30):
         return "\n".join(self.log_text().splitlines()[-n:])
-
-
-def _tree(root):
-    """Live descendants of root (from /proc), root first."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = harness.proc_stat(int(d))
-            if st and st[1] not in ("Z", "X"):
-                parent[int(d)] = st[2]
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        if p in out or (p != root and p not in parent):
-            continue
-        out.append(p)
-        todo.extend(c for c, pp in parent.items() if pp == p)
-    return out
 
 
 def _selftest():

@@ -164,7 +164,14 @@ def test_dovecot_lmtp_tcp_per_recipient():
         with open(w.msg_path, "rb") as f:
             original = f.read()
         assert got[0].endswith(original), (got[0], original)   # Dovecot only prepends its headers
-        # LHLO, not EHLO: Dovecot's LMTP would refuse EHLO
+        # the next job to the same server reuses the idle LMTP session (RSET,
+        # not a new connection): Dovecot logs one "Connect from" per session
+        connects = dc.log_text().count("Info: Connect from 127.0.0.1")
+        jid, qid2, r = w.job(dest, ["bob@" + DOMAIN])
+        assert r["rcpts"][0]["status"] == "sent", r
+        harness.wait_until(lambda: len(_new_files(dc, "bob@" + DOMAIN)) == 2, 20, "bob's second message")
+        harness.wait_until(lambda: dc.log_text().count("saved mail to INBOX") >= 3, 20, "Dovecot's log")
+        assert dc.log_text().count("Info: Connect from 127.0.0.1") == connects, dc.log_tail()
         assert w.procs["deliver"].poll() is None
 
 

@@ -92,6 +92,17 @@ struct fake {
 
 static struct fake fk;
 
+/* A fresh script: RCPT replies (every further RCPT gets 250) and the
+ * replies after the final dot. */
+static void fake_script(const char *const *rcpt, size_t nrcpt, const char *const *dot, size_t ndot)
+{
+    memset(&fk, 0, sizeof fk);
+    fk.rcpt = rcpt;
+    fk.nrcpt = nrcpt;
+    fk.dot = dot;
+    fk.ndot = ndot;
+}
+
 static void fake_send(const char *s)
 {
     size_t n = strlen(s), o = 0;
@@ -249,13 +260,36 @@ static void msg_init(struct smtpc_msg *m, struct smtpc_rcpt *rc, const char *con
     m->nrcpt = n;
 }
 
+/* An LMTP client of the UNIX socket at path, short timeouts, quiet. */
+static void client_setup(struct smtpc_config *cfg, struct smtpc_dest *dest, const char *path)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&dest->addr[0];
+
+    memset(cfg, 0, sizeof *cfg);
+    smtpc_default_timeouts(&cfg->t);
+    cfg->t.connect = cfg->t.greeting = cfg->t.helo = cfg->t.mail = cfg->t.rcpt = 5000;
+    cfg->t.data_init = cfg->t.data_xfer = cfg->t.data_done = cfg->t.rset = cfg->t.quit = 5000;
+    cfg->t.idle = 0;
+    cfg->helo_name = "client.test";
+    cfg->tls = SMTPC_TLS_NONE;
+    cfg->lmtp = 1;
+    cfg->log = quiet;
+    cfg->closed = on_closed;
+    memset(dest, 0, sizeof *dest);
+    snprintf(dest->host, sizeof dest->host, "%s", path);
+    sun->sun_family = AF_UNIX;
+    snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+    dest->naddr = 1;
+    dest->port = 24;
+    done_n = closed_n = 0;
+}
+
 /* Runs one session over the fake server to the end (QUIT or failure). */
 static void run_session(struct smtpc_msg *m, struct smtpc_msg *then)
 {
     struct evloop *ev = ev_new();
     struct smtpc_config cfg;
     struct smtpc_dest dest;
-    struct sockaddr_un *sun = (struct sockaddr_un *)&dest.addr[0];
     char dir[] = "/tmp/lmtp-unit.XXXXXX";
 
     CU_ASSERT_FATAL(ev != NULL);
@@ -273,24 +307,7 @@ static void run_session(struct smtpc_msg *m, struct smtpc_msg *then)
     CU_ASSERT_FATAL(listen(fk.lfd, 4) == 0);
     CU_ASSERT_FATAL(ev_add(ev, fk.lfd, EPOLLIN, fake_accept, NULL) == 0);
 
-    memset(&cfg, 0, sizeof cfg);
-    smtpc_default_timeouts(&cfg.t);
-    cfg.t.connect = cfg.t.greeting = cfg.t.helo = cfg.t.mail = cfg.t.rcpt = 5000;
-    cfg.t.data_init = cfg.t.data_xfer = cfg.t.data_done = cfg.t.rset = cfg.t.quit = 5000;
-    cfg.t.idle = 0;
-    cfg.helo_name = "client.test";
-    cfg.tls = SMTPC_TLS_NONE;
-    cfg.lmtp = 1;
-    cfg.log = quiet;
-    cfg.closed = on_closed;
-    memset(&dest, 0, sizeof dest);
-    snprintf(dest.host, sizeof dest.host, "%s", sockpath);
-    sun->sun_family = AF_UNIX;
-    snprintf(sun->sun_path, sizeof sun->sun_path, "%s", sockpath);
-    dest.naddr = 1;
-    dest.port = 24;
-
-    done_n = closed_n = 0;
+    client_setup(&cfg, &dest, sockpath);
     second = then;
     struct smtpc *s = smtpc_start(ev, &cfg, &dest, m, on_done, NULL);
     CU_ASSERT_FATAL(s != NULL);
@@ -329,11 +346,7 @@ static void test_lmtp_per_recipient(void)
 
     msg_init(&m, rc, addrs, 4, fd);
     msg_init(&m2, rc2, addrs2, 2, fd);
-    memset(&fk, 0, sizeof fk);
-    fk.rcpt = rcpt;
-    fk.nrcpt = 4;
-    fk.dot = dot;
-    fk.ndot = 3;
+    fake_script(rcpt, 4, dot, 3);
     run_session(&m, NULL);
     CU_ASSERT_EQUAL(done_n, 1);
     CU_ASSERT_EQUAL(outcome[0], SMTPC_DONE);
@@ -356,15 +369,11 @@ static void test_lmtp_per_recipient(void)
     CU_ASSERT(strstr(rc[2].reply, sockpath) != NULL);    /* "host PATH said: ..." */
 
     /* a second message over the same session starts counting afresh */
-    memset(&fk, 0, sizeof fk);
-    fk.rcpt = rcpt;
-    fk.nrcpt = 1;                   /* every RCPT: 250 */
-    fk.dot = dot;
-    fk.ndot = 2;                    /* first message: a, b (c and d: no RCPT refusal here) */
+    /* every RCPT 250; after each dot the first two lines of dot[] */
+    fake_script(rcpt, 1, dot, 2);
     static const char *const addrs1[] = { "a@x.test", "b@x.test" };
     msg_init(&m, rc, addrs1, 2, fd);
     run_session(&m, &m2);
-    /* the fake answers every dot with fk.dot: the first two lines each time */
     CU_ASSERT_EQUAL(done_n, 2);
     CU_ASSERT_EQUAL(outcome[0], SMTPC_DONE);
     CU_ASSERT_EQUAL(outcome[1], SMTPC_DONE);
@@ -387,11 +396,7 @@ static void test_lmtp_lost_after_dot(void)
     int fd = open_msg();
 
     msg_init(&m, rc, addrs, 3, fd);
-    memset(&fk, 0, sizeof fk);
-    fk.rcpt = rcpt;
-    fk.nrcpt = 1;
-    fk.dot = dot;
-    fk.ndot = 1;
+    fake_script(rcpt, 1, dot, 1);
     fk.close_after_dot = 1;         /* one reply of three, then the connection ends */
     run_session(&m, NULL);
     CU_ASSERT_EQUAL(done_n, 1);
@@ -413,7 +418,7 @@ static void test_lmtp_lhlo_refused(void)
     int fd = open_msg();
 
     msg_init(&m, rc, addrs, 1, fd);
-    memset(&fk, 0, sizeof fk);
+    fake_script(NULL, 0, NULL, 0);
     fk.lhlo_reply = "500 5.5.1 go away\r\n";
     run_session(&m, NULL);
     CU_ASSERT_EQUAL(done_n, 1);
@@ -432,25 +437,12 @@ static void test_lmtp_no_socket(void)
     struct smtpc_rcpt rc[1];
     struct smtpc_config cfg;
     struct smtpc_dest dest;
-    struct sockaddr_un *sun = (struct sockaddr_un *)&dest.addr[0];
     struct evloop *ev = ev_new();
     int fd = open_msg();
 
     CU_ASSERT_FATAL(ev != NULL);
     msg_init(&m, rc, addrs, 1, fd);
-    memset(&cfg, 0, sizeof cfg);
-    smtpc_default_timeouts(&cfg.t);
-    cfg.helo_name = "client.test";
-    cfg.tls = SMTPC_TLS_NONE;
-    cfg.lmtp = 1;
-    cfg.log = quiet;
-    cfg.closed = on_closed;
-    memset(&dest, 0, sizeof dest);
-    snprintf(dest.host, sizeof dest.host, "/nonexistent/lmtp.sock");
-    sun->sun_family = AF_UNIX;
-    snprintf(sun->sun_path, sizeof sun->sun_path, "/nonexistent/lmtp.sock");
-    dest.naddr = 1;
-    done_n = closed_n = 0;
+    client_setup(&cfg, &dest, "/nonexistent/lmtp.sock");
     second = NULL;
     CU_ASSERT_FATAL(smtpc_start(ev, &cfg, &dest, &m, on_done, NULL) != NULL);
     CU_ASSERT(ev_run_until(ev, finished, 10000));
