@@ -1003,6 +1003,14 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     }
     case P_DATA:
         if (r->code == 354) {
+            if ((s->mail_failed || s->naccepted == 0) && s->cfg.lmtp) {
+                /* LMTP answers the dot once per accepted recipient, so
+                 * here not at all (RFC 2033 4.2; DATA should have had a
+                 * 503): the session's state is unknown, end it */
+                close_conn(s);
+                msg_done(s, SMTPC_FAILED);
+                return;
+            }
             if (s->mail_failed || s->naccepted == 0) {
                 /* pipelined DATA accepted with no recipient: end it empty */
                 s->empty_data = 1;

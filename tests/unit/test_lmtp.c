@@ -23,6 +23,7 @@
 #include "route.h"
 #include "smtpc.h"
 #include "suites.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ */
 /* destinations                                                        */
@@ -221,11 +222,14 @@ static void quiet(void *arg, const char *line)
     (void)line;
 }
 
+static struct evloop *cur_ev;           /* the loop running the session */
+
 static void on_closed(struct smtpc *s, void *arg)
 {
     (void)s;
     (void)arg;
     closed_n++;
+    ev_stop(cur_ev);                    /* have ev_run_until look */
 }
 
 static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, void *arg)
@@ -309,6 +313,7 @@ static void run_session(struct smtpc_msg *m, struct smtpc_msg *then)
 
     client_setup(&cfg, &dest, sockpath);
     second = then;
+    cur_ev = ev;
     struct smtpc *s = smtpc_start(ev, &cfg, &dest, m, on_done, NULL);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT(ev_run_until(ev, finished, 10000));
@@ -410,6 +415,28 @@ static void test_lmtp_lost_after_dot(void)
     close(fd);
 }
 
+/* Every RCPT refused, yet the (pipelined) DATA gets 354: no reply will
+ * follow a dot in LMTP, so the session ends at once, not at a timeout. */
+static void test_lmtp_no_recipient_accepted(void)
+{
+    static const char *const addrs[] = { "a@x.test", "b@x.test" };
+    static const char *const rcpt[] = { "550 5.1.1 no\r\n", "450 4.2.1 later\r\n" };
+    struct smtpc_msg m;
+    struct smtpc_rcpt rc[2];
+    int fd = open_msg();
+    uint64_t t0 = now_ms();
+
+    msg_init(&m, rc, addrs, 2, fd);
+    fake_script(rcpt, 2, NULL, 0);
+    run_session(&m, NULL);
+    CU_ASSERT_EQUAL(done_n, 1);
+    CU_ASSERT_EQUAL(outcome[0], SMTPC_FAILED);
+    CU_ASSERT(rc[0].status == SMTPC_BOUNCED && rc[1].status == SMTPC_DEFERRED);
+    CU_ASSERT_EQUAL(fk.messages, 0);
+    CU_ASSERT(now_ms() - t0 < 4000);        /* the data_done timer is 5 s */
+    close(fd);
+}
+
 static void test_lmtp_lhlo_refused(void)
 {
     static const char *const addrs[] = { "a@x.test" };
@@ -444,6 +471,7 @@ static void test_lmtp_no_socket(void)
     msg_init(&m, rc, addrs, 1, fd);
     client_setup(&cfg, &dest, "/nonexistent/lmtp.sock");
     second = NULL;
+    cur_ev = ev;
     CU_ASSERT_FATAL(smtpc_start(ev, &cfg, &dest, &m, on_done, NULL) != NULL);
     CU_ASSERT(ev_run_until(ev, finished, 10000));
     CU_ASSERT_EQUAL(outcome[0], SMTPC_NEXT_MX);
@@ -461,6 +489,7 @@ void suite_lmtp(void)
     CU_add_test(s, "route: lmtp: destination forms", test_route_lmtp);
     CU_add_test(s, "smtpc: LMTP replies after the dot, per recipient", test_lmtp_per_recipient);
     CU_add_test(s, "smtpc: LMTP connection lost among the dot replies", test_lmtp_lost_after_dot);
+    CU_add_test(s, "smtpc: LMTP with no recipient accepted", test_lmtp_no_recipient_accepted);
     CU_add_test(s, "smtpc: LMTP LHLO refused, no HELO fallback", test_lmtp_lhlo_refused);
     CU_add_test(s, "smtpc: LMTP to a missing UNIX socket", test_lmtp_no_socket);
 }
