@@ -834,18 +834,19 @@ static void send_hello(struct smtpc *s)
  * a refused one has its RCPT reply already). Returns 1 while more replies
  * are due, 0 when every accepted recipient has its own. A connection lost
  * meanwhile defers only those still without one (conversation_failed). */
+static int lmtp_next_pending(struct smtpc *s)
+{
+    while (s->lmtp_next < s->nsent && s->m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
+        s->lmtp_next++;
+    return s->lmtp_next < s->nsent;
+}
+
 static int lmtp_dot_reply(struct smtpc *s, const struct reply *r)
 {
-    struct smtpc_msg *m = s->m;
-
-    while (s->lmtp_next < s->nsent && m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
-        s->lmtp_next++;
-    if (s->lmtp_next >= s->nsent)
+    if (!lmtp_next_pending(s))
         return 0;
-    rcpt_from_reply(s, &m->rcpt[s->order[s->lmtp_next++]], r, "end of DATA");
-    while (s->lmtp_next < s->nsent && m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
-        s->lmtp_next++;
-    if (s->lmtp_next >= s->nsent)
+    rcpt_from_reply(s, &s->m->rcpt[s->order[s->lmtp_next++]], r, "end of DATA");
+    if (!lmtp_next_pending(s))
         return 0;
     set_timer(s, s->cfg.t.data_done);
     return 1;
