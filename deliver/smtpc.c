@@ -834,12 +834,7 @@ static void send_hello(struct smtpc *s)
  * a refused one has its RCPT reply already). Returns 1 while more replies
  * are due, 0 when every accepted recipient has its own. A connection lost
  * meanwhile defers only those still without one (conversation_failed). */
-static int lmtp_next_pending(struct smtpc *s)
-{
-    while (s->lmtp_next < s->nsent && s->m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
-        s->lmtp_next++;
-    return s->lmtp_next < s->nsent;
-}
+static int lmtp_next_pending(struct smtpc *s);
 
 static int lmtp_dot_reply(struct smtpc *s, const struct reply *r)
 {
@@ -850,6 +845,15 @@ static int lmtp_dot_reply(struct smtpc *s, const struct reply *r)
         return 0;
     set_timer(s, s->cfg.t.data_done);
     return 1;
+}
+
+/* Moves lmtp_next to the next recipient still awaiting its dot reply; 0
+ * when none is left. */
+static int lmtp_next_pending(struct smtpc *s)
+{
+    while (s->lmtp_next < s->nsent && s->m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
+        s->lmtp_next++;
+    return s->lmtp_next < s->nsent;
 }
 
 static void host_refused(struct smtpc *s, const struct reply *r, const char *cmdname)
