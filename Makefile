@@ -104,6 +104,7 @@ asan: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench
+	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) scripts/bench-local build/bench-latest.md
 
 # PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
 install: all

@@ -26,6 +26,7 @@ void suite_smtpc(void);
 void suite_agent(void);
 void suite_maps(void);
 void suite_limits(void);
+void suite_lmtp(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -51,6 +52,7 @@ void suite_limits(void);
     SUITE(agent) \
     SUITE(sched) \
     SUITE(maps) \
-    SUITE(limits)
+    SUITE(limits) \
+    SUITE(lmtp)
 
 #endif
