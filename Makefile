@@ -51,6 +51,10 @@ $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 TOOLS := mailq sendmail posternctl
+# posternctl's commands beyond flush live in tools/posternctl_*.c
+POSTERNCTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/posternctl_*.c))
+$(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(POSTERNCTL_OBJ) $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -95,6 +95,10 @@ struct config {
     int expn;                           /* CONF_EXPN_* */
     char postmaster_address[257];       /* where postmaster@ and abuse@ go, default postmaster@$hostname */
     unsigned master_service_disable;    /* CONF_SERVICE_* bits: roles the master does not start */
+    /* queue control and metrics (opsq) */
+    char admin_group[128];              /* group allowed posternctl, "" = none */
+    int mailq_public;                   /* yes: anyone lists the whole queue */
+    struct listen_list metrics_listen;  /* Prometheus endpoint, none by default */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */

@@ -579,6 +579,37 @@ int qstore_delete(struct qstore *q, const char *qid)
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? 1 : -1;
 }
 
+struct delete_many_ctx {
+    char (*qids)[QID_LEN + 1];
+    size_t n;
+    unsigned char *gone;
+};
+
+static int delete_many_fn(struct qstore *q, MDB_txn *txn, void *arg)
+{
+    struct delete_many_ctx *d = arg;
+
+    for (size_t i = 0; i < d->n; i++) {
+        int rc = remove_message(q, txn, d->qids[i]);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        d->gone[i] = rc == 0;
+    }
+    return 0;
+}
+
+int qstore_delete_many(struct qstore *q, char (*qids)[QID_LEN + 1], size_t n, unsigned char *gone)
+{
+    struct delete_many_ctx d = { qids, n, gone };
+
+    for (size_t i = 0; i < n; i++)
+        if (!qid_valid(qids[i]))
+            return -1;
+    if (n == 0)
+        return 0;
+    return write_txn(q, delete_many_fn, &d) == 0 ? 0 : -1;
+}
+
 /* ---- flags ---- */
 
 struct flags_ctx {

@@ -45,6 +45,8 @@ static void client_free(struct client *c)
 {
     /* Whatever it opened and never committed is not mail anyone accepted. */
     handoff_forget_all(c);
+    if (c->kind == QL_CONTROL)
+        control_gone(c);
     if (c->kind == QL_DELIVER)
         scheduler_deliver_gone(c);
     if (c->conn.fd >= 0)
