@@ -54,6 +54,9 @@ $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 TOOLS := mailq sendmail posternctl
+# sendmail's -bp, -q and -bs: tools/sendmail_bs.c
+$(BIN)/sendmail: $(BUILD)/tools/sendmail.o $(BUILD)/tools/sendmail_bs.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 # posternctl's commands beyond flush live in tools/posternctl_*.c
 POSTERNCTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/posternctl_*.c))
 $(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(POSTERNCTL_OBJ) $(LIBCOMMON) | $(BIN)
