@@ -3,6 +3,7 @@
 #define POSTERN_SUITES_H
 
 void suite_config(void);
+void suite_opsq(void);
 void suite_addr(void);
 void suite_linereader(void);
 void suite_ipc(void);
@@ -49,6 +50,7 @@ void suite_maps(void);
     SUITE(smtpc) \
     SUITE(agent) \
     SUITE(sched) \
-    SUITE(maps)
+    SUITE(maps) \
+    SUITE(opsq)
 
 #endif
