@@ -106,6 +106,7 @@ asan: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench
+	[ "$${BENCH_QUEUE:-1}" = 0 ] || BIN=$(BIN) BUILD=$(BUILD) scripts/bench-queue
 
 install: all
 	scripts/install

@@ -795,7 +795,14 @@ static int assemble(struct qstore *q, MDB_cursor *rc_cur, const char *qid, const
     if (buf_append(&m->b, envv->mv_data, envv->mv_size) < 0)
         return ENOMEM;
     rkey(key, qid, 0);
-    rc = mdb_cursor_get(rc_cur, &k, &v, MDB_SET_RANGE);
+    /* In a scan the cursor already stands on this message's first
+     * recipient (both databases sort by id): no search from the root. */
+    rc = mdb_cursor_get(rc_cur, &k, &v, MDB_GET_CURRENT);
+    if (rc != 0 || k.mv_size != RKEY_LEN || memcmp(k.mv_data, key, RKEY_LEN) != 0) {
+        k.mv_size = RKEY_LEN;
+        k.mv_data = key;
+        rc = mdb_cursor_get(rc_cur, &k, &v, MDB_SET_RANGE);
+    }
     for (; rc == 0; rc = mdb_cursor_get(rc_cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != RKEY_LEN || memcmp(k.mv_data, qid, QID_LEN) != 0)
             break;
