@@ -191,7 +191,7 @@ void qc_close(struct qc_conn *c)
     c->conn.fd = -1;
 }
 
-static enum qc_status send_frame(struct qc_conn *c, struct ipc_out *m)
+enum qc_status qc_send(struct qc_conn *c, struct ipc_out *m)
 {
     int r = -1;
 
@@ -239,7 +239,7 @@ enum qc_status qc_open(struct qc_conn *c, char qid[QID_LEN + 1], int *fd)
 
     qid[0] = 0;
     qc_build_open(&m, id);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_OPENED, fd)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_OPENED, fd)) != QC_OK)
         return s;
     memcpy(qid, c->last.qid, QID_LEN + 1);
     return QC_OK;
@@ -254,7 +254,7 @@ enum qc_status qc_data(struct qc_conn *c, const char *qid, const void *p, size_t
         struct ipc_out m;
         enum qc_status st;
         qc_build_data(&m, 0, qid, s, k);
-        if ((st = send_frame(c, &m)) != QC_OK)
+        if ((st = qc_send(c, &m)) != QC_OK)
             return st;
         s += k;
         n -= k;
@@ -269,7 +269,7 @@ enum qc_status qc_commit(struct qc_conn *c, const struct qrec *envelope)
     enum qc_status s;
 
     qc_build_commit(&m, id, envelope);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_COMMITTED, NULL)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_COMMITTED, NULL)) != QC_OK)
         return s;
     return strcmp(c->last.qid, envelope->qid) == 0 ? QC_OK : QC_PROTO;
 }
@@ -279,7 +279,7 @@ void qc_abort(struct qc_conn *c, const char *qid)
     struct ipc_out m;
 
     qc_build_abort(&m, qid);
-    send_frame(c, &m);
+    qc_send(c, &m);
 }
 
 enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, uint64_t *count)
@@ -289,7 +289,7 @@ enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, 
     enum qc_status s;
 
     qc_build_flush(&m, id, qid, domain);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_FLUSHED, NULL)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_FLUSHED, NULL)) != QC_OK)
         return s;
     if (count)
         *count = c->last.count;
@@ -355,7 +355,7 @@ enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t l
     struct buf part;
 
     qc_build_list(&m, id);
-    if ((s = send_frame(c, &m)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK)
         return s;
     buf_init(&part, QC_RECORD_MAX);
     for (;;) {

@@ -60,16 +60,6 @@ int qctl_parse_done(const struct ipc_msg *m, uint32_t reqid, struct qctl_done *d
     return rc < 0 || ncount != 1 ? -1 : 0;
 }
 
-static enum qc_status send_frame(struct qc_conn *c, struct ipc_out *m)
-{
-    int r = -1;
-
-    if (ipc_out_finish(m) == 0)
-        r = ipc_conn_send_wait(&c->conn, m, -1, c->timeout_ms);
-    ipc_out_free(m);
-    return r == 0 ? QC_OK : QC_LOST;
-}
-
 /* The next frame for reqid; a descriptor is refused. */
 static enum qc_status next(struct qc_conn *c, uint32_t reqid, struct ipc_msg *m)
 {
@@ -108,7 +98,7 @@ enum qc_status qctl_ids(struct qc_conn *c, uint16_t type, char (*ids)[QID_LEN + 
     enum qc_status s;
 
     qctl_build_ids(&m, type, id, ids, n);
-    if ((s = send_frame(c, &m)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK)
         return s;
     return await_done(c, id, d);
 }
@@ -121,7 +111,7 @@ enum qc_status qctl_delete_sel(struct qc_conn *c, int all, const char *sender, c
     enum qc_status s;
 
     qctl_build_delete_sel(&m, id, all, sender, rcpt);
-    if ((s = send_frame(c, &m)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK)
         return s;
     return await_done(c, id, d);
 }
@@ -138,7 +128,7 @@ enum qc_status qctl_show(struct qc_conn *c, const char *qid,
 
     ipc_out_begin(&m, Q_SHOW, id);
     ipc_out_str(&m, T_QID, qid);
-    if ((s = send_frame(c, &m)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK)
         return s;
     buf_init(&part, (size_t)256 << 20);
     for (;;) {
@@ -209,7 +199,7 @@ enum qc_status qctl_stats(struct qc_conn *c, struct buf *out)
 
     buf_reset(out);
     ipc_out_begin(&m, Q_STATS, id);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = next(c, id, &f)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = next(c, id, &f)) != QC_OK)
         return s;
     if (f.type != Q_STATS_REPLY)
         return QC_PROTO;
