@@ -107,7 +107,12 @@ static void show_rec(const void *rec, size_t len, int active, void *arg)
         return;
     }
     printf("%-12s %s\n", "Queue ID:", r.qid);
-    printf("%-12s %s%s\n", "Queue:", (r.flags & QF_HOLD) ? "hold" : active ? "active" : qrec_queue_name(&r),
+    const char *q = qrec_queue_name(&r);
+    if (strcmp(q, "hold") != 0 && active)
+        q = "active";
+    else if (strcmp(q, "active") == 0)
+        q = "incoming"; /* as mailq: "active" only while a delivery is in flight */
+    printf("%-12s %s%s\n", "Queue:", q,
            (r.flags & QF_DAMAGED) ? " (queue file missing or damaged)" : "");
     show_time("Arrival:", r.arrival);
     printf("%-12s %llu\n", "Size:", (unsigned long long)r.size);

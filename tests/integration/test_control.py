@@ -58,12 +58,14 @@ def test_hold_release_show():
     with instance("ctl-hold") as inst:
         body = b"Subject: show me\r\n\r\nshow-token-\x1b[31m-end\r\n"
         qid = inst.send(rcpts=["a@hold.example", "b@hold.example"], body=body)
+        assert "Queue:       incoming" in ctl(inst, "show", qid).stdout.decode()
         off = inst.log_size()
         r = ctl(inst, "hold", qid)
         assert b"Placed on hold: 1 message" in r.stdout, r.stdout
         inst.wait_log(r"%s: held \(by uid \d+\)" % qid, since=off)
         assert marked(inst, qid) == qid + "!", mailq_text(inst)
         assert inst.queue_entry(qid)["queue_name"] == "hold"
+        assert "Queue:       hold" in ctl(inst, "show", qid).stdout.decode()
         # a held message is not handed to a deliver that asks
         d = FakeDeliver(inst)
         d.want()
