@@ -100,6 +100,8 @@ static void out_flush(void)
 
 static inline void out_mem(const char *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (olen + n > OUT_SIZE) {
         out_flush();
         while (n > OUT_SIZE) {
@@ -488,7 +490,7 @@ static void text_rcpt(const struct vrcpt *rc, void *arg)
 
     /* As showq_compat: a "(reason)" line when the reason changes from the
      * previous recipient's, "(reason unavailable)" when it becomes empty. */
-    if (!st->have_saved || st->saved.n != why.n || memcmp(st->saved.p, why.p, why.n) != 0) {
+    if (!st->have_saved || st->saved.n != why.n || (why.n && memcmp(st->saved.p, why.p, why.n) != 0)) {
         static const struct vstr none = { "reason unavailable", 18 };
         const struct vstr *show = why.n ? &why : &none;
         if (st->have_saved || why.n) {
