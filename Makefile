@@ -47,6 +47,9 @@ $(eval $(call process,DELIVER,deliver,deliver))
 $(BUILD)/tests/%.o: CFLAGS += -Ideliver
 $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# qinject: fills a queue through the pickup socket, for scripts/bench-queue
+$(BUILD)/qinject: $(BUILD)/tests/tools/qinject.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 # qdump: the stored state of one message, for the scheduler's tests
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -56,6 +59,13 @@ $(BUILD)/jailprobe: $(BUILD)/tests/tools/jailprobe.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 TOOLS := mailq sendmail posternctl
+# sendmail's -bp, -q and -bs: tools/sendmail_bs.c
+$(BIN)/sendmail: $(BUILD)/tools/sendmail.o $(BUILD)/tools/sendmail_bs.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
+# posternctl's commands beyond flush live in tools/posternctl_*.c
+POSTERNCTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/posternctl_*.c))
+$(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(POSTERNCTL_OBJ) $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
 # reload-maps asks the master through its pid file and reload verdict
@@ -69,7 +79,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELI
 
 PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
 
-all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe
+all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe $(BUILD)/qinject
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@
@@ -105,6 +115,7 @@ bench: deps
 	$(MAKE) all
 	scripts/bench
 	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) scripts/bench-local build/bench-latest.md
+	[ "$${BENCH_QUEUE:-1}" = 0 ] || BIN=$(BIN) BUILD=$(BUILD) scripts/bench-queue
 
 # PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
 install: all

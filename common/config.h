@@ -109,6 +109,10 @@ struct config {
     struct cidr_list local_address_literals; /* user@[ip] for these is local, default none */
     /* install, reload and stop (master/) */
     unsigned stop_timeout;              /* seconds sessions get to finish at `postern stop`, 20 */
+    /* queue control and metrics (opsq) */
+    char admin_group[128];              /* group allowed posternctl, "" = none */
+    int mailq_public;                   /* yes: anyone lists the whole queue */
+    struct listen_list metrics_listen;  /* Prometheus endpoint, none by default */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */

@@ -93,6 +93,10 @@ const struct config_key config_keys[] = {
     { "local_address_literals",   CT_CIDRS,      FIELD(local_address_literals), 0, 0 },
     /* install, reload and stop (master/) */
     { "stop_timeout",             CT_DURATION,   FIELD(stop_timeout), 1, 3600 },
+    /* queue control and metrics (opsq) */
+    { "admin_group",              CT_USER,       FIELD(admin_group), 0, 0 },
+    { "mailq_public",             CT_BOOL,       FIELD(mailq_public), 0, 0 },
+    { "metrics_listen",           CT_LISTEN,     FIELD(metrics_listen), 0, 0 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
@@ -210,6 +214,9 @@ void config_set_defaults(struct config *c)
     config_copy(c->user_resolver, sizeof c->user_resolver, "postern-resolver");
     config_copy(c->user_deliver, sizeof c->user_deliver, "postern-deliver");
     c->chroot = 1;
+    /* queue control and metrics (opsq): admin_group and metrics_listen
+     * are empty (none) until set */
+    c->mailq_public = 1;
     c->smtpd_processes = 2;
     c->smtpd_max_sessions = 1000;
     c->smtpd_timeout = 300;

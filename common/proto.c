@@ -35,6 +35,17 @@ size_t proto_limit(uint16_t type)
     case R_NEXTHOPS:
     case R_ERROR:
         return 4096;
+    case Q_SHOW:
+    case Q_STATS:
+    case Q_DONE:
+        return 4096;
+    case Q_DELETE:
+    case Q_HOLD:
+    case Q_RELEASE:
+    case Q_REQUEUE:
+        return 64u << 10;           /* up to QCTL_IDS_MAX ids a frame */
+    case Q_STATS_REPLY:
+        return 1u << 20;
     case R_ANSWER:
     case R_HOPS:
         return 256u << 10;

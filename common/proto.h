@@ -56,6 +56,18 @@
  *   Q_FLUSH {QID | D_DEST} ->  Q_FLUSHED {COUNT} (deferred recipients made
  *                         due now, and the destination revived), or Q_ERROR;
  *                         Q_FLUSH with neither flushes the whole queue.
+ *   Q_LIST's Q_LIST_ITEM frames carry several records each ({RECORD,
+ *                         ACTIVE?}...), and a record too large for one frame
+ *                         as T_RECORD_PART pieces ended by its T_RECORD.
+ *   Q_SHOW {QID}      ->  Q_LIST_ITEM {RECORD, ACTIVE?}, Q_DATA {DATA}...
+ *                         (the spool file), Q_LIST_END {COUNT bytes}
+ *   Q_DELETE {QID... | CTL_ALL | CTL_SENDER | CTL_RCPT}
+ *   Q_HOLD {QID...}, Q_RELEASE {QID...}, Q_REQUEUE {QID...}
+ *                     ->  Q_DONE {COUNT done, CTL_MISSING}, or Q_ERROR
+ *   Q_STATS           ->  Q_STATS_REPLY {DATA: the Prometheus text of
+ *                         queue-mgr/metrics.h}
+ *   Everything but Q_LIST needs root, queue-mgr's uid or admin_group;
+ *   Q_LIST with mailq_public = no shows others only their own mail.
  */
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
@@ -88,6 +100,15 @@ enum msg_type {
     R_NEXTHOPS,
     R_HOPS,
     R_ERROR,
+    /* queue control (opsq; common/qctl.h builds and parses them) */
+    Q_SHOW = 120,
+    Q_DELETE = 121,
+    Q_HOLD = 122,
+    Q_RELEASE = 123,
+    Q_REQUEUE = 124,
+    Q_STATS = 125,
+    Q_DONE = 126,
+    Q_STATS_REPLY = 127,
 };
 
 enum field_tag {
@@ -145,6 +166,13 @@ enum field_tag {
     T_D_DISPATCH,       /* u64, milliseconds since the epoch when the job left queue-mgr */
     T_D_FLAGS,          /* u64, D_F_* */
     T_R_INDEX,          /* u64, recipient index in the message (inside T_RCPT) */
+    /* queue control (opsq) */
+    T_RECORD_PART = 160, /* bytes, Q_LIST_ITEM: a piece of a record continued by
+                          * the next T_RECORD_PART or ended by a T_RECORD */
+    T_CTL_ALL = 161,    /* u64 1, Q_DELETE: every message */
+    T_CTL_SENDER = 162, /* str, Q_DELETE: messages from this sender ("" or MAILER-DAEMON: null) */
+    T_CTL_RCPT = 163,   /* str, Q_DELETE: messages with this recipient still to deliver */
+    T_CTL_MISSING = 164, /* u64, Q_DONE: ids asked for that are not queued */
 };
 
 enum {

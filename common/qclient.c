@@ -141,7 +141,7 @@ int qc_parse_reply(const struct ipc_msg *m, uint32_t reqid, uint16_t want, struc
             str_copy(r->text, "queue manager error", sizeof(r->text));
         return 0;
     case Q_LIST_ITEM:
-        return nrec == 1 ? 0 : -1;
+        return nrec >= 1 ? 0 : -1;
     case Q_LIST_END:
     case Q_FLUSHED:
         return ncount == 1 ? 0 : -1;
@@ -191,7 +191,7 @@ void qc_close(struct qc_conn *c)
     c->conn.fd = -1;
 }
 
-static enum qc_status send_frame(struct qc_conn *c, struct ipc_out *m)
+enum qc_status qc_send(struct qc_conn *c, struct ipc_out *m)
 {
     int r = -1;
 
@@ -239,7 +239,7 @@ enum qc_status qc_open(struct qc_conn *c, char qid[QID_LEN + 1], int *fd)
 
     qid[0] = 0;
     qc_build_open(&m, id);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_OPENED, fd)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_OPENED, fd)) != QC_OK)
         return s;
     memcpy(qid, c->last.qid, QID_LEN + 1);
     return QC_OK;
@@ -254,7 +254,7 @@ enum qc_status qc_data(struct qc_conn *c, const char *qid, const void *p, size_t
         struct ipc_out m;
         enum qc_status st;
         qc_build_data(&m, 0, qid, s, k);
-        if ((st = send_frame(c, &m)) != QC_OK)
+        if ((st = qc_send(c, &m)) != QC_OK)
             return st;
         s += k;
         n -= k;
@@ -269,7 +269,7 @@ enum qc_status qc_commit(struct qc_conn *c, const struct qrec *envelope)
     enum qc_status s;
 
     qc_build_commit(&m, id, envelope);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_COMMITTED, NULL)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_COMMITTED, NULL)) != QC_OK)
         return s;
     return strcmp(c->last.qid, envelope->qid) == 0 ? QC_OK : QC_PROTO;
 }
@@ -279,7 +279,7 @@ void qc_abort(struct qc_conn *c, const char *qid)
     struct ipc_out m;
 
     qc_build_abort(&m, qid);
-    send_frame(c, &m);
+    qc_send(c, &m);
 }
 
 enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, uint64_t *count)
@@ -289,11 +289,61 @@ enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, 
     enum qc_status s;
 
     qc_build_flush(&m, id, qid, domain);
-    if ((s = send_frame(c, &m)) != QC_OK || (s = await(c, id, Q_FLUSHED, NULL)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK || (s = await(c, id, Q_FLUSHED, NULL)) != QC_OK)
         return s;
     if (count)
         *count = c->last.count;
     return QC_OK;
+}
+
+/* Largest record a listing reassembles from T_RECORD_PART pieces. */
+#define QC_RECORD_MAX ((size_t)256 << 20)
+
+/* One Q_LIST_ITEM frame: {ACTIVE?, RECORD_PART*, RECORD}..., the ACTIVE
+ * mark before the record it is about. 1 go on, 0 the visitor stopped,
+ * -1 malformed. */
+static int list_frame(struct qc_conn *c, const struct ipc_msg *m, struct buf *part,
+                      int (*visit)(const void *rec, size_t len, void *arg), void *arg)
+{
+    struct ipc_iter it;
+    struct ipc_field f;
+    int rc, active = 0;
+    uint64_t v;
+
+    ipc_iter_init(&it, m->body, m->len);
+    while ((rc = ipc_iter_next(&it, &f)) == 1) {
+        switch (f.tag) {
+        case T_ACTIVE:
+            if (ipc_field_u64(&f, &v) < 0 || v > 1)
+                return -1;
+            active = (int)v;
+            break;
+        case T_RECORD_PART:
+            if (buf_append(part, f.val, f.len) < 0)
+                return -1;
+            break;
+        case T_RECORD: {
+            const void *rec = f.val;
+            size_t len = f.len;
+            if (part->len) {
+                if (buf_append(part, f.val, f.len) < 0)
+                    return -1;
+                rec = buf_head(part);
+                len = part->len;
+            }
+            c->last.active = active;
+            c->last.record = rec;
+            c->last.record_len = len;
+            active = 0;
+            int stop = visit(rec, len, arg);
+            buf_reset(part);
+            if (stop)
+                return 0;
+            break;
+        }
+        }
+    }
+    return rc < 0 ? -1 : 1;
 }
 
 enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t len, void *arg),
@@ -302,19 +352,49 @@ enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t l
     struct ipc_out m;
     uint32_t id = c->next_reqid++;
     enum qc_status s;
+    struct buf part;
 
     qc_build_list(&m, id);
-    if ((s = send_frame(c, &m)) != QC_OK)
+    if ((s = qc_send(c, &m)) != QC_OK)
         return s;
+    buf_init(&part, QC_RECORD_MAX);
     for (;;) {
-        if ((s = await(c, id, Q_LIST_ITEM, NULL)) != QC_OK)
-            return s;
-        if (c->last.type == Q_LIST_END) {
-            if (count)
-                *count = c->last.count;
-            return QC_OK;
+        struct ipc_msg f;
+        int r = ipc_conn_recv_wait(&c->conn, &f, c->timeout_ms);
+        if (r <= 0) {
+            s = r == 0 ? QC_TIMEOUT : QC_LOST;
+            break;
         }
-        if (visit(c->last.record, c->last.record_len, arg) != 0)
-            return QC_OK;
+        if (f.fd >= 0) {
+            close(f.fd);
+            s = QC_PROTO;
+            break;
+        }
+        if (f.reqid == id && f.type == Q_LIST_ITEM) {
+            r = list_frame(c, &f, &part, visit, arg);
+            if (r < 0) {
+                s = QC_PROTO;
+                break;
+            }
+            if (r == 0) {
+                s = QC_OK;
+                break;
+            }
+            continue;
+        }
+        if (qc_parse_reply(&f, id, Q_LIST_ITEM, &c->last) < 0 || part.len) {
+            s = QC_PROTO;
+            break;
+        }
+        if (c->last.type == Q_ERROR) {
+            s = QC_REFUSED;
+            break;
+        }
+        if (count)
+            *count = c->last.count;
+        s = QC_OK;
+        break;
     }
+    buf_free(&part);
+    return s;
 }

@@ -90,6 +90,8 @@ enum qc_status qc_list(struct qc_conn *c, int (*visit)(const void *rec, size_t l
                        void *arg, uint64_t *count);
 /* Q_FLUSH (see qc_build_flush): *count recipients were made due now. */
 enum qc_status qc_flush(struct qc_conn *c, const char *qid, const char *domain, uint64_t *count);
+/* Finishes m, sends it whole and frees it (for qctl.h's requests). */
+enum qc_status qc_send(struct qc_conn *c, struct ipc_out *m);
 /* What went wrong, for a message ("timeout", "lost connection", ...). */
 const char *qc_status_text(enum qc_status s);
 

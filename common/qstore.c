@@ -579,6 +579,37 @@ int qstore_delete(struct qstore *q, const char *qid)
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? 1 : -1;
 }
 
+struct delete_many_ctx {
+    char (*qids)[QID_LEN + 1];
+    size_t n;
+    unsigned char *gone;
+};
+
+static int delete_many_fn(struct qstore *q, MDB_txn *txn, void *arg)
+{
+    struct delete_many_ctx *d = arg;
+
+    for (size_t i = 0; i < d->n; i++) {
+        int rc = remove_message(q, txn, d->qids[i]);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        d->gone[i] = rc == 0;
+    }
+    return 0;
+}
+
+int qstore_delete_many(struct qstore *q, char (*qids)[QID_LEN + 1], size_t n, unsigned char *gone)
+{
+    struct delete_many_ctx d = { qids, n, gone };
+
+    for (size_t i = 0; i < n; i++)
+        if (!qid_valid(qids[i]))
+            return -1;
+    if (n == 0)
+        return 0;
+    return write_txn(q, delete_many_fn, &d) == 0 ? 0 : -1;
+}
+
 /* ---- flags ---- */
 
 struct flags_ctx {
@@ -764,7 +795,14 @@ static int assemble(struct qstore *q, MDB_cursor *rc_cur, const char *qid, const
     if (buf_append(&m->b, envv->mv_data, envv->mv_size) < 0)
         return ENOMEM;
     rkey(key, qid, 0);
-    rc = mdb_cursor_get(rc_cur, &k, &v, MDB_SET_RANGE);
+    /* In a scan the cursor already stands on this message's first
+     * recipient (both databases sort by id): no search from the root. */
+    rc = mdb_cursor_get(rc_cur, &k, &v, MDB_GET_CURRENT);
+    if (rc != 0 || k.mv_size != RKEY_LEN || memcmp(k.mv_data, key, RKEY_LEN) != 0) {
+        k.mv_size = RKEY_LEN;
+        k.mv_data = key;
+        rc = mdb_cursor_get(rc_cur, &k, &v, MDB_SET_RANGE);
+    }
     for (; rc == 0; rc = mdb_cursor_get(rc_cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != RKEY_LEN || memcmp(k.mv_data, qid, QID_LEN) != 0)
             break;

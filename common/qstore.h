@@ -62,6 +62,9 @@ int qstore_put_batch(struct qstore *q, const struct qstore_item *items, size_t n
 /* Removes a message: envelope, recipients and schedule entries. 0 done,
  * 1 not found, -1 error. */
 int qstore_delete(struct qstore *q, const char *qid);
+/* Removes n messages in one transaction; gone[i] says whether qids[i] was
+ * there. 0, or -1 (nothing removed). */
+int qstore_delete_many(struct qstore *q, char (*qids)[QID_LEN + 1], size_t n, unsigned char *gone);
 
 /* Visits messages in id order, starting after `after` (NULL: from the
  * first), each as one whole record (qrec_encode's format, envelope and every

@@ -17,6 +17,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 
 #define CODE_FAILED "451 4.3.0"
 #define TEXT_FAILED "queue file write error"
@@ -215,6 +216,7 @@ static void commit_done(struct commit_job *job)
     struct batch *b = (struct batch *)((char *)job - offsetof(struct batch, job));
 
     log_debug("group commit: %zu message(s) in %llu ms", job->n, (unsigned long long)job->elapsed_ms);
+    metrics_commit(job);
     switch (job->status) {
     case COMMIT_OK:
         if (admit == ADMIT_FULL) {

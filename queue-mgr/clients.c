@@ -35,7 +35,9 @@ const char *client_kind_name(enum queue_listener k)
 
 static void update_events(struct client *c)
 {
-    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0);
+    /* a listing in progress is pumped on writability, even once its
+     * queued output is gone (clients_flush may have written it all) */
+    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) || c->listing ? EPOLLOUT : 0);
 
     if (events != c->events && ev_mod(ev, c->conn.fd, events) == 0)
         c->events = events;
@@ -45,6 +47,8 @@ static void client_free(struct client *c)
 {
     /* Whatever it opened and never committed is not mail anyone accepted. */
     handoff_forget_all(c);
+    if (c->kind == QL_CONTROL)
+        control_gone(c);
     if (c->kind == QL_DELIVER)
         scheduler_deliver_gone(c);
     if (c->conn.fd >= 0)

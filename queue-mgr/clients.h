@@ -18,6 +18,7 @@
 enum queue_listener { QL_SMTPD, QL_PICKUP, QL_CONTROL, QL_DELIVER };
 
 struct openfile;
+struct ctl_op;
 
 struct client {
     enum queue_listener kind;
@@ -32,6 +33,8 @@ struct client {
     uint32_t list_reqid;
     char list_after[QID_LEN + 1];
     unsigned long list_count;
+    int64_t list_uid;               /* control: list only this uid's mail, -1 all */
+    struct ctl_op *op;              /* control: a command answered in slices */
     int dead;                       /* freed once no commit refers to it */
     struct client *prev, *next;
 };

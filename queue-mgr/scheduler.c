@@ -20,8 +20,10 @@
 #include "batcher.h"
 #include "committer.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "proto.h"
+#include "qops.h"
 #include "qrecord.h"
 #include "spool.h"
 #include "util.h"
@@ -284,6 +286,17 @@ int scheduler_msg_active(const char *qid)
     return 0;
 }
 
+size_t scheduler_njobs(void)
+{
+    return njobs;
+}
+
+void scheduler_each_job_qid(void (*fn)(const char *qid, void *arg), void *arg)
+{
+    for (struct job *j = jobs; j; j = j->next)
+        fn(j->qid, arg);
+}
+
 /* ---- results waiting for the committer ---- */
 
 struct pend {
@@ -301,7 +314,6 @@ struct rjob {
 };
 
 static void submit_results(void);
-static void scheduler_rescan(void);
 
 static void retry_cb(struct evloop *ev, void *arg)
 {
@@ -714,7 +726,7 @@ static void kick_cb(struct evloop *ev, void *arg)
 }
 
 /* Capacity changed: the next pass looks from the start again. */
-static void scheduler_rescan(void)
+void scheduler_rescan(void)
 {
     rescan = 1;
     scheduler_kick();
@@ -777,6 +789,7 @@ static void job_free(struct job *j)
             break;
         }
     njobs--;
+    qops_job_ended(j->qid); /* a deleted message's file goes once unread */
     free(j);
 }
 
@@ -969,6 +982,7 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
                 break;
         /* the in-flight mark stays until the result is durable */
         if (k < nres) {
+            metrics_delivery(j->dest->name, res[k].status);
             expired |= apply(qid, &res[k], j->attempts[i], j->arrival, now);
             if (res[k].status == RCPT_DEFERRED && !reason && res[k].reply[0])
                 reason = res[k].reply;

@@ -44,6 +44,13 @@ void scheduler_deliver_gone(struct client *c);
 
 /* Whether a delivery of qid is in flight (mailq's '*'). */
 int scheduler_msg_active(const char *qid);
+/* The jobs in flight: how many, and the message id of each (listing.c
+ * makes its '*' set of them once a slice). */
+size_t scheduler_njobs(void);
+void scheduler_each_job_qid(void (*fn)(const char *qid, void *arg), void *arg);
+/* Capacity or the queue changed (a release): the next pass, soon, looks
+ * from the start of the schedule again. */
+void scheduler_rescan(void);
 /* Makes the deferred recipients of one message (qid), of one domain
  * (domain), or of the whole queue (both NULL) due now and revives the
  * destinations concerned. The number made due, or -1. */

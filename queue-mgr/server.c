@@ -15,8 +15,11 @@
 #include <unistd.h>
 
 #include "clients.h"
+#include "control.h"
 #include "handoff.h"
 #include "listing.h"
+#include "metrics.h"
+#include "qops.h"
 #include "paths.h"
 #include "privsep.h"
 #include "scheduler.h"
@@ -53,6 +56,10 @@ int server_start(struct evloop *loop, const struct config *conf, struct qstore *
 
     ev = loop;
     listing_init(q);
+    qops_init(loop, q);
+    control_set_config(conf);
+    if (metrics_start(loop, conf, q, err, errlen) < 0)
+        return -1;
     if (handoff_start(loop, conf, q, NULL) < 0) {
         snprintf(err, errlen, "cannot start the commit threads: %s", strerror(errno));
         return -1;
@@ -76,6 +83,7 @@ void server_set_config(const struct config *conf)
 {
     handoff_set_config(conf);
     scheduler_set_config(conf);
+    control_set_config(conf);
 }
 
 void server_stop(void)
@@ -88,6 +96,7 @@ void server_stop(void)
         }
     }
     scheduler_stop();
+    metrics_stop();
     /* The committer finishes the batches in flight and what is collected;
      * their answers are queued, then written as far as the sockets take. */
     handoff_stop();

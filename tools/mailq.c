@@ -26,6 +26,15 @@
  * padded to column 76 and never wrapped, as showq_compat prints it. A
  * message with no recipient left to deliver (only bounced ones, kept for
  * the notice) is not listed.
+ *
+ * Speed (a million messages in well under a second): records are read as
+ * views (struct view), pointing into the frame, with the structure, the
+ * queue id, the numbers and every printed text checked (no control
+ * bytes; printed through log_sanitize or the JSON escaper), but addresses
+ * are not parsed again: queue-mgr validated them when it took the mail,
+ * and for the terminal only their bytes matter. Output goes through one
+ * large buffer written with write(2); arrival times are formatted once a
+ * minute, not once a message.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +47,7 @@
 #include "config.h"
 #include "log.h"
 #include "paths.h"
+#include "proto.h"
 #include "qclient.h"
 #include "qrecord.h"
 #include "qstore.h"
@@ -47,9 +57,6 @@
 #define LIST_TIMEOUT_MS 30000
 /* The reason shown for every recipient of a message reconciliation held. */
 #define DAMAGED_REASON "queue file missing or damaged; message held (see the queue-mgr log)"
-
-#define L_STRING_FORMAT "%-17s %8s %-19s %s\n"
-#define L_SENDER_FORMAT "%-17s %8llu %19.19s %s\n"
 
 static struct config cfg;
 static int json;
@@ -64,73 +71,353 @@ static void __attribute__((noreturn)) usage(void)
     exit(EX_USAGE);
 }
 
+/* ---- output: one buffer, written whole ---- */
+
+#define OUT_SIZE (1u << 20)
+static char obuf[OUT_SIZE];
+static size_t olen;
+
+static void __attribute__((noreturn)) write_failed(void)
+{
+    fprintf(stderr, "mailq: fatal: output write error: %s\n", strerror(errno));
+    exit(EX_IOERR);
+}
+
+static void out_flush(void)
+{
+    size_t off = 0;
+
+    while (off < olen) {
+        ssize_t n = write(STDOUT_FILENO, obuf + off, olen - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            write_failed();
+        off += (size_t)n;
+    }
+    olen = 0;
+}
+
+static inline void out_mem(const char *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (olen + n > OUT_SIZE) {
+        out_flush();
+        while (n > OUT_SIZE) {
+            memcpy(obuf, p, OUT_SIZE);
+            olen = OUT_SIZE;
+            out_flush();
+            p += OUT_SIZE;
+            n -= OUT_SIZE;
+        }
+    }
+    memcpy(obuf + olen, p, n);
+    olen += n;
+}
+
+static inline void out_str(const char *s)
+{
+    out_mem(s, strlen(s));
+}
+
+static inline void out_ch(char c)
+{
+    if (olen == OUT_SIZE)
+        out_flush();
+    obuf[olen++] = c;
+}
+
+static void out_spaces(int n)
+{
+    static const char sp[] = "                                                                                ";
+    while (n > 0) {
+        int k = n < (int)sizeof(sp) - 1 ? n : (int)sizeof(sp) - 1;
+        out_mem(sp, (size_t)k);
+        n -= k;
+    }
+}
+
+/* s left-aligned in width (printf's %-Ns) */
+static void out_left(const char *s, int width)
+{
+    size_t n = strlen(s);
+    out_mem(s, n);
+    out_spaces(width - (int)n);
+}
+
+static void out_u64(unsigned long long v, int width)
+{
+    char t[24];
+    int n = 0;
+
+    do {
+        t[sizeof(t) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_spaces(width - n);
+    out_mem(t + sizeof(t) - n, (size_t)n);
+}
+
+/* ---- a record as a view into the frame ---- */
+
+struct vstr {
+    const char *p;
+    size_t n;
+};
+
+struct vrcpt {
+    struct vstr addr, reply;
+    unsigned status, attempts;
+};
+
+struct view {
+    char qid[QID_LEN + 1];
+    struct vstr sender;
+    uint64_t arrival, size, flags;
+    size_t nrcpt;
+    struct vrcpt *rcpt;
+};
+
+static struct vrcpt *vr;
+static size_t vr_cap;
+
+/* A text field: no NUL or control byte but TAB (ipc_field_str's rule). */
+static int vtext(const struct ipc_field *f, struct vstr *out, size_t max)
+{
+    if (f->len > max)
+        return -1;
+    for (size_t i = 0; i < f->len; i++) {
+        unsigned char c = f->val[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return -1;
+    }
+    out->p = (const char *)f->val;
+    out->n = f->len;
+    return 0;
+}
+
+static int vrcpt_decode(const struct ipc_field *f, struct vrcpt *r)
+{
+    struct ipc_iter it;
+    struct ipc_field g;
+    uint64_t v;
+    int rc, have_addr = 0;
+
+    memset(r, 0, sizeof(*r));
+    ipc_iter_init(&it, f->val, f->len);
+    while ((rc = ipc_iter_next(&it, &g)) == 1) {
+        switch (g.tag) {
+        case T_R_ADDR:
+            if (vtext(&g, &r->addr, ADDR_MAX) < 0 || g.len == 0)
+                return -1;
+            have_addr = 1;
+            break;
+        case T_R_REPLY:
+            if (vtext(&g, &r->reply, QREC_REPLY_MAX) < 0)
+                return -1;
+            break;
+        case T_R_STATUS:
+            if (ipc_field_u64(&g, &v) < 0 || v > RCPT_BOUNCED)
+                return -1;
+            r->status = (unsigned)v;
+            break;
+        case T_R_ATTEMPTS:
+            if (ipc_field_u64(&g, &v) < 0 || v > 0xffffffffu)
+                return -1;
+            r->attempts = (unsigned)v;
+            break;
+        }
+    }
+    return rc < 0 || !have_addr ? -1 : 0;
+}
+
+static int view_decode(const void *body, size_t len, struct view *w, const char **why)
+{
+    struct ipc_iter it;
+    struct ipc_field f;
+    struct vstr q;
+    int rc, have_qid = 0;
+
+    memset(w, 0, sizeof(*w));
+    *why = "malformed record";
+    ipc_iter_init(&it, body, len);
+    while ((rc = ipc_iter_next(&it, &f)) == 1) {
+        switch (f.tag) {
+        case T_QID:
+            if (vtext(&f, &q, QID_LEN) < 0 || q.n != QID_LEN)
+                return -1;
+            memcpy(w->qid, q.p, QID_LEN);
+            w->qid[QID_LEN] = 0;
+            if (!qid_valid(w->qid))
+                return -1;
+            have_qid = 1;
+            break;
+        case T_SENDER:
+            if (vtext(&f, &w->sender, ADDR_MAX) < 0) {
+                *why = "bad sender";
+                return -1;
+            }
+            break;
+        case T_ARRIVAL:
+            if (ipc_field_u64(&f, &w->arrival) < 0)
+                return -1;
+            break;
+        case T_SIZE:
+            if (ipc_field_u64(&f, &w->size) < 0)
+                return -1;
+            break;
+        case T_FLAGS:
+            if (ipc_field_u64(&f, &w->flags) < 0 || (w->flags & ~(uint64_t)QF_ALL))
+                return -1;
+            break;
+        case T_RCPT:
+            if (w->nrcpt == QREC_MAX_RCPT) {
+                *why = "too many recipients";
+                return -1;
+            }
+            if (w->nrcpt == vr_cap) {
+                size_t nc = vr_cap ? vr_cap * 2 : 64;
+                struct vrcpt *n = realloc(vr, nc * sizeof(*n));
+                if (!n) {
+                    *why = "out of memory";
+                    return -1;
+                }
+                vr = n;
+                vr_cap = nc;
+            }
+            if (vrcpt_decode(&f, &vr[w->nrcpt]) < 0) {
+                *why = "bad recipient";
+                return -1;
+            }
+            w->nrcpt++;
+            break;
+        }
+    }
+    w->rcpt = vr;
+    if (rc < 0)
+        return -1;
+    if (!have_qid) {
+        *why = "bad or missing queue id";
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- text helpers ---- */
+
 /* Text for the terminal: what log_sanitize() keeps (printable ASCII and
  * well-formed UTF-8), everything else '?' (Postfix's printable()). */
-static const char *printable(const char *s, char *out, size_t outlen)
+static void out_printable(const struct vstr *s)
 {
-    return log_sanitize(s, strlen(s), out, outlen);
+    size_t i;
+
+    for (i = 0; i < s->n; i++) {
+        unsigned char c = (unsigned char)s->p[i];
+        if (c < 0x20 || c >= 0x7f)
+            break;
+    }
+    if (i == s->n) {
+        out_mem(s->p, s->n); /* the common case: plain ASCII */
+        return;
+    }
+    char clean[QREC_REPLY_MAX + ADDR_MAX + 8];
+    log_sanitize(s->p, s->n, clean, sizeof(clean));
+    out_str(clean);
+}
+
+static size_t printable_len(const struct vstr *s)
+{
+    char clean[QREC_REPLY_MAX + ADDR_MAX + 8];
+    size_t i;
+
+    for (i = 0; i < s->n; i++) {
+        unsigned char c = (unsigned char)s->p[i];
+        if (c < 0x20 || c >= 0x7f)
+            break;
+    }
+    if (i == s->n)
+        return s->n;
+    return strlen(log_sanitize(s->p, s->n, clean, sizeof(clean)));
 }
 
 /* A JSON string body as postqueue -j writes it: short escapes for common
  * controls, \u00XX for the others and DEL, '"' and '\\' escaped, UTF-8
  * passed through, bytes that are not well-formed UTF-8 made '?'. */
-static void json_str(const char *s)
+static void json_mem(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     uint32_t cp;
     size_t n;
+    char t[8];
 
-    while (*p) {
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            out_mem((const char *)run, (size_t)(p - run));
+        if (p == end)
+            break;
         switch (*p) {
-        case '"': fputs("\\\"", stdout); break;
-        case '\\': fputs("\\\\", stdout); break;
-        case '\b': fputs("\\b", stdout); break;
-        case '\f': fputs("\\f", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
+        case '"': out_mem("\\\"", 2); break;
+        case '\\': out_mem("\\\\", 2); break;
+        case '\b': out_mem("\\b", 2); break;
+        case '\f': out_mem("\\f", 2); break;
+        case '\n': out_mem("\\n", 2); break;
+        case '\r': out_mem("\\r", 2); break;
+        case '\t': out_mem("\\t", 2); break;
         default:
             if (*p < 0x20 || *p == 0x7f) {
-                printf("\\u%04X", *p);
-            } else if (*p < 0x80) {
-                putchar(*p);
-            } else if ((n = utf8_decode(p, strnlen((const char *)p, 4), &cp)) != 0 && !utf8_is_c1(cp)) {
-                fwrite(p, 1, n, stdout);
+                snprintf(t, sizeof(t), "\\u%04X", *p);
+                out_str(t);
+            } else if ((n = utf8_decode(p, (size_t)(end - p) < 4 ? (size_t)(end - p) : 4, &cp)) != 0 &&
+                       !utf8_is_c1(cp)) {
+                out_mem((const char *)p, n);
                 p += n;
                 continue;
             } else {
-                putchar('?');
+                out_ch('?');
             }
         }
         p++;
     }
 }
 
-static int rcpt_done(const struct qrcpt *rc)
+static void json_str(const char *s)
+{
+    json_mem(s, strlen(s));
+}
+
+static int rcpt_done(const struct vrcpt *rc)
 {
     return rc->status == RCPT_SENT || rc->status == RCPT_BOUNCED;
 }
 
-/* Postfix's queue name for a record, with queue-mgr's in-flight mark. */
-static const char *queue_name(const struct qrec *r)
+/* Postfix's queue name for a record (qrec_queue_name's rule), with
+ * queue-mgr's in-flight mark. */
+static const char *queue_name(const struct view *w)
 {
-    const char *q = qrec_queue_name(r);
-
-    if (strcmp(q, "hold") == 0)
-        return q;
+    if (w->flags & QF_HOLD)
+        return "hold";
     if (cur_active)
         return "active";
-    return strcmp(q, "active") == 0 ? "incoming" : q;
+    for (size_t i = 0; i < w->nrcpt; i++)
+        if (w->rcpt[i].attempts > 0 || w->rcpt[i].status == RCPT_DEFERRED)
+            return "deferred";
+    return "incoming";
 }
 
 /* The reason shown for a recipient still to be delivered: its last reply,
  * or why the whole message is held. */
-static const struct qrec *cur_rec;
-static const char *rcpt_why(const struct qrcpt *rc)
+static const struct view *cur_rec;
+static struct vstr rcpt_why(const struct vrcpt *rc)
 {
+    struct vstr d = { DAMAGED_REASON, sizeof(DAMAGED_REASON) - 1 };
+
     if (cur_rec && (cur_rec->flags & QF_DAMAGED))
-        return DAMAGED_REASON;
-    return rc->reply ? rc->reply : "";
+        return d;
+    return rc->reply;
 }
 
 /*
@@ -138,167 +425,201 @@ static const char *rcpt_why(const struct qrcpt *rc)
  * reads them from the defer log), then the others, each still undelivered.
  * Calls fn for each; pass 0 gives the ones with a reason.
  */
-typedef void (*rcpt_fn)(const struct qrcpt *rc, void *arg);
-static void each_rcpt(const struct qrec *r, rcpt_fn fn, void *arg)
+typedef void (*rcpt_fn)(const struct vrcpt *rc, void *arg);
+static void each_rcpt(const struct view *w, rcpt_fn fn, void *arg)
 {
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < r->nrcpt; i++) {
-            const struct qrcpt *rc = &r->rcpt[i];
-            if (rcpt_done(rc) || (pass == 0) != (rcpt_why(rc)[0] != 0))
+        for (size_t i = 0; i < w->nrcpt; i++) {
+            const struct vrcpt *rc = &w->rcpt[i];
+            if (rcpt_done(rc) || (pass == 0) != (rcpt_why(rc).n != 0))
                 continue;
             fn(rc, arg);
         }
 }
 
-/* What asctime() gives, whatever the locale: "Sun Nov  9 07:12:07 2026";
- * the format's %19.19s keeps the first 19 characters, as in Postfix. */
-static void arrival_text(uint64_t when, char *out, size_t outlen)
+/* What asctime() gives, whatever the locale: "Sun Nov  9 07:12:07"; the
+ * first 19 characters, as Postfix's %19.19s keeps. localtime once a
+ * minute: a zone's offset changes only on a minute boundary. */
+static void arrival_text(uint64_t when, char out[20])
 {
     static const char *const day[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
     static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    static uint64_t base = UINT64_MAX;
+    static char text[20];
     time_t t = (time_t)when;
     struct tm tm;
 
-    if (when > (uint64_t)INT64_MAX / 2 || !localtime_r(&t, &tm)) {
-        str_copy(out, "??", outlen);
+    if (when > (uint64_t)INT64_MAX / 2) {
+        str_copy(out, "??", 20);
         return;
     }
-    snprintf(out, outlen, "%.3s %.3s%3d %.2d:%.2d:%.2d %d", day[tm.tm_wday], mon[tm.tm_mon],
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+    if (base == UINT64_MAX || when < base || when >= base + 60) {
+        if (!localtime_r(&t, &tm)) {
+            str_copy(out, "??", 20);
+            return;
+        }
+        base = when - (uint64_t)tm.tm_sec;
+        if (tm.tm_sec > 59)
+            base = UINT64_MAX; /* a leap second: never cached */
+        snprintf(text, sizeof(text), "%.3s %.3s%3d %.2d:%.2d:", day[tm.tm_wday], mon[tm.tm_mon],
+                 tm.tm_mday, tm.tm_hour, tm.tm_min);
+        if (base == UINT64_MAX) {
+            char t2[64];
+            snprintf(t2, sizeof(t2), "%s%.2d", text, tm.tm_sec);
+            str_copy(out, t2, 20);
+            return;
+        }
+    }
+    unsigned sec = (unsigned)(when - base);
+    memcpy(out, text, 17);
+    out[17] = (char)('0' + sec / 10);
+    out[18] = (char)('0' + sec % 10);
+    out[19] = 0;
 }
 
 struct text_state {
-    char saved_reason[QREC_REPLY_MAX + 1];
+    struct vstr saved;
+    int have_saved;
 };
 
-static void text_rcpt(const struct qrcpt *rc, void *arg)
+static void text_rcpt(const struct vrcpt *rc, void *arg)
 {
     struct text_state *st = arg;
-    char clean[QREC_REPLY_MAX + ADDR_MAX + 8];
-    const char *why = rcpt_why(rc);
+    struct vstr why = rcpt_why(rc);
 
     /* As showq_compat: a "(reason)" line when the reason changes from the
      * previous recipient's, "(reason unavailable)" when it becomes empty. */
-    if (strcmp(st->saved_reason, why) != 0) {
-        const char *show;
-        int pad;
-        str_copy(st->saved_reason, why, sizeof(st->saved_reason));
-        show = *why ? printable(why, clean, sizeof(clean)) : "reason unavailable";
-        pad = 76 - (int)strlen(show);
-        printf("%*s(%s)\n", pad < 0 ? 0 : pad, "", show);
+    if (!st->have_saved || st->saved.n != why.n || (why.n && memcmp(st->saved.p, why.p, why.n) != 0)) {
+        static const struct vstr none = { "reason unavailable", 18 };
+        const struct vstr *show = why.n ? &why : &none;
+        if (st->have_saved || why.n) {
+            out_spaces(76 - (int)printable_len(show));
+            out_ch('(');
+            out_printable(show);
+            out_mem(")\n", 2);
+        }
+        st->saved = why;
+        st->have_saved = 1;
     }
-    printf(L_STRING_FORMAT, "", "", "", printable(rc->addr, clean, sizeof(clean)));
+    out_spaces(47);
+    out_printable(&rc->addr);
+    out_ch('\n');
 }
 
-static void print_text(const struct qrec *r)
+static void print_text(const struct view *w)
 {
-    const char *q = queue_name(r);
-    char id[QID_LEN + 4], when[64], clean[ADDR_MAX + 8];
-    struct text_state st = { "" };
+    const char *q = queue_name(w);
+    char id[QID_LEN + 4], when[20];
+    struct text_state st = { { "", 0 }, 1 };
+    static const struct vstr daemon = { "MAILER-DAEMON", 13 };
 
     if (nmsg == 0)
-        printf(L_STRING_FORMAT, "----Queue ID-----", "--Size--", "---Arrival Time----",
-               "--Sender/Recipient------");
+        out_str("----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------\n");
     else
-        putchar('\n');
-    snprintf(id, sizeof(id), "%s%s", r->qid,
+        out_ch('\n');
+    snprintf(id, sizeof(id), "%s%s", w->qid,
              strcmp(q, "active") == 0 ? "*" : strcmp(q, "hold") == 0 ? "!" : "");
-    arrival_text(r->arrival, when, sizeof(when));
-    printf(L_SENDER_FORMAT, id, (unsigned long long)r->size, when,
-           r->sender[0] ? printable(r->sender, clean, sizeof(clean)) : "MAILER-DAEMON");
-    each_rcpt(r, text_rcpt, &st);
+    arrival_text(w->arrival, when);
+    out_left(id, 17);
+    out_ch(' ');
+    out_u64(w->size, 8);
+    out_ch(' ');
+    out_left(when, 19);
+    out_ch(' ');
+    out_printable(w->sender.n ? &w->sender : &daemon);
+    out_ch('\n');
+    each_rcpt(w, text_rcpt, &st);
 }
 
-static void json_rcpt(const struct qrcpt *rc, void *arg)
+static void json_rcpt(const struct vrcpt *rc, void *arg)
 {
     int *n = arg;
+    struct vstr why = rcpt_why(rc);
 
-    printf("%s{\"address\": \"", (*n)++ ? ", " : "");
-    json_str(rc->addr);
-    putchar('"');
-    if (rcpt_why(rc)[0]) {
-        printf(", \"delay_reason\": \"");
-        json_str(rcpt_why(rc));
-        putchar('"');
+    out_str((*n)++ ? ", {\"address\": \"" : "{\"address\": \"");
+    json_mem(rc->addr.p, rc->addr.n);
+    out_ch('"');
+    if (why.n) {
+        out_str(", \"delay_reason\": \"");
+        json_mem(why.p, why.n);
+        out_ch('"');
     }
-    putchar('}');
+    out_ch('}');
 }
 
-static void print_json(const struct qrec *r)
+static void print_json(const struct view *w)
 {
     int n = 0;
 
-    printf("{\"queue_name\": \"");
-    json_str(queue_name(r));
-    printf("\", \"queue_id\": \"");
-    json_str(r->qid);
-    printf("\", \"arrival_time\": %llu, \"message_size\": %llu, \"forced_expire\": false, "
-           "\"sender\": \"", (unsigned long long)r->arrival, (unsigned long long)r->size);
-    json_str(r->sender[0] ? r->sender : "MAILER-DAEMON");
-    printf("\", \"recipients\": [");
-    each_rcpt(r, json_rcpt, &n);
-    printf("]}\n");
+    out_str("{\"queue_name\": \"");
+    json_str(queue_name(w));
+    out_str("\", \"queue_id\": \"");
+    json_str(w->qid);
+    out_str("\", \"arrival_time\": ");
+    out_u64(w->arrival, 0);
+    out_str(", \"message_size\": ");
+    out_u64(w->size, 0);
+    out_str(", \"forced_expire\": false, \"sender\": \"");
+    if (w->sender.n)
+        json_mem(w->sender.p, w->sender.n);
+    else
+        json_str("MAILER-DAEMON");
+    out_str("\", \"recipients\": [");
+    each_rcpt(w, json_rcpt, &n);
+    out_str("]}\n");
 }
 
 /* One record from either source. `qid` is the key it was stored under, if known. */
 static void show_record(const void *val, size_t len, const char *qid)
 {
-    struct qrec r;
-    char err[256], clean[600];
+    struct view w;
+    const char *why;
+    char clean[600];
 
-    if (qrec_decode(val, len, &r, err, sizeof(err)) < 0 || !qid_valid(r.qid) ||
-        (qid && strcmp(qid, r.qid) != 0)) {
-        if (!err[0])
-            str_copy(err, "bad or missing queue id", sizeof(err));
+    if (view_decode(val, len, &w, &why) < 0 || (qid && strcmp(qid, w.qid) != 0)) {
+        if (qid && w.qid[0] && strcmp(qid, w.qid) != 0)
+            why = "bad or missing queue id";
+        out_flush();
         fprintf(stderr, "mailq: warning: skipping malformed queue record%s%s: %s\n",
-                qid ? " " : "", qid ? qid : "", printable(err, clean, sizeof(clean)));
+                qid ? " " : "", qid ? log_sanitize(qid, strlen(qid), clean, sizeof(clean)) : "", why);
         nbad++;
-        qrec_free(&r);
         return;
     }
     size_t left = 0;
-    for (size_t i = 0; i < r.nrcpt; i++)
-        left += !rcpt_done(&r.rcpt[i]);
-    if (left == 0) {
-        /* only bounced (kept for the notice) or sent recipients: gone for mailq */
-        qrec_free(&r);
-        return;
-    }
-    cur_rec = &r;
+    for (size_t i = 0; i < w.nrcpt; i++)
+        left += !rcpt_done(&w.rcpt[i]);
+    if (left == 0)
+        return; /* only bounced (kept for the notice) or sent recipients: gone for mailq */
+    cur_rec = &w;
     if (json)
-        print_json(&r);
+        print_json(&w);
     else
-        print_text(&r);
+        print_text(&w);
     cur_rec = NULL;
     nmsg++;
-    total_size += r.size;
-    qrec_free(&r);
-    if (ferror(stdout)) {
-        fprintf(stderr, "mailq: fatal: output write error: %s\n", strerror(errno));
-        exit(EX_IOERR);
-    }
+    total_size += w.size;
 }
 
 static void finish(void)
 {
     if (!json) {
-        if (nmsg == 0)
-            printf("Mail queue is empty\n");
-        else
-            printf("\n-- %llu Kbytes in %lu Request%s.\n", total_size / 1024, nmsg,
-                   nmsg == 1 ? "" : "s");
+        if (nmsg == 0) {
+            out_str("Mail queue is empty\n");
+        } else {
+            char t[96];
+            snprintf(t, sizeof(t), "\n-- %llu Kbytes in %lu Request%s.\n", total_size / 1024, nmsg,
+                     nmsg == 1 ? "" : "s");
+            out_str(t);
+        }
     }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "mailq: fatal: output write error: %s\n", strerror(errno));
-        exit(EX_IOERR);
-    }
+    out_flush();
     exit(nbad ? EX_SOFTWARE : EX_OK);
 }
 
 static void __attribute__((noreturn)) fatal_lost(const char *what)
 {
-    fflush(stdout);
+    out_flush();
     fprintf(stderr, "mailq: fatal: %s\n", what);
     exit(EX_TEMPFAIL);
 }
@@ -320,9 +641,9 @@ static void list_from_server(struct qc_conn *c)
     enum qc_status s = qc_list(c, list_visit, c, NULL);
 
     if (s == QC_REFUSED) {
-        fflush(stdout);
+        out_flush();
         fprintf(stderr, "mailq: fatal: queue manager: %s\n",
-                printable(c->last.text, clean, sizeof(clean)));
+                log_sanitize(c->last.text, strlen(c->last.text), clean, sizeof(clean)));
         exit(EX_TEMPFAIL);
     }
     if (s != QC_OK)
@@ -336,7 +657,6 @@ static int scan_visit(const char *qid, const void *val, size_t len, void *arg)
     show_record(val, len, qid);
     return 0;
 }
-
 int main(int argc, char **argv)
 {
     const char *conf = NULL;
@@ -381,7 +701,7 @@ int main(int argc, char **argv)
     if (qstore_open(&q, cfg.spool_dir, 1, err, sizeof(err)) == 0) {
         fprintf(stderr, "mailq: warning: queue manager is down -- accessing queue directly\n");
         if (qstore_scan(q, NULL, scan_visit, NULL) < 0) {
-            fflush(stdout);
+            out_flush();
             fprintf(stderr, "mailq: fatal: cannot read the queue index in %s/%s\n",
                     cfg.spool_dir, QSTORE_DIR);
             return EX_TEMPFAIL;

@@ -1,15 +1,16 @@
 /*
- * posternctl - queue control. Today only
+ * posternctl - queue control.
  *
  *   posternctl [-c FILE] flush [ID|DOMAIN]
  *
- * which asks queue-mgr (Q_FLUSH on RUN_DIR/queue/control.sock) to make the
+ * asks queue-mgr (Q_FLUSH on RUN_DIR/queue/control.sock) to make the
  * deferred recipients of one message, of one domain, or of the whole
  * queue due now, and to revive a destination marked dead; it prints how
- * many recipients that was. The other commands (delete, hold, release,
- * requeue, show, stats) are the operations issue's.
+ * many recipients that was. show, delete, hold, release, requeue and
+ * stats are in posternctl_queue.c (posternctl_queue.h); every other
+ * command's file is a tools/posternctl_*.c too, dispatched from main().
  *
- * queue-mgr decides who may (root and its own account; SO_PEERCRED):
+ * queue-mgr decides who may (root, its own account, admin_group; SO_PEERCRED):
  * nothing here is trusted for that. Never touches the queue itself.
  * Exit codes are sysexits(3): 0, EX_USAGE, EX_CONFIG, EX_NOPERM for a
  * refusal, EX_UNAVAILABLE when queue-mgr is down, EX_TEMPFAIL otherwise.
@@ -24,6 +25,7 @@
 #include "ctl_reload.h"
 #include "log.h"
 #include "paths.h"
+#include "posternctl_queue.h"
 #include "qclient.h"
 #include "queueid.h"
 
@@ -31,7 +33,8 @@
 
 static void __attribute__((noreturn)) usage(void)
 {
-    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN] | reload-maps\n");
+    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN]\n"
+            "       posternctl [-c FILE] reload-maps\n%s", CTLQ_USAGE);
     _exit(EX_USAGE);
 }
 
@@ -71,6 +74,8 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind], "reload-maps") == 0 && argc - optind == 1)
         return ctl_reload_maps(conf);
+    if (optind < argc && ctlq_is_command(argv[optind]))
+        return ctlq_main(conf, argc - optind, argv + optind);
     if (optind >= argc || strcmp(argv[optind], "flush") != 0 || argc - optind > 2)
         usage();
     if (argc - optind == 2) {

@@ -5,6 +5,9 @@
  *   sendmail [-t] [-i] [-oi] [-f SENDER] [-F NAME] [-C FILE] [-bm]
  *            [-B 7BIT|8BITMIME] [-N DSN] [-R full|hdrs] [-V ENVID]
  *            [-o X, -odi, -oem, -U, -v, ... accepted and ignored] [--] [RCPT...]
+ *   sendmail -bp            the queue, as mailq
+ *   sendmail -q[Rsite|Iid]  posternctl flush [site|id]; -qINTERVAL does nothing
+ *   sendmail -bs            SMTP on standard input/output (sendmail_bs.c)
  *
  * Reads the message from standard input (never from /dev/tty), makes every
  * line end in CRLF, adds From:, Date: and Message-Id: when missing, removes
@@ -57,6 +60,7 @@
 #include "qclient.h"
 #include "qrecord.h"
 #include "rfc5322.h"
+#include "sendmail_bs.h"
 #include "util.h"
 
 #define IO_TIMEOUT_MS 60000
@@ -438,6 +442,8 @@ struct opts {
     unsigned ret;           /* -R */
     unsigned notify;        /* -N */
     char envid[QREC_ENVID_MAX + 1]; /* -V, as xtext */
+    int mode;               /* 0 submit; 'p' -bp, 's' -bs, 'q' -q (sendmail_bs.h) */
+    const char *qarg;       /* -q's argument: "Rsite", an interval, or NULL */
 };
 
 static unsigned parse_notify(const char *s)
@@ -517,11 +523,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
             case 'm':
                 break;
             case 'p':
-                usage("-bp is not supported; use mailq");
+                o->mode = 'p';
+                break;
             case 'i':
                 usage("-bi (newaliases) is not supported");
             case 's':
-                usage("-bs (SMTP on standard input) is not supported");
+                o->mode = 's';
+                break;
             default:
                 usage("unsupported -b mode; only -bm (deliver mail) is");
             }
@@ -540,7 +548,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->ignore_dots = 1;
             break;
         case 'q':
-            usage("-q is not supported; use posternctl flush");
+            o->mode = 'q';
+            o->qarg = optarg;
+            break;
         case 'I':
             usage("-I (newaliases) is not supported");
         case 't':
@@ -552,8 +562,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case ':':
             {
                 char why[64];
-                if (optopt == 'q')
-                    usage("-q is not supported; use posternctl flush");
+                if (optopt == 'q') {
+                    o->mode = 'q';
+                    break;
+                }
                 snprintf(why, sizeof(why), "option -%c needs an argument", optopt);
                 usage(why);
             }
@@ -800,11 +812,24 @@ int main(int argc, char **argv)
     int first;
 
     first = parse_args(argc, argv, &o);
+    /* -bp and -q are mailq and posternctl flush, as in Postfix */
+    if (o.mode == 'p')
+        return sendmail_exec_tool("mailq", o.conf, NULL);
+    if (o.mode == 'q') {
+        const char *fl[] = { "flush", NULL, NULL };
+        if (o.qarg && (o.qarg[0] == 'R' || o.qarg[0] == 'I') && o.qarg[1])
+            fl[1] = o.qarg + 1;     /* -qRsite, -qIqueueid */
+        else if (o.qarg)
+            return EX_OK;           /* -qINTERVAL: a daemon's run interval, no meaning here */
+        return sendmail_exec_tool("posternctl", o.conf, fl);
+    }
     config_defaults(&cfg);
     if (config_load(&cfg, config_path(o.conf), err, sizeof(err)) < 0) {
         fprintf(stderr, "sendmail: fatal: %s\n", err);
         return EX_CONFIG;
     }
+    if (o.mode == 's')
+        return sendmail_bs(&cfg);
 
     qrec_init(&rec);
     rec.body = o.body;

@@ -3,6 +3,7 @@
 #define POSTERN_SUITES_H
 
 void suite_config(void);
+void suite_opsq(void);
 void suite_addr(void);
 void suite_linereader(void);
 void suite_ipc(void);
@@ -53,6 +54,7 @@ void suite_lmtp(void);
     SUITE(sched) \
     SUITE(maps) \
     SUITE(limits) \
-    SUITE(lmtp)
+    SUITE(lmtp) \
+    SUITE(opsq)
 
 #endif

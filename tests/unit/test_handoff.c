@@ -359,7 +359,10 @@ static void test_ho_qclient_parser(void)
     ipc_out_begin(&o, Q_LIST_ITEM, 7);
     ipc_out_bytes(&o, T_RECORD, "a", 1);
     ipc_out_bytes(&o, T_RECORD, "b", 1);
-    CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == -1);      /* one record a frame */
+    CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == 0);       /* several records a frame */
+    ipc_out_begin(&o, Q_LIST_ITEM, 7);
+    ipc_out_u64(&o, T_ACTIVE, 1);
+    CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == -1);      /* but at least one */
     ipc_out_begin(&o, Q_LIST_END, 7);
     ipc_out_u64(&o, T_COUNT, 3);
     CU_ASSERT(ho_parse(&o, 7, Q_LIST_ITEM, &r) == 0 && r.type == Q_LIST_END && r.count == 3);
