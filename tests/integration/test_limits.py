@@ -212,7 +212,10 @@ def test_error_limit():
 
 def test_too_many_sessions():
     with harness.Instance("sessions", smtpd_processes="1", smtpd_max_sessions="2") as inst:
-        a, b = inst.client(), inst.client()
+        # a session the start-up probe opened may not be counted out yet:
+        # each of the two may need a second try
+        a = harness.wait_until(inst.client, 10, "a first session")
+        b = harness.wait_until(inst.client, 10, "a second session")
         try:
             c = harness.Client(inst.p_smtp, banner=False)
             try:
