@@ -49,6 +49,9 @@
  *                         not it knows the job (a result that outlived a
  *                         queue-mgr restart still counts); a recipient of a
  *                         job left without a result is deferred.
+ *                         D_RESULT may add D_RELAY (the session's
+ *                         "host[ip]:port") and D_HOP_DSN (1: that host
+ *                         offered DSN, so a success is its to report).
  *   D_FLAGS bits: D_F_DEST_UNREACHABLE (no host of the destination took a
  *                         connection: feeds slow start and dead marking),
  *                         D_F_DEST_REACHED (a session got past the greeting).
@@ -145,6 +148,13 @@ enum field_tag {
     T_D_DISPATCH,       /* u64, milliseconds since the epoch when the job left queue-mgr */
     T_D_FLAGS,          /* u64, D_F_* */
     T_R_INDEX,          /* u64, recipient index in the message (inside T_RCPT) */
+    /* bounces and DSN (queue-mgr/bounce.c), range 144-151 */
+    T_R_NOTICE = 144,   /* u64, inside T_RCPT: QN_* bits, which notices are done */
+    T_R_RELAY = 145,    /* str, inside T_RCPT: the remote MTA that answered last */
+    T_R_LAST_TRY = 146, /* u64, inside T_RCPT: seconds since the epoch of the last attempt */
+    T_NOTICE_KIND = 147, /* u64, envelope: enum qrec_notice, what this message is */
+    T_D_RELAY = 148,    /* str, D_RESULT: "host[ip]:port" of the session, or absent */
+    T_D_HOP_DSN = 149,  /* u64, D_RESULT: 1 when the next hop offered DSN (RFC 3461 6.2) */
 };
 
 enum {
