@@ -151,7 +151,6 @@ enum field_tag {
     /* bounces and DSN (queue-mgr/bounce.c), range 144-151 */
     T_R_NOTICE = 144,   /* u64, inside T_RCPT: QN_* bits, which notices are done */
     T_R_RELAY = 145,    /* str, inside T_RCPT: the remote MTA that answered last */
-    T_R_LAST_TRY = 146, /* u64, inside T_RCPT: seconds since the epoch of the last attempt */
     T_NOTICE_KIND = 147, /* u64, envelope: enum qrec_notice, what this message is */
     T_D_RELAY = 148,    /* str, D_RESULT: "host[ip]:port" of the session, or absent */
     T_D_HOP_DSN = 149,  /* u64, D_RESULT: 1 when the next hop offered DSN (RFC 3461 6.2) */

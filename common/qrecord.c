@@ -157,7 +157,6 @@ void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m)
     out_str_opt(m, T_R_DSN, rc->dsn);
     out_str_opt(m, T_R_REPLY, rc->reply ? rc->reply : "");
     out_u64_opt(m, T_R_NOTICE, rc->notice);
-    out_u64_opt(m, T_R_LAST_TRY, rc->last_try);
     out_str_opt(m, T_R_RELAY, rc->relay ? rc->relay : "");
 }
 
@@ -220,7 +219,6 @@ static const char *tag_name(uint16_t tag)
     case T_R_DSN: return "dsn";
     case T_R_REPLY: return "reply";
     case T_R_NOTICE: return "notice";
-    case T_R_LAST_TRY: return "last try";
     case T_R_RELAY: return "relay";
     case T_NOTICE_KIND: return "notice kind";
     }
@@ -338,7 +336,7 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
         int bad = 0;
 
         if ((f.tag < T_R_ADDR || f.tag > T_R_REPLY) &&
-            (f.tag < T_R_NOTICE || f.tag > T_R_LAST_TRY))
+            (f.tag < T_R_NOTICE || f.tag > T_R_RELAY))
             continue; /* unknown: skipped */
         if (seen_once(&seen, f.tag) < 0)
             return fail(err, errlen, "recipient %zu: duplicate field: %s", idx, tag_name(f.tag));
@@ -378,9 +376,6 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
         case T_R_NOTICE:
             bad = get_u64_max(&f, QN_ALL, &v);
             rc->notice = (unsigned)v;
-            break;
-        case T_R_LAST_TRY:
-            bad = ipc_field_u64(&f, &rc->last_try);
             break;
         case T_R_RELAY:
             bad = field_strdup(&f, QREC_RELAY_MAX, &rc->relay) < 0 || (rc->relay && !text_ok(rc->relay));

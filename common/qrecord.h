@@ -71,16 +71,14 @@ enum qrcpt_status {
 struct qrcpt {
     char *addr;
     char *orcpt;
-    unsigned notify;
-    unsigned status;
+    char *reply;
+    char *relay;            /* remote MTA of the last answer ("host[ip]:port"), or NULL */
+    unsigned notify : 8;    /* bit fields: QREC_MAX_RCPT of these stay small */
+    unsigned status : 8;
+    unsigned notice : 8;    /* QN_*: which notices are done (queue-mgr/bounce.c) */
     unsigned attempts;
     uint64_t next_try;
     char dsn[16];
-    char *reply;
-    /* bounces (queue-mgr/bounce.c) */
-    unsigned notice;        /* QN_* */
-    uint64_t last_try;      /* seconds since the epoch, 0 never tried */
-    char *relay;            /* remote MTA of the last answer ("host[ip]:port"), or NULL */
 };
 
 struct qrec {

@@ -687,8 +687,6 @@ static int update_one(struct qstore *q, MDB_txn *txn, const struct qstore_rcpt_u
     rc.next_try = u->next_try;
     memcpy(rc.dsn, u->dsn, sizeof(rc.dsn));
     rc.notice |= u->notice_set & QN_ALL;
-    if (u->last_try)
-        rc.last_try = u->last_try;
     if (u->relay && qrcpt_set(&rc.relay, u->relay, QREC_RELAY_MAX) < 0) {
         qrcpt_free(&rc);
         snprintf(err, errlen, "%s: recipient %u: relay too long", u->qid, u->rcpt + 1);

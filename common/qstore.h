@@ -97,7 +97,6 @@ struct qstore_rcpt_update {
     char dsn[16];               /* "4.4.1", or "" */
     const char *reply;          /* last reply, NULL or "" for none */
     /* kept as stored when 0 / NULL */
-    uint64_t last_try;          /* when this attempt was made */
     const char *relay;          /* the remote MTA that answered */
     unsigned notice_set;        /* QN_* bits to add */
 };

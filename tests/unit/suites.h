@@ -25,6 +25,8 @@ void suite_resolver_dnsclient(void);
 void suite_smtpc(void);
 void suite_agent(void);
 void suite_maps(void);
+void suite_notice(void);
+void suite_notice_store(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -49,6 +51,8 @@ void suite_maps(void);
     SUITE(smtpc) \
     SUITE(agent) \
     SUITE(sched) \
-    SUITE(maps)
+    SUITE(maps) \
+    SUITE(notice) \
+    SUITE(notice_store)
 
 #endif
