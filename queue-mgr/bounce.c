@@ -271,6 +271,33 @@ static int is_smtp_reply(const char *s)
            (s[3] == ' ' || s[3] == '-' || s[3] == 0);
 }
 
+/* deliver's reply "host H[IP] said: 550 5.1.1 text (in reply to RCPT TO
+ * command)" (Postfix's words) into H and the server's own answer; 0, or -1
+ * when the reply is not of that form. */
+static int split_reply(const char *reply, char *host, size_t hostlen, char *answer, size_t alen)
+{
+    const char *said, *h, *end, *in;
+    size_t n;
+
+    if (!reply || strncmp(reply, "host ", 5) != 0 || !(said = strstr(reply, " said: ")))
+        return -1;
+    h = reply + 5;
+    end = memchr(h, '[', (size_t)(said - h));
+    n = (size_t)((end ? end : said) - h);
+    if (n == 0 || n >= hostlen)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = 0;
+    said += 7;
+    in = strstr(said, " (in reply to ");
+    n = in ? (size_t)(in - said) : strlen(said);
+    if (n >= alen)
+        n = alen - 1;
+    memcpy(answer, said, n);
+    answer[n] = 0;
+    return is_smtp_reply(answer) ? 0 : -1;
+}
+
 /* ---- the job ---- */
 
 struct bjob {
@@ -363,13 +390,14 @@ static int write_notice(struct bjob *b, const struct qrec *r, const struct bounc
 {
     struct notice_rcpt *nr = calloc(p->n, sizeof(*nr));
     char (*remote)[256] = calloc(p->n, sizeof(*remote));
+    char (*answer)[QREC_REPLY_MAX + 1] = calloc(p->n, sizeof(*answer));
     struct notice_msg m;
     struct buf out;
     size_t olen = 0, k = 0;
     char *orig = NULL;
     int rc = -1;
 
-    if (!nr || !remote) {
+    if (!nr || !remote || !answer) {
         snprintf(b->why, sizeof(b->why), "out of memory");
         goto out;
     }
@@ -385,10 +413,13 @@ static int write_notice(struct bjob *b, const struct qrec *r, const struct bounc
         nr[k].status = one->dsn[0] ? one->dsn : NULL;
         nr[k].reply = one->reply;
         nr[k].last_try = p->action[i] == NA_EXPANDED ? 0 : b->now;
-        int remote_answer = is_smtp_reply(one->reply) && strncmp(one->dsn + 1, ".4.7", 4) != 0;
-        if ((remote_answer || p->action[i] == NA_RELAYED) &&
-            bounce_remote_host(one->relay, remote[k], sizeof(remote[k])) == 0)
+        if (split_reply(one->reply, remote[k], sizeof(remote[k]), answer[k], sizeof(answer[k])) == 0) {
             nr[k].remote = remote[k];
+            nr[k].reply = answer[k];
+        } else if ((is_smtp_reply(one->reply) || p->action[i] == NA_RELAYED) &&
+                   bounce_remote_host(one->relay, remote[k], sizeof(remote[k])) == 0) {
+            nr[k].remote = remote[k];
+        }
         k++;
     }
     memset(&m, 0, sizeof(m));
@@ -429,6 +460,7 @@ out:
     free(orig);
     free(nr);
     free(remote);
+    free(answer);
     return rc;
 }
 

@@ -299,6 +299,10 @@ const char *notice_advice(const char *status, const char *reply)
     unsigned subj = 0, det = 0;
     char cls = status ? status[0] : 0;
 
+    /* queue-mgr's own words for queue_lifetime (policy.c), whatever the
+     * last error's code */
+    if (reply && strncmp(reply, "message expired after ", 22) == 0)
+        return "advice-expired";
     if (!status || sscanf(status, "%*u.%u.%u", &subj, &det) != 2)
         return "advice-other";
     if (subj == 4 && det == 7)

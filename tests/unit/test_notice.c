@@ -446,6 +446,8 @@ static void test_language_and_advice(void)
     CU_ASSERT_STRING_EQUAL(notice_advice("5.3.4", "552 too big"), "advice-size");
     CU_ASSERT_STRING_EQUAL(notice_advice("5.7.1", "554 spam"), "advice-policy");
     CU_ASSERT_STRING_EQUAL(notice_advice("4.4.7", "expired"), "advice-expired");
+    CU_ASSERT_STRING_EQUAL(notice_advice("4.4.1", "message expired after 5 days in the queue; last error: x"),
+                           "advice-expired");
     CU_ASSERT_STRING_EQUAL(notice_advice("5.4.6", "loop"), "advice-loop");
     CU_ASSERT_STRING_EQUAL(notice_advice("5.0.0", "554 go away"), "advice-refused");
     CU_ASSERT_STRING_EQUAL(notice_advice("x", NULL), "advice-other");
