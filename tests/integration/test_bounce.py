@@ -22,8 +22,7 @@ import harness
 from sinkfix import Sink
 from test_delivery import World
 
-ZONE = ("rcpt A 127.0.0.61\nsnd A 127.0.0.62\npm A 127.0.0.63\n"
-        "snd.de A 127.0.0.62\n")
+ZONE = "rcpt A 127.0.0.61\nsnd A 127.0.0.62\npm A 127.0.0.63\n"
 HOSTS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
 SENDER = "alice@snd.t.test"
 NOTICE_RX = r"postern/queue-mgr\[\d+\]: %s: sender non-delivery notification: ([0-9A-Z]+)$"
@@ -31,7 +30,9 @@ NOTICE_RX = r"postern/queue-mgr\[\d+\]: %s: sender non-delivery notification: ([
 
 def world(name, **conf):
     conf.setdefault("bounce_language", "en")
-    return World(name, ZONE, HOSTS, **conf)
+    w = World(name, ZONE, HOSTS, **conf)
+    w.nsd.zones["snd.de"] = "@ A 127.0.0.62\n"     # a sender domain in .de
+    return w
 
 
 def body(subject="hello", extra_headers=b"", text=b"the body\r\n"):
@@ -91,9 +92,11 @@ def report_parts(msg, global_=False):
     stype = "message/global-delivery-status" if global_ else "message/delivery-status"
     assert status.get_content_type() == stype, status.get_content_type()
     if global_:
-        # the email package does not split message/global-delivery-status: do it here
-        blocks = [email.message_from_string(b, policy=email.policy.default)
-                  for b in re.split(r"\r?\n\r?\n", status.get_payload(decode=True).decode("utf-8").strip())]
+        # the email package takes message/global-delivery-status for one
+        # message: its header is the per-message block, its body the rest
+        whole = status.get_payload()[0].as_bytes(policy=email.policy.SMTPUTF8).decode("utf-8")
+        blocks = [email.message_from_string(b + "\n", policy=email.policy.default)
+                  for b in re.split(r"\r?\n\r?\n", whole.strip())]
     else:
         blocks = status.get_payload()
     assert len(blocks) >= 2, blocks
@@ -288,8 +291,8 @@ def test_expiry_bounces_with_the_last_reason():
             b = by_rcpt(rb)["later@rcpt.t.test"]
             assert b["Action"] == "failed" and b["Status"] == "4.3.0", (b["Action"], b["Status"])
             diag = re.sub(r"\s+", " ", b["Diagnostic-Code"])
-            assert re.match(r"X-Postern; message expired after \d+ seconds in the queue; last error: " +
-                            re.escape(later) + "$", diag), diag
+            assert re.match(r"X-Postern; message expired after \d+ seconds in the queue; last error: ", diag), diag
+            assert later in diag, diag
             assert "as long as it is allowed" in text, text
 
 
@@ -404,10 +407,12 @@ def test_kill9_queue_mgr_after_the_bounce_exactly_one_notice():
                                    "queue-mgr restarted")
                 w.inst.wait_log(r"postern/queue-mgr\[\d+\]: ready", since=off, timeout=60)
             harness.wait_until(lambda: len(s.received()) >= 2, 90, "two notices")
-            for qid in qids:
-                w.inst.wait_removed(qid, timeout=60)
-            # everything settled: the queue is empty, and still one notice each
+            # everything settled: the queue is empty (a notice whose commit
+            # the kill cut short before its log line was never logged, but
+            # its record was durable), and still one notice each
             harness.wait_until(lambda: not w.inst.queue_ids(), 60, "an empty queue")
+            harness.wait_until(lambda: not os.listdir(os.path.join(w.inst.spool_dir, "msg")), 60,
+                               "no spool file left")
             subjects = []
             for g in s.received():
                 text, mb, rb, orig = report_parts(parse(g.data))

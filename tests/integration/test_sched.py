@@ -388,18 +388,24 @@ def test_bounced_is_kept_not_listed():
         assert rcpt_state(inst, qid, idx["ok@b.example"])["status"] == str(RCPT_SENT)
         e = inst.queue_entry(qid)
         assert [r["address"] for r in e["recipients"]] == ["later@b.example"], e
-        # the deferred one delivered at last: the record stays (a bounce to notify), not listed
+        # the bounce's notice is queued at once (bounce.c), from <> to the sender
+        nqid = inst.wait_log(r"%s: sender non-delivery notification: ([0-9A-Z]+)$" % qid,
+                             since=off).group(1)
+        # the deferred one delivered at last, the notice too: the message goes
         flush(inst, qid)
-        d.want()
-        job2 = d.job()
-        assert [r["addr"] for r in job2["rcpts"]] == ["later@b.example"], job2
-        d.all_sent(job2)
-        harness.wait_until(lambda: rcpt_state(inst, qid, idx["later@b.example"])["status"] == str(RCPT_SENT),
-                           10, "the last result recorded")
+        d.want(2)
+        jobs = [d.job(), d.job()]
+        job2 = [j for j in jobs if j and j["qid"] == qid]
+        notice = [j for j in jobs if j and j["qid"] == nqid]
+        assert job2 and notice, jobs
+        assert [r["addr"] for r in job2[0]["rcpts"]] == ["later@b.example"], job2
+        assert notice[0]["sender"] == "", notice
+        d.all_sent(job2[0])
+        d.all_sent(notice[0])
+        inst.wait_log(r"%s: removed" % qid, since=off)
+        inst.wait_log(r"%s: removed" % nqid, since=off)
         assert qid not in inst.queue_ids(), "a message with nothing left to deliver is listed"
-        assert stored(inst, qid) is not None and os.path.exists(inst.spool_file(qid)), \
-            "a message with a bounced recipient was removed before its notice"
-        assert "%s: removed" % qid not in inst.log_since(off)
+        assert stored(inst, qid) is None
         d.close()
 
 
