@@ -137,6 +137,13 @@ void bounce_plan_free(struct bounce_plan *p)
     p->kind = -1;
 }
 
+/* The alias a recipient came from (T_R_ALIAS, tag 136, alias expansion at
+ * commit): "expanded" is reported once for it. Until struct qrcpt has the
+ * field, no recipient has one; then define QRCPT_ALIAS(rc) as (rc)->alias. */
+#ifndef QRCPT_ALIAS
+#define QRCPT_ALIAS(rc) ((void)(rc), (const char *)NULL)
+#endif
+
 static int wants(unsigned notify, unsigned bit)
 {
     return !(notify & NOTIFY_NEVER) && (notify == 0 ? bit != NOTIFY_SUCCESS : (notify & bit) != 0);
@@ -193,10 +200,17 @@ int bounce_plan(const struct qrec *r, const struct bounce_policy *pol, uint64_t 
         const struct qrcpt *rc = &r->rcpt[i];
         if (rc->status != RCPT_SENT || !(rc->notify & NOTIFY_SUCCESS) || (rc->notice & QN_SUCCESS))
             continue;
+        const char *alias = QRCPT_ALIAS(rc);
         p->idx[p->n] = (uint32_t)i;
         p->mark[p->n] = QN_SUCCESS;
-        p->action[p->n] = (rc->notice & QN_RELAYED) ? NA_RELAYED : NA_DELIVERED;
+        p->action[p->n] = alias ? NA_EXPANDED : (rc->notice & QN_RELAYED) ? NA_RELAYED : NA_DELIVERED;
         p->report[p->n] = 1;
+        /* the targets of one alias: one "expanded" for the alias */
+        for (size_t k = 0; alias && k < p->n; k++) {
+            const char *a2 = QRCPT_ALIAS(&r->rcpt[p->idx[k]]);
+            if (a2 && strcmp(a2, alias) == 0)
+                p->report[p->n] = 0;
+        }
         p->n++;
     }
     if (p->kind < 0 && p->n) {
@@ -377,12 +391,20 @@ static int notice_record(struct bjob *b, int eightbit, struct ipc_out *m)
     n.arrival = b->now;
     n.size = b->nsize;
     n.notice_kind = b->notice_kind;
-    if (qrec_add_rcpt(&n, b->to) < 0)
+    if (qrec_add_rcpt(&n, b->to) < 0) {
+        qrec_free(&n);
+        snprintf(b->why, sizeof(b->why), "out of memory");
         return -1;
+    }
     ipc_body_begin(m);
     qrec_encode(&n, m);
     qrec_free(&n);
-    return ipc_out_finish(m);
+    if (ipc_out_finish(m) < 0) {
+        ipc_out_free(m);
+        snprintf(b->why, sizeof(b->why), "the notice's record does not fit");
+        return -1;
+    }
+    return 0;
 }
 
 /* Composes the notice of plan p for record r into b->fd and syncs it. */
@@ -407,7 +429,7 @@ static int write_notice(struct bjob *b, const struct qrec *r, const struct bounc
         const struct qrcpt *one = &r->rcpt[p->idx[i]];
         if (!p->report[i])
             continue;
-        nr[k].addr = one->addr;
+        nr[k].addr = p->action[i] == NA_EXPANDED && QRCPT_ALIAS(one) ? QRCPT_ALIAS(one) : one->addr;
         nr[k].orcpt = one->orcpt;
         nr[k].action = p->action[i];
         nr[k].status = one->dsn[0] ? one->dsn : NULL;
@@ -538,10 +560,20 @@ static int bjob_run(struct commit_job *cj, char *err, size_t errlen)
 
 static void retry_cb(struct evloop *ev, void *arg);
 
+/* Messages to look at again after a failure (the record still says what
+ * is to do); past RETRY_MAX, the next start's scan finds them. */
+#define RETRY_MAX 1024
+static char retry_qids[RETRY_MAX][QID_LEN + 1];
+static size_t nretry;
+
 static void retry_later(const char *qid, unsigned ms)
 {
-    (void)qid;
-    /* the record still says what is to do: a later look finds it */
+    size_t i;
+
+    for (i = 0; i < nretry && strcmp(retry_qids[i], qid) != 0; i++)
+        ;
+    if (i == nretry && nretry < RETRY_MAX)
+        str_copy(retry_qids[nretry++], qid, sizeof(retry_qids[0]));
     if (!retry_timer && !stopping && loop)
         retry_timer = ev_timer(loop, ms, retry_cb, NULL);
 }
@@ -675,8 +707,7 @@ static void process(struct evloop *ev, void *arg)
         arm(50); /* waiting for a job of the same message, or templates */
 }
 
-/* After a failure: every message still waiting is looked at again (a
- * scan of the queue, as at start: failures are rare). */
+/* At start: every message is looked at once for what a crash left. */
 static int scan_visit(const char *qid, const void *val, size_t len, void *arg)
 {
     struct bounce_policy pol = { bc.delay_warning, bc.queue_lifetime, bc.double_bounce };
@@ -707,7 +738,9 @@ static void retry_cb(struct evloop *ev, void *arg)
     (void)ev;
     (void)arg;
     retry_timer = 0;
-    scan_all();
+    for (size_t i = 0; i < nretry; i++)
+        bounce_check(retry_qids[i]);
+    nretry = 0;
 }
 
 /* ---- configuration ---- */
@@ -791,6 +824,7 @@ void bounce_stop(void)
             free(p);
         }
     npending = 0;
+    nretry = 0;
     /* jobs in flight finish in committer_stop (handoff_stop), after this:
      * the last of them frees the templates */
     struct tref *t = tcur, *n = tnext;

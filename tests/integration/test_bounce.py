@@ -488,3 +488,37 @@ def test_smtputf8_mail_gets_global_delivery_status():
             assert b["Final-Recipient"] == "utf-8; " + rcpt, b["Final-Recipient"]
             assert b["Action"] == "failed"
             assert orig.get_content_type() == "message/global", orig.get_content_type()
+
+
+# ------------------------------------------------------------ templates
+
+def test_bad_template_refused_at_check_and_reload():
+    import subprocess
+
+    def postern(inst, *args):
+        r = subprocess.run([harness.binary("postern"), "-c", inst.conf_path] + list(args),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env=harness.daemon_env(), timeout=60)
+        return r.returncode, r.stdout.decode("utf-8", errors="replace")
+
+    with harness.Instance("btmpl") as inst:
+        path = os.path.join(inst.bounce_dir, "de", "failure")
+        with open(path) as f:
+            good = f.read()
+        lines = good.split("\n")
+        n = lines.index("[intro]") + 2
+        lines[n - 1] = "Ihre Nachricht an {nosuch} kam nicht an."
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        rc, out = postern(inst, "check")
+        assert rc == 1 and "%s:%d: an unknown variable" % (path, n) in out, (rc, out)
+        qm = inst.pids("queue-mgr")
+        off = inst.log_size()
+        postern(inst, "reload")
+        inst.wait_log(r"queue-mgr\[\d+\]: error: reload failed: %s:%d: an unknown variable; keeping the running configuration"
+                      % (re.escape(path), n), since=off, timeout=30)
+        assert inst.pids("queue-mgr") == qm
+        with open(path, "w") as f:
+            f.write(good)
+        rc, out = postern(inst, "check")
+        assert rc == 0, (rc, out)

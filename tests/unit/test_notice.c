@@ -16,6 +16,7 @@
 
 #include "btmpl.h"
 #include "config.h"
+#include "../../queue-mgr/bounce.h"
 #include "../../queue-mgr/notice.h"
 #include "suites.h"
 
@@ -453,6 +454,103 @@ static void test_language_and_advice(void)
     CU_ASSERT_STRING_EQUAL(notice_advice("x", NULL), "advice-other");
 }
 
+/* ---- bounce_plan (queue-mgr/bounce.c), pure ---- */
+
+static void plan_rec(struct qrec *r, const char *sender, unsigned kind, size_t n)
+{
+    qrec_init(r);
+    snprintf(r->qid, sizeof(r->qid), "00000000000A");
+    snprintf(r->sender, sizeof(r->sender), "%s", sender);
+    r->arrival = 1000;
+    r->notice_kind = kind;
+    for (size_t i = 0; i < n; i++) {
+        char a[32];
+        snprintf(a, sizeof(a), "r%zu@x.example", i);
+        CU_ASSERT_FATAL(qrec_add_rcpt(r, a) == 0);
+    }
+}
+
+static void test_bounce_plan(void)
+{
+    struct bounce_policy pol = { 60, 3600, "postmaster@here.example" };
+    struct bounce_plan p;
+    struct qrec r;
+
+    /* two bounced (one NOTIFY=NEVER), one still deferred */
+    plan_rec(&r, "a@s.example", NOTICE_NONE, 3);
+    r.rcpt[0].status = RCPT_BOUNCED;
+    r.rcpt[1].status = RCPT_BOUNCED;
+    r.rcpt[1].notify = NOTIFY_NEVER;
+    r.rcpt[2].status = RCPT_DEFERRED;
+    r.rcpt[2].attempts = 1;
+    CU_ASSERT_EQUAL_FATAL(bounce_plan(&r, &pol, 1010, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, BT_FAILURE);
+    CU_ASSERT_EQUAL(p.notice, 1);
+    CU_ASSERT_STRING_EQUAL(p.to, "a@s.example");
+    CU_ASSERT_EQUAL(p.n, 2);
+    CU_ASSERT_EQUAL(p.report[0], 1);
+    CU_ASSERT_EQUAL(p.report[1], 0);
+    CU_ASSERT_EQUAL(p.mark[1], QN_FAILURE);
+    CU_ASSERT_EQUAL(p.remove_orig, 0);
+    CU_ASSERT_EQUAL(bounce_waits(&r), 1);
+    bounce_plan_free(&p);
+    /* once marked: the delay warning is next, after delay_warning only */
+    r.rcpt[0].notice = r.rcpt[1].notice = QN_FAILURE;
+    CU_ASSERT_EQUAL(bounce_waits(&r), 0);
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1030, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, -1);
+    bounce_plan_free(&p);
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1060, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, BT_DELAY);
+    CU_ASSERT_EQUAL(p.n, 1);
+    CU_ASSERT_EQUAL(p.idx[0], 2);
+    CU_ASSERT_EQUAL(p.action[0], NA_DELAYED);
+    bounce_plan_free(&p);
+    r.rcpt[2].notify = NOTIFY_FAILURE; /* excludes DELAY */
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1060, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, -1);
+    bounce_plan_free(&p);
+    /* the last one sent with NOTIFY=SUCCESS through a hop without DSN */
+    r.rcpt[2].status = RCPT_SENT;
+    r.rcpt[2].notify = NOTIFY_SUCCESS;
+    r.rcpt[2].notice = QN_RELAYED;
+    CU_ASSERT_EQUAL(bounce_waits(&r), 1);
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1060, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, BT_SUCCESS);
+    CU_ASSERT_EQUAL(p.action[0], NA_RELAYED);
+    CU_ASSERT_EQUAL(p.remove_orig, 1);
+    bounce_plan_free(&p);
+    qrec_free(&r);
+
+    /* mail from <>: marks, no notice; our notice: a double bounce; a
+     * double bounce: dropped */
+    plan_rec(&r, "", NOTICE_NONE, 1);
+    r.rcpt[0].status = RCPT_BOUNCED;
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1010, &p), 0);
+    CU_ASSERT_EQUAL(p.kind, BT_FAILURE);
+    CU_ASSERT_EQUAL(p.notice, 0);
+    CU_ASSERT_EQUAL(p.remove_orig, 1);
+    bounce_plan_free(&p);
+    r.notice_kind = NOTICE_DSN;
+    r.rcpt[0].notify = NOTIFY_NEVER;
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1010, &p), 0);
+    CU_ASSERT_EQUAL(p.notice, 1);
+    CU_ASSERT_EQUAL(p.notice_kind, NOTICE_DOUBLE);
+    CU_ASSERT_STRING_EQUAL(p.to, "postmaster@here.example");
+    bounce_plan_free(&p);
+    r.notice_kind = NOTICE_DOUBLE;
+    CU_ASSERT_EQUAL(bounce_plan(&r, &pol, 1010, &p), 0);
+    CU_ASSERT_EQUAL(p.notice, 0);
+    CU_ASSERT_PTR_NOT_NULL(p.why);
+    bounce_plan_free(&p);
+    qrec_free(&r);
+
+    char host[64];
+    CU_ASSERT_EQUAL(bounce_remote_host("mx.x.example[192.0.2.1]:25", host, sizeof(host)), 0);
+    CU_ASSERT_STRING_EQUAL(host, "mx.x.example");
+    CU_ASSERT_EQUAL(bounce_remote_host("none", host, sizeof(host)), -1);
+}
+
 void suite_notice(void)
 {
     CU_pSuite s = CU_add_suite("notice", nt_init, nt_clean);
@@ -467,4 +565,5 @@ void suite_notice(void)
     CU_add_test(s, "the original: RET, size limit, no header, 8-bit", test_original_part);
     CU_add_test(s, "success: delivered, relayed, expanded", test_success_actions);
     CU_add_test(s, "language and advice", test_language_and_advice);
+    CU_add_test(s, "bounce_plan: which notice, to whom, what is marked", test_bounce_plan);
 }
