@@ -276,7 +276,7 @@ static void test_failure_three_parts(void)
     /* the original whole, then the closing boundary */
     boundary_of(s, b, sizeof(b));
     CU_ASSERT(strlen(b) > 10 && strlen(b) <= 70);
-    char close[120];
+    char close[160];
     snprintf(close, sizeof(close), "Body line two\r\n\r\n--%s--\r\n", b);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, close));
     free(s);
