@@ -113,6 +113,12 @@ struct config {
     char admin_group[128];              /* group allowed posternctl, "" = none */
     int mailq_public;                   /* yes: anyone lists the whole queue */
     struct listen_list metrics_listen;  /* Prometheus endpoint, none by default */
+    /* bounces and DSN (queue-mgr/bounce.c, notice.c) */
+    int bounce_language;                /* CONF_BOUNCE_*, default auto */
+    char bounce_template_dir[CONF_MAX_STR]; /* default /etc/postern/bounce */
+    uint64_t bounce_size_limit;         /* bytes of the original with RET=FULL, 50000 */
+    char double_bounce_recipient[257];  /* "local" or "local@domain", default "postmaster" */
+    unsigned max_hops;                  /* Received: headers allowed, default 50 */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */
@@ -123,6 +129,9 @@ struct config {
 #define CONF_VRFY_HIDE 0                /* 252 for every address */
 #define CONF_VRFY_REVEAL 1              /* 250 / 550 */
 #define CONF_EXPN_OFF 0                 /* 502 */
+#define CONF_BOUNCE_AUTO 0              /* bounce_language: from the original */
+#define CONF_BOUNCE_EN 1
+#define CONF_BOUNCE_DE 2
 #define CONF_EXPN_RELAY 1               /* to clients in relay_networks */
 
 /* Fills in every default (hostname from the system). */

@@ -44,6 +44,7 @@ enum config_type {
     CT_DELIMITER,   /* empty, or up to 8 characters of "+-_=." */
     CT_MAILBOX,     /* local@domain (domain lower-cased) */
     CT_CHOICES,     /* unsigned: a bit per word of config_choices[key's min] given, empty = 0 */
+    CT_RCPT,        /* local or local@domain (bounces: double_bounce_recipient) */
     CT_COUNT
 };
 

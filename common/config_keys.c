@@ -19,7 +19,7 @@
 
 /* ------------------------------------------------------------- key table */
 
-enum { CHOICE_VRFY, CHOICE_EXPN, CHOICE_SERVICES };
+enum { CHOICE_VRFY, CHOICE_EXPN, CHOICE_SERVICES, CHOICE_BOUNCE_LANG };
 
 #define FIELD(m) offsetof(struct config, m), sizeof(((struct config *)0)->m)
 
@@ -97,6 +97,12 @@ const struct config_key config_keys[] = {
     { "admin_group",              CT_USER,       FIELD(admin_group), 0, 0 },
     { "mailq_public",             CT_BOOL,       FIELD(mailq_public), 0, 0 },
     { "metrics_listen",           CT_LISTEN,     FIELD(metrics_listen), 0, 0 },
+    /* bounces and DSN (queue-mgr/bounce.c, notice.c) */
+    { "bounce_language",          CT_CHOICE,     FIELD(bounce_language), CHOICE_BOUNCE_LANG, 0 },
+    { "bounce_template_dir",      CT_DIR,        FIELD(bounce_template_dir), 0, 0 },
+    { "bounce_size_limit",        CT_SIZE,       FIELD(bounce_size_limit), 1, (unsigned long long)1 << 30 },
+    { "double_bounce_recipient",  CT_RCPT,       FIELD(double_bounce_recipient), 0, 0 },
+    { "max_hops",                 CT_UINT,       FIELD(max_hops), 1, 1000 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
@@ -104,10 +110,13 @@ static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
 /* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
 static const char *const service_words[] = { "smtpd", "resolver", "deliver", NULL };
+/* in the order of the CONF_BOUNCE_* values */
+static const char *const bounce_lang_words[] = { "auto", "en", "de", NULL };
 const char *const *const config_choices[] = {
     [CHOICE_VRFY] = vrfy_words,
     [CHOICE_EXPN] = expn_words,
     [CHOICE_SERVICES] = service_words,
+    [CHOICE_BOUNCE_LANG] = bounce_lang_words,
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];
@@ -252,6 +261,12 @@ void config_set_defaults(struct config *c)
     c->smtpd_starttls_timeout = 10;
     c->stop_timeout = 20;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
+    /* bounces and DSN */
+    c->bounce_language = CONF_BOUNCE_AUTO;
+    config_copy(c->bounce_template_dir, sizeof c->bounce_template_dir, "/etc/postern/bounce");
+    c->bounce_size_limit = 50000;
+    config_copy(c->double_bounce_recipient, sizeof c->double_bounce_recipient, "postmaster");
+    c->max_hops = 50;
 }
 
 void config_defaults(struct config *c)

@@ -415,6 +415,23 @@ static int set_mailbox(void *field, const struct config_key *k, const char *v,
     return 0;
 }
 
+/* CT_RCPT: a local part alone (qualified where it is used) or local@domain. */
+static int set_rcpt(void *field, const struct config_key *k, const char *v,
+                    char *why, size_t whylen)
+{
+    if (check_single(k, v, why, whylen) < 0)
+        return -1;
+    if (strchr(v, '@') == NULL) {
+        if (strlen(v) > 64 || !addr_valid_domain(v, strlen(v), 0)) {
+            config_fmt(why, whylen, "\"%.100s\" is not an address (local or local@domain)", v);
+            return -1;
+        }
+        config_fmt(field, k->size, "%s", v);
+        return 0;
+    }
+    return set_mailbox(field, k, v, why, whylen);
+}
+
 /* A list value split into tokens (freed by the caller), or NULL with why. */
 static struct tokens *tokenize(const char *v, char *why, size_t whylen)
 {
@@ -633,6 +650,7 @@ static const setter_fn setters[CT_COUNT] = {
     [CT_DELIMITER] = set_delimiter,
     [CT_MAILBOX] = set_mailbox,
     [CT_CHOICES] = set_choices,
+    [CT_RCPT] = set_rcpt,
 };
 
 int config_set_value(struct config *c, const struct config_key *k, const char *v,

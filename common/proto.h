@@ -49,6 +49,9 @@
  *                         not it knows the job (a result that outlived a
  *                         queue-mgr restart still counts); a recipient of a
  *                         job left without a result is deferred.
+ *                         D_RESULT may add D_RELAY (the session's
+ *                         "host[ip]:port") and D_HOP_DSN (1: that host
+ *                         offered DSN, so a success is its to report).
  *   D_FLAGS bits: D_F_DEST_UNREACHABLE (no host of the destination took a
  *                         connection: feeds slow start and dead marking),
  *                         D_F_DEST_REACHED (a session got past the greeting).
@@ -173,6 +176,12 @@ enum field_tag {
     T_CTL_SENDER = 162, /* str, Q_DELETE: messages from this sender ("" or MAILER-DAEMON: null) */
     T_CTL_RCPT = 163,   /* str, Q_DELETE: messages with this recipient still to deliver */
     T_CTL_MISSING = 164, /* u64, Q_DONE: ids asked for that are not queued */
+    /* bounces and DSN (queue-mgr/bounce.c), range 144-151 */
+    T_R_NOTICE = 144,   /* u64, inside T_RCPT: QN_* bits, which notices are done */
+    T_R_RELAY = 145,    /* str, inside T_RCPT: the remote MTA that answered last */
+    T_NOTICE_KIND = 147, /* u64, envelope: enum qrec_notice, what this message is */
+    T_D_RELAY = 148,    /* str, D_RESULT: "host[ip]:port" of the session, or absent */
+    T_D_HOP_DSN = 149,  /* u64, D_RESULT: 1 when the next hop offered DSN (RFC 3461 6.2) */
 };
 
 enum {

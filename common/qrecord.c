@@ -36,7 +36,8 @@ void qrcpt_free(struct qrcpt *rc)
     free(rc->addr);
     free(rc->orcpt);
     free(rc->reply);
-    rc->addr = rc->orcpt = rc->reply = NULL;
+    free(rc->relay);
+    rc->addr = rc->orcpt = rc->reply = rc->relay = NULL;
 }
 
 void qrec_free(struct qrec *r)
@@ -142,6 +143,7 @@ void qrec_encode_envelope(const struct qrec *r, struct ipc_out *m)
         ipc_out_u64(m, T_UID, (uint64_t)r->uid);
     ipc_out_u64(m, T_ARRIVAL, r->arrival);
     ipc_out_u64(m, T_SIZE, r->size);
+    out_u64_opt(m, T_NOTICE_KIND, r->notice_kind);
 }
 
 void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m)
@@ -154,6 +156,8 @@ void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m)
     out_u64_opt(m, T_R_NEXT_TRY, rc->next_try);
     out_str_opt(m, T_R_DSN, rc->dsn);
     out_str_opt(m, T_R_REPLY, rc->reply ? rc->reply : "");
+    out_u64_opt(m, T_R_NOTICE, rc->notice);
+    out_str_opt(m, T_R_RELAY, rc->relay ? rc->relay : "");
 }
 
 void qrec_encode(const struct qrec *r, struct ipc_out *m)
@@ -214,6 +218,9 @@ static const char *tag_name(uint16_t tag)
     case T_R_NEXT_TRY: return "next try";
     case T_R_DSN: return "dsn";
     case T_R_REPLY: return "reply";
+    case T_R_NOTICE: return "notice";
+    case T_R_RELAY: return "relay";
+    case T_NOTICE_KIND: return "notice kind";
     }
     return "field";
 }
@@ -296,6 +303,15 @@ static int field_strdup(const struct ipc_field *f, size_t max, char **out)
 static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct qrcpt *rc,
                               char *err, size_t errlen);
 
+/* Printable ASCII only (a relay name goes into notices and logs). */
+static int text_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
 static int decode_rcpt(const struct ipc_field *outer, size_t idx, struct qrcpt *rc,
                        char *err, size_t errlen)
 {
@@ -319,7 +335,8 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
     while ((r = ipc_iter_next(&it, &f)) == 1) {
         int bad = 0;
 
-        if (f.tag < T_R_ADDR || f.tag > T_R_REPLY)
+        if ((f.tag < T_R_ADDR || f.tag > T_R_REPLY) &&
+            (f.tag < T_R_NOTICE || f.tag > T_R_RELAY))
             continue; /* unknown: skipped */
         if (seen_once(&seen, f.tag) < 0)
             return fail(err, errlen, "recipient %zu: duplicate field: %s", idx, tag_name(f.tag));
@@ -355,6 +372,13 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
             break;
         case T_R_REPLY:
             bad = field_strdup(&f, QREC_REPLY_MAX, &rc->reply);
+            break;
+        case T_R_NOTICE:
+            bad = get_u64_max(&f, QN_ALL, &v);
+            rc->notice = (unsigned)v;
+            break;
+        case T_R_RELAY:
+            bad = field_strdup(&f, QREC_RELAY_MAX, &rc->relay) < 0 || (rc->relay && !text_ok(rc->relay));
             break;
         }
         if (bad)
@@ -392,7 +416,7 @@ static int decode_fields(const unsigned char *body, size_t len, struct qrec *r, 
     struct ipc_iter it;
     struct ipc_field f;
     uint64_t seen = 0, v;
-    int res;
+    int res, seen_kind = 0;
 
     ipc_iter_init(&it, body, len);
     while ((res = ipc_iter_next(&it, &f)) == 1) {
@@ -404,6 +428,13 @@ static int decode_fields(const unsigned char *body, size_t len, struct qrec *r, 
             if (decode_rcpt(&f, r->nrcpt + 1, &r->rcpt[r->nrcpt], err, errlen) < 0)
                 return -1;
             r->nrcpt++;
+            continue;
+        }
+        if (f.tag == T_NOTICE_KIND) {
+            /* outside the bit map of seen_once: its own duplicate check */
+            if (seen_kind++ || get_u64_max(&f, NOTICE_DOUBLE, &v))
+                return fail(err, errlen, "bad field: %s", tag_name(f.tag));
+            r->notice_kind = (unsigned)v;
             continue;
         }
         if (f.tag != T_QID && (f.tag < T_VERSION || f.tag > T_ORIGIN))

@@ -23,6 +23,7 @@
 #define QREC_ENVID_MAX 100
 #define QREC_ORCPT_MAX 500
 #define QREC_REPLY_MAX 512
+#define QREC_RELAY_MAX 320
 #define QREC_MAX_RCPT 100000
 
 enum qrec_ret { RET_NONE = 0, RET_FULL, RET_HDRS };
@@ -43,6 +44,19 @@ enum {
     NOTIFY_DELAY = 1 << 3,
 };
 
+/* What a message is, for bounces (T_NOTICE_KIND): a notice that fails goes
+ * to double_bounce_recipient; a double bounce that fails goes nowhere. */
+enum qrec_notice { NOTICE_NONE = 0, NOTICE_DSN, NOTICE_DOUBLE };
+
+/* A recipient's notices (T_R_NOTICE): which are done, or not wanted. */
+enum {
+    QN_FAILURE = 1 << 0,    /* its failure is reported (or needs no report) */
+    QN_DELAY = 1 << 1,      /* its one delay warning is sent */
+    QN_SUCCESS = 1 << 2,    /* its success is reported, or the next hop reports it */
+    QN_RELAYED = 1 << 3,    /* sent to a next hop without DSN: "relayed" */
+};
+#define QN_ALL (QN_FAILURE | QN_DELAY | QN_SUCCESS | QN_RELAYED)
+
 enum qrcpt_status {
     RCPT_PENDING = 0,   /* not yet tried */
     RCPT_DEFERRED,      /* tried, will retry at next_try */
@@ -57,12 +71,14 @@ enum qrcpt_status {
 struct qrcpt {
     char *addr;
     char *orcpt;
-    unsigned notify;
-    unsigned status;
+    char *reply;
+    char *relay;            /* remote MTA of the last answer ("host[ip]:port"), or NULL */
+    unsigned notify : 8;    /* bit fields: QREC_MAX_RCPT of these stay small */
+    unsigned status : 8;
+    unsigned notice : 8;    /* QN_*: which notices are done (queue-mgr/bounce.c) */
     unsigned attempts;
     uint64_t next_try;
     char dsn[16];
-    char *reply;
 };
 
 struct qrec {
@@ -79,6 +95,7 @@ struct qrec {
     char origin[16];
     int64_t uid;            /* -1 when not a local submission */
     uint64_t arrival, size;
+    unsigned notice_kind;   /* enum qrec_notice */
     size_t nrcpt;
     struct qrcpt *rcpt;     /* malloc'ed, nrcpt entries */
 };

@@ -717,6 +717,12 @@ static int update_one(struct qstore *q, MDB_txn *txn, const struct qstore_rcpt_u
     rc.attempts = u->attempts;
     rc.next_try = u->next_try;
     memcpy(rc.dsn, u->dsn, sizeof(rc.dsn));
+    rc.notice |= u->notice_set & QN_ALL;
+    if (u->relay && qrcpt_set(&rc.relay, u->relay, QREC_RELAY_MAX) < 0) {
+        qrcpt_free(&rc);
+        snprintf(err, errlen, "%s: recipient %u: relay too long", u->qid, u->rcpt + 1);
+        return EINVAL;
+    }
     if (qrcpt_set(&rc.reply, u->reply, QREC_REPLY_MAX) < 0) {
         qrcpt_free(&rc);
         snprintf(err, errlen, "%s: recipient %u: reply too long", u->qid, u->rcpt + 1);
@@ -776,6 +782,105 @@ int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, si
     if (rc == 0 && missing)
         *missing = uc.missing;
     return write_result(rc, "update", err, errlen);
+}
+
+/* ---- bounces ---- */
+
+struct notice_ctx {
+    const struct qstore_item *notice;
+    const char *orig;
+    const struct qstore_notice_mark *marks;
+    size_t n;
+    int remove_orig;
+    char *err;
+    size_t errlen;
+};
+
+/* Adds QN_* bits to one stored recipient (the rest of it as it is). */
+static int mark_one(struct qstore *q, MDB_txn *txn, const char *qid, uint64_t flags,
+                    const struct qstore_notice_mark *mk, char *err, size_t errlen)
+{
+    unsigned char kb[RKEY_LEN];
+    MDB_val k = { RKEY_LEN, kb }, v;
+    struct qrcpt rc;
+    struct ipc_out m;
+    char why[256];
+    int e;
+
+    (void)q;
+    rkey(kb, qid, mk->rcpt);
+    if ((e = mdb_get(txn, q->rcpt, &k, &v)) != 0) {
+        if (e == MDB_NOTFOUND)
+            snprintf(err, errlen, "%s: no recipient %u to mark", qid, mk->rcpt + 1);
+        return e == MDB_NOTFOUND ? EINVAL : e;
+    }
+    if (qrcpt_decode(v.mv_data, v.mv_size, (unsigned)flags, &rc, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: recipient %u is unreadable: %s", qid, mk->rcpt + 1, why);
+        return EINVAL;
+    }
+    rc.notice |= mk->notice_set & QN_ALL;
+    ipc_body_begin(&m);
+    qrcpt_encode(&rc, &m);
+    qrcpt_free(&rc);
+    e = ipc_out_finish(&m) < 0 ? ENOMEM : 0;
+    if (e == 0) {
+        v.mv_size = m.b.len;
+        v.mv_data = (void *)buf_head(&m.b);
+        e = mdb_put(txn, q->rcpt, &k, &v, 0);
+    }
+    ipc_out_free(&m);
+    return e;
+}
+
+static int notice_fn(struct qstore *q, MDB_txn *txn, void *arg)
+{
+    struct notice_ctx *c = arg;
+    MDB_val k = { QID_LEN, (void *)c->orig }, v;
+    uint64_t flags;
+    int e;
+
+    if ((e = mdb_get(txn, q->envdb, &k, &v)) != 0) {
+        if (e == MDB_NOTFOUND)
+            snprintf(c->err, c->errlen, "%s: not in the queue", c->orig);
+        return e == MDB_NOTFOUND ? EINVAL : e;
+    }
+    if (qrec_peek_u64(v.mv_data, v.mv_size, T_FLAGS, &flags) < 0)
+        flags = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if ((e = mark_one(q, txn, c->orig, flags, &c->marks[i], c->err, c->errlen)) != 0)
+            return e;
+    if (c->remove_orig && (e = remove_message(q, txn, c->orig)) != 0)
+        return e;
+    if (c->notice) {
+        struct qrec r;
+        char why[256];
+        if (qrec_decode(c->notice->val, c->notice->len, &r, why, sizeof(why)) < 0) {
+            snprintf(c->err, c->errlen, "%s: notice refused: %s", c->notice->qid, why);
+            return EINVAL;
+        }
+        e = remove_message(q, txn, c->notice->qid);
+        if (e == 0 || e == MDB_NOTFOUND)
+            e = put_message(q, txn, c->notice->qid, c->notice->val, c->notice->len, &r, 0);
+        qrec_free(&r);
+        if (e != 0)
+            return e;
+    }
+    return 0;
+}
+
+int qstore_put_notice(struct qstore *q, const struct qstore_item *notice, const char *orig_qid,
+                      const struct qstore_notice_mark *marks, size_t n, int remove_orig,
+                      char *err, size_t errlen)
+{
+    struct notice_ctx c = { notice, orig_qid, marks, n, remove_orig, err, errlen };
+
+    if (errlen)
+        err[0] = 0;
+    if (!orig_qid || !qid_valid(orig_qid) || (notice && (!notice->qid || !qid_valid(notice->qid)))) {
+        snprintf(err, errlen, "queue index notice: bad queue id");
+        return -1;
+    }
+    return write_result(write_txn(q, notice_fn, &c), "notice", err, errlen);
 }
 
 /* ---- reading ---- */

@@ -99,6 +99,9 @@ struct qstore_rcpt_update {
     uint64_t next_try;          /* seconds since the epoch */
     char dsn[16];               /* "4.4.1", or "" */
     const char *reply;          /* last reply, NULL or "" for none */
+    /* kept as stored when 0 / NULL */
+    const char *relay;          /* the remote MTA that answered */
+    unsigned notice_set;        /* QN_* bits to add */
 };
 
 /* Applies n results in one transaction; each rewrites one small recipient
@@ -107,6 +110,21 @@ struct qstore_rcpt_update {
  * 0, -1 with err (nothing applied), or QSTORE_EFULL as for put_batch. */
 int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
                         size_t *missing, char *err, size_t errlen);
+
+/* A bounce, in ONE transaction (queue-mgr/bounce.c): stores the notice
+ * (a whole record, whose spool file the caller has written and synced
+ * before), adds QN_* bits to recipients of the original, and removes the
+ * original when remove_orig is set. notice may be NULL (marks alone, e.g.
+ * a failure nobody is to hear of). A crash leaves either all of it or none,
+ * so a notice is neither lost nor queued twice. 0, -1 with err (nothing
+ * changed; also when the original is gone: 1), or QSTORE_EFULL. */
+struct qstore_notice_mark {
+    uint32_t rcpt;
+    unsigned notice_set;        /* QN_* */
+};
+int qstore_put_notice(struct qstore *q, const struct qstore_item *notice, const char *orig_qid,
+                      const struct qstore_notice_mark *marks, size_t n, int remove_orig,
+                      char *err, size_t errlen);
 
 /* How many recipients of qid are still to deliver (pending or deferred,
  * held or not): 0 means every one is sent or bounced (or the message is

@@ -28,6 +28,7 @@
 
 #include "conncache.h"
 #include "dnsclient.h"
+#include "hops.h"
 #include "job.h"
 #include "link.h"
 #include "log.h"
@@ -594,6 +595,15 @@ static void start_job(const struct ipc_msg *m, int fd)
         return;
     }
     job_bind(&dj->j, fd);
+    /* the loop check (max_hops): before any connection, so mail from
+     * smtpd and from pickup bounces alike (docs/ARCHITECTURE.md, bounces) */
+    long hops = hops_count_fd(fd, dj->j.msg.offset, (long)cfg->max_hops);
+    if (hops > (long)cfg->max_hops) {
+        snprintf(text, sizeof text, "mail forwarding loop: too many hops (%ld Received: headers, max_hops %u)",
+                 hops, cfg->max_hops);
+        fail_job(dj, SMTPC_BOUNCED, "5.4.6", text);
+        return;
+    }
     if (route_parse(dj->j.dest, cfg->relayhost, cfg->remote_smtp_port, &dj->rt) < 0) {
         char d[JOB_DEST_MAX];
         log_sanitize(dj->j.dest, strlen(dj->j.dest), d, sizeof d);

@@ -300,6 +300,10 @@ int job_result_encode(const struct job *j, unsigned dflags, struct ipc_out *out)
     ipc_out_u64(out, T_D_JOB, j->id);
     ipc_out_str(out, T_QID, j->qid);
     ipc_out_u64(out, T_D_FLAGS, dflags);
+    if (j->msg.relay[0] && strcmp(j->msg.relay, "none") != 0)
+        ipc_out_str(out, T_D_RELAY, j->msg.relay);
+    if (j->msg.dsn_offered)
+        ipc_out_u64(out, T_D_HOP_DSN, 1);
     for (size_t i = 0; i < j->nrcpt; i++) {
         struct ipc_out r;
         const struct smtpc_rcpt *rc = &j->rc[i];

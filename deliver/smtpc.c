@@ -338,6 +338,7 @@ static void msg_done(struct smtpc *s, enum smtpc_outcome o)
     m->delay_conn_ms = s->t_tx - s->t_msg;
     m->delay_xfer_ms = now - s->t_tx;
     sfmt(m->relay, sizeof(m->relay), "%s", s->relay);
+    m->dsn_offered = (s->feat & F_DSN) != 0;
     s->m = NULL;
     s->busy++;
     s->cb(s, m, o, s->arg);
@@ -1324,6 +1325,7 @@ static void reset_results(struct smtpc_msg *m)
         m->rcpt[i].dsn[0] = m->rcpt[i].reply[0] = '\0';
     }
     m->relay[0] = '\0';
+    m->dsn_offered = 0;
     m->delay_conn_ms = m->delay_xfer_ms = 0;
 }
 

@@ -124,6 +124,7 @@ struct smtpc_msg {
     size_t nrcpt;
     /* results */
     char relay[320];            /* "host[ip]:port", or the UNIX socket's path */
+    int dsn_offered;            /* the server's EHLO listed DSN (RFC 3461 6.2) */
     uint64_t delay_conn_ms;     /* connection set-up (Postfix delays c) */
     uint64_t delay_xfer_ms;     /* transmission (delays d) */
 };

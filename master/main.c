@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "btmpl.h"
 #include "config.h"
 #include "dirs.h"
 #include "evloop.h"
@@ -314,6 +315,12 @@ static int cmd_check(const char *path)
         goto out;
     }
     printf("postern: maps: %u mailbox(es), %u alias(es)\n", st.mailboxes, st.aliases);
+    struct btmpl *bt;
+    if (btmpl_load(c->bounce_template_dir, &bt, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    btmpl_free(bt);
     printf("postern: configuration %s is valid\n", path);
     rc = 0;
 out:

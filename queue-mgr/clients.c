@@ -112,10 +112,15 @@ void clients_flush(void)
         cn = c->next;
         if (c->dead || !ipc_conn_want_write(&c->conn))
             continue;
-        if (ipc_conn_flush(&c->conn) < 0)
+        if (ipc_conn_flush(&c->conn) < 0) {
             client_close(c, NULL);
-        else
-            update_events(c);
+            continue;
+        }
+        /* a listing paused on a full buffer goes on here too: once this
+         * flush drained it, no EPOLLOUT would ever wake it again */
+        if (c->listing)
+            control_pump(c);
+        update_events(c);
     }
 }
 

@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "log.h"
 #include "spool.h"
 #include "util.h"
@@ -88,7 +89,7 @@ static void finish_locked(struct commit_job *j)
 /* Whether a job writes anything (a probe does not). */
 static int has_work(const struct commit_job *j)
 {
-    return j->n > 0 || j->nupdates > 0;
+    return j->n > 0 || j->nupdates > 0 || j->run;
 }
 
 static void *index_main(void *arg)
@@ -111,6 +112,10 @@ static void *index_main(void *arg)
         } else if (j->nupdates > 0) {
             pthread_mutex_unlock(&mu);
             rc = ops.update ? ops.update(ops.arg, j, j->err, sizeof(j->err)) : -1;
+            pthread_mutex_lock(&mu);
+        } else if (j->run) {
+            pthread_mutex_unlock(&mu);
+            rc = j->run(j, j->err, sizeof(j->err));
             pthread_mutex_lock(&mu);
         }
         index_busy = 0;
@@ -218,7 +223,7 @@ static int default_sync(void *arg)
 }
 
 /* Results, then the messages they finished: no recipient left to
- * deliver and none bounced (a bounced one waits for its notice). A result
+ * deliver and no notice still to write (bounce_waits). A result
  * for a recipient sent or bounced already (a late or repeated one) is
  * dropped: only this thread writes results, so what it reads stays true
  * until its own write. */
@@ -257,11 +262,9 @@ static int default_update(void *arg, struct commit_job *j, char *err, size_t err
             continue;
         struct qrec r;
         char why[128];
-        int bounced = 0;
         if (qstore_get(q, qid, &r, why, sizeof(why)) != 0)
             continue;
-        for (size_t k = 0; k < r.nrcpt; k++)
-            bounced |= r.rcpt[k].status == RCPT_BOUNCED;
+        int bounced = bounce_waits(&r);
         qrec_free(&r);
         if (!bounced && qstore_delete(q, qid) == 0)
             memcpy(j->removed[j->nremoved++], qid, QID_LEN + 1);

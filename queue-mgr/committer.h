@@ -51,6 +51,9 @@ struct commit_job {
     char (*removed)[QID_LEN + 1]; /* capacity nupdates, filled by the index stage */
     size_t nremoved;
     void (*done)(struct commit_job *); /* NULL: the committer's done() */
+    /* a job of its own kind (n == 0, no updates): its index stage, on the
+     * index thread (bounce.c); 0, -1 with err, or QSTORE_EFULL */
+    int (*run)(struct commit_job *, char *err, size_t errlen);
     void *owner;
     struct commit_job *next; /* committer's own list */
 };

@@ -249,6 +249,12 @@ static void set_trusted_fields(struct client *c, struct qrec *r, uint64_t size)
     r->arrival = (uint64_t)time(NULL);
     str_copy(r->origin, client_kind_name(c->kind), sizeof(r->origin));
     r->uid = c->kind == QL_PICKUP ? (int64_t)c->uid : -1;
+    /* only queue-mgr's own notices are notices (bounce.c) */
+    r->notice_kind = NOTICE_NONE;
+    for (size_t i = 0; i < r->nrcpt; i++) {
+        r->rcpt[i].notice = 0;
+        qrcpt_set(&r->rcpt[i].relay, NULL, 0);
+    }
     if (c->kind == QL_PICKUP) {
         /* A local user speaks for nobody but its uid: no client, no login. */
         r->auth[0] = r->helo[0] = r->client_addr[0] = r->client_name[0] = 0;

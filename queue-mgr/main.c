@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "config.h"
 #include "daemon.h"
 #include "evloop.h"
@@ -43,6 +44,11 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     (void)arg;
     config_defaults(next);
     if (config_load(next, conf_path, err, sizeof(err)) < 0) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        config_free(next);
+        return;
+    }
+    if (bounce_prepare(next, err, sizeof(err)) < 0) { /* the notice templates */
         log_error("reload failed: %s; keeping the running configuration", err);
         config_free(next);
         return;

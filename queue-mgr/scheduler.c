@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "bounce.h"
 #include "committer.h"
 #include "log.h"
 #include "metrics.h"
@@ -302,6 +303,7 @@ void scheduler_each_job_qid(void (*fn)(const char *qid, void *arg), void *arg)
 struct pend {
     struct qstore_rcpt_update u;
     char reply[QREC_REPLY_MAX + 1];
+    char relay[QREC_RELAY_MAX + 1];
 };
 static struct pend *pends;
 static size_t npend, pend_cap;
@@ -330,8 +332,11 @@ static void rjob_done(struct commit_job *job)
     if (job->status != COMMIT_OK)
         log_error("recording %zu delivery result(s) failed: %s; they are tried again",
                   job->nupdates, job->err);
-    for (size_t i = 0; i < job->nupdates; i++)
+    for (size_t i = 0; i < job->nupdates; i++) {
         ks_del(&inflight, r->u[i].qid, r->u[i].rcpt);
+        if (job->status == COMMIT_OK && (i == 0 || strcmp(r->u[i].qid, r->u[i - 1].qid) != 0))
+            bounce_check(r->u[i].qid); /* a notice to write? (bounce.c) */
+    }
     if (job->status == COMMIT_OK)
         for (size_t i = 0; i < job->nremoved; i++) {
             /* the record is gone and durable: now the file (a crash in
@@ -386,6 +391,7 @@ static void submit_results(void)
     for (size_t i = 0; i < n; i++) {
         r->u[i] = r->p[i].u;
         r->u[i].reply = r->p[i].reply;
+        r->u[i].relay = r->p[i].relay[0] ? r->p[i].relay : NULL;
     }
     r->job.updates = r->u;
     r->job.nupdates = n;
@@ -395,9 +401,11 @@ static void submit_results(void)
 }
 
 /* Queues one recipient's new state; the recipient must be in `inflight`
- * already (it stays there until the state is durable). */
-static void queue_update(const char *qid, uint32_t rcpt, unsigned status, unsigned attempts,
-                         uint64_t next_try, const char *dsn, const char *reply)
+ * already (it stays there until the state is durable). relay (or NULL)
+ * and notice (QN_* bits) are for the notices (bounce.c). */
+static void queue_result(const char *qid, uint32_t rcpt, unsigned status, unsigned attempts,
+                         uint64_t next_try, const char *dsn, const char *reply, const char *relay,
+                         unsigned notice)
 {
     struct pend *p;
 
@@ -421,6 +429,14 @@ static void queue_update(const char *qid, uint32_t rcpt, unsigned status, unsign
     p->u.next_try = next_try;
     str_copy(p->u.dsn, dsn ? dsn : "", sizeof(p->u.dsn));
     str_copy(p->reply, reply ? reply : "", sizeof(p->reply));
+    str_copy(p->relay, relay ? relay : "", sizeof(p->relay));
+    p->u.notice_set = notice;
+}
+
+static void queue_update(const char *qid, uint32_t rcpt, unsigned status, unsigned attempts,
+                         uint64_t next_try, const char *dsn, const char *reply)
+{
+    queue_result(qid, rcpt, status, attempts, next_try, dsn, reply, NULL, 0);
 }
 
 static double jitter(void)
@@ -452,7 +468,7 @@ static void log_expired_rcpt(const char *qid, uint32_t rcpt, uint64_t arrival, u
  * the bounce when the message has outlived queue_lifetime. Returns 1 when
  * it expired. */
 static int defer_or_expire(const char *qid, uint32_t rcpt, unsigned attempts, uint64_t arrival,
-                           uint64_t now, const char *dsn, const char *reply)
+                           uint64_t now, const char *dsn, const char *reply, const char *relay)
 {
     if (policy_expired(arrival, now, cfg->queue_lifetime)) {
         char xdsn[16], xreply[QREC_REPLY_MAX + 1];
@@ -461,10 +477,10 @@ static int defer_or_expire(const char *qid, uint32_t rcpt, unsigned attempts, ui
         log_expired_rcpt(qid, rcpt, arrival, now, xdsn, xreply);
         return 1;
     }
-    queue_update(qid, rcpt, RCPT_DEFERRED, attempts,
+    queue_result(qid, rcpt, RCPT_DEFERRED, attempts,
                  now + policy_backoff(attempts ? attempts : 1, cfg->min_backoff, cfg->max_backoff,
                                       jitter()),
-                 dsn, reply);
+                 dsn, reply, relay, 0);
     return 0;
 }
 
@@ -580,7 +596,7 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
                 continue;
             if (policy_expired(r->arrival, now, cfg->queue_lifetime)) {
                 expired |= defer_or_expire(r->qid, g->idx[i], rc->attempts, r->arrival, now,
-                                           rc->dsn, rc->reply);
+                                           rc->dsn, rc->reply, NULL);
                 continue;
             }
             uint64_t next = now + policy_backoff(rc->attempts ? rc->attempts : 1, cfg->min_backoff,
@@ -827,6 +843,15 @@ static int dsn_valid(const char *s)
     return parts == 3;
 }
 
+/* "host[ip]:port": printable ASCII without spaces (it goes into notices). */
+static int relay_valid(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
 static int parse_rcpt_result(const struct ipc_field *f, struct result *res)
 {
     struct ipc_iter it;
@@ -864,27 +889,37 @@ static int parse_rcpt_result(const struct ipc_field *f, struct result *res)
     return rc < 0 || !have_idx || !have_status ? -1 : 0;
 }
 
+/* Where a job's results came from (D_RELAY, D_HOP_DSN): for notices. */
+struct origin {
+    const char *relay;      /* NULL: no session answered (DNS, local) */
+    int hop_dsn;
+};
+
 /* Applies one validated result at now; attempts are the recipient's
- * failed tries before this one. Returns 1 when it expired the recipient. */
+ * failed tries before this one. Returns 1 when it expired the recipient.
+ * A success through a hop that offered DSN is that hop's to report (RFC
+ * 3461 6.2.6.2): no success notice of ours; through one that did not,
+ * ours says "relayed"; without a session (local delivery), "delivered". */
 static int apply(const char *qid, const struct result *res, unsigned attempts, uint64_t arrival,
-                 uint64_t now)
+                 uint64_t now, const struct origin *o)
 {
     switch (res->status) {
     case RCPT_SENT:
-        queue_update(qid, res->rcpt, RCPT_SENT, attempts, 0, res->dsn, res->reply);
+        queue_result(qid, res->rcpt, RCPT_SENT, attempts, 0, res->dsn, res->reply, o->relay,
+                     o->hop_dsn ? QN_SUCCESS : o->relay ? QN_RELAYED : 0);
         return 0;
     case RCPT_BOUNCED:
-        queue_update(qid, res->rcpt, RCPT_BOUNCED, attempts, 0, res->dsn, res->reply);
+        queue_result(qid, res->rcpt, RCPT_BOUNCED, attempts, 0, res->dsn, res->reply, o->relay, 0);
         return 0;
     default:
-        return defer_or_expire(qid, res->rcpt, attempts + 1, arrival, now, res->dsn, res->reply);
+        return defer_or_expire(qid, res->rcpt, attempts + 1, arrival, now, res->dsn, res->reply, o->relay);
     }
 }
 
 /* A result for a job this queue-mgr does not know (it outlived a restart,
  * or its deliver reconnected): applied when the recipient is still to
  * deliver and not in flight in another job. */
-static void apply_unknown(const char *qid, const struct result *res, uint64_t now)
+static void apply_unknown(const char *qid, const struct result *res, uint64_t now, const struct origin *o)
 {
     struct qrcpt rc;
     struct qrec r;
@@ -900,7 +935,7 @@ static void apply_unknown(const char *qid, const struct result *res, uint64_t no
     if (qstore_get(store, qid, &r, err, sizeof(err)) != 0)
         return;
     if (ks_add(&inflight, qid, res->rcpt) == 0) {
-        expired = apply(qid, res, attempts, r.arrival, now);
+        expired = apply(qid, res, attempts, r.arrival, now, o);
         if (expired)
             log_expired(qid, r.sender);
     }
@@ -914,7 +949,9 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
     struct result *res = NULL;
     size_t nres = 0, cap = 0;
     uint64_t jobid = 0, flags = 0, now = now_s();
-    char qid[QID_LEN + 1] = "";
+    char qid[QID_LEN + 1] = "", relay[QREC_RELAY_MAX + 1] = "";
+    struct origin o = { NULL, 0 };
+    uint64_t hop_dsn = 0;
     const char *why = NULL;
     int rc;
 
@@ -932,6 +969,14 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
         case T_D_FLAGS:
             if (ipc_field_u64(&f, &flags) < 0 || (flags & ~(uint64_t)(D_F_DEST_UNREACHABLE | D_F_DEST_REACHED)))
                 why = "bad flags";
+            break;
+        case T_D_RELAY:
+            if (ipc_field_str(&f, relay, sizeof(relay)) < 0 || !relay_valid(relay))
+                why = "bad relay";
+            break;
+        case T_D_HOP_DSN:
+            if (ipc_field_u64(&f, &hop_dsn) < 0 || hop_dsn > 1)
+                why = "bad hop DSN flag";
             break;
         case T_RCPT:
             if (nres == cap) {
@@ -960,6 +1005,8 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
         client_close(dl->c, why);
         return;
     }
+    o.relay = relay[0] ? relay : NULL;
+    o.hop_dsn = (int)hop_dsn;
     struct job *j;
     for (j = jobs; j; j = j->next)
         if (j->id == jobid)
@@ -968,7 +1015,7 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
         j = NULL; /* not that deliver's, or not that message: as unknown */
     if (!j) {
         for (size_t i = 0; i < nres; i++)
-            apply_unknown(qid, &res[i], now);
+            apply_unknown(qid, &res[i], now, &o);
         free(res);
         submit_results();
         return;
@@ -983,13 +1030,13 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
         /* the in-flight mark stays until the result is durable */
         if (k < nres) {
             metrics_delivery(j->dest->name, res[k].status);
-            expired |= apply(qid, &res[k], j->attempts[i], j->arrival, now);
+            expired |= apply(qid, &res[k], j->attempts[i], j->arrival, now, &o);
             if (res[k].status == RCPT_DEFERRED && !reason && res[k].reply[0])
                 reason = res[k].reply;
         } else {
             struct result none = { .rcpt = j->rcpt[i], .status = RCPT_DEFERRED, .dsn = "4.3.0" };
             str_copy(none.reply, REASON_NORESULT, sizeof(none.reply));
-            expired |= apply(qid, &none, j->attempts[i], j->arrival, now);
+            expired |= apply(qid, &none, j->attempts[i], j->arrival, now, &o);
         }
     }
     if (expired)

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "clients.h"
 #include "control.h"
 #include "handoff.h"
@@ -76,7 +77,7 @@ int server_start(struct evloop *loop, const struct config *conf, struct qstore *
             return -1;
     }
     scheduler_start(loop, q, conf);
-    return 0;
+    return bounce_start(loop, q, conf, err, errlen);
 }
 
 void server_set_config(const struct config *conf)
@@ -84,6 +85,7 @@ void server_set_config(const struct config *conf)
     handoff_set_config(conf);
     scheduler_set_config(conf);
     control_set_config(conf);
+    bounce_set_config(conf);
 }
 
 void server_stop(void)
@@ -97,6 +99,7 @@ void server_stop(void)
     }
     scheduler_stop();
     metrics_stop();
+    bounce_stop();
     /* The committer finishes the batches in flight and what is collected;
      * their answers are queued, then written as far as the sockets take. */
     handoff_stop();

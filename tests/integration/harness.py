@@ -554,6 +554,13 @@ class Instance:
             pass
         os.chmod(self.mailboxes_file, 0o644)
         os.chmod(self.aliases_file, 0o644)
+        # the notice templates, from the tree (bounce_template_dir)
+        self.bounce_dir = os.path.join(self.dir, "bounce")
+        shutil.copytree(os.path.join(REPO, "etc", "bounce"), self.bounce_dir)
+        for root, dirs, files in os.walk(self.bounce_dir):
+            os.chmod(root, 0o755)
+            for fn in files:
+                os.chmod(os.path.join(root, fn), 0o644)
         self.tls = tls
         if tls:
             cert, key = tls_files()
@@ -594,6 +601,7 @@ class Instance:
             "mailbox_dir": self.mailbox_dir,
             "mailboxes_file": self.mailboxes_file,
             "aliases_file": self.aliases_file,
+            "bounce_template_dir": self.bounce_dir,
         }
         if self.tls:
             c["tls_cert_file"] = self.cert

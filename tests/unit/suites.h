@@ -28,6 +28,8 @@ void suite_agent(void);
 void suite_maps(void);
 void suite_limits(void);
 void suite_lmtp(void);
+void suite_notice(void);
+void suite_notice_store(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -55,6 +57,8 @@ void suite_lmtp(void);
     SUITE(maps) \
     SUITE(limits) \
     SUITE(lmtp) \
-    SUITE(opsq)
+    SUITE(opsq) \
+    SUITE(notice) \
+    SUITE(notice_store)
 
 #endif

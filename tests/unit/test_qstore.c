@@ -841,9 +841,9 @@ static void test_qs_update_and_due(void)
     CU_ASSERT(qst_due_is(&d[1], 0, "000000000009", 0));
     {
         struct qstore_rcpt_update u[3] = {
-            { "000000000005", 1, RCPT_DEFERRED, 1, 1000, "4.4.1", "connect to mx[192.0.2.1]:25: Connection refused" },
-            { "000000000009", 0, RCPT_SENT, 1, 0, "2.0.0", "250 2.0.0 Ok" },
-            { "00000000000B", 0, RCPT_SENT, 1, 0, "2.0.0", NULL }, /* no such message */
+            { "000000000005", 1, RCPT_DEFERRED, 1, 1000, "4.4.1", "connect to mx[192.0.2.1]:25: Connection refused", NULL, 0 },
+            { "000000000009", 0, RCPT_SENT, 1, 0, "2.0.0", "250 2.0.0 Ok", NULL, 0 },
+            { "00000000000B", 0, RCPT_SENT, 1, 0, "2.0.0", NULL, NULL, 0 }, /* no such message */
         };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, u, 3, &missing, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(missing, 1);
@@ -853,7 +853,7 @@ static void test_qs_update_and_due(void)
     CU_ASSERT_EQUAL(qstore_undelivered(q, "00000000000B"), 0);
     CU_ASSERT_EQUAL(qstore_undelivered(q, "bad"), -1);
     {
-        struct qstore_rcpt_update u = { "000000000009", 1, RCPT_BOUNCED, 1, 0, "5.1.1", "550 5.1.1 no such user" };
+        struct qstore_rcpt_update u = { "000000000009", 1, RCPT_BOUNCED, 1, 0, "5.1.1", "550 5.1.1 no such user", NULL, 0 };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(qstore_undelivered(q, "000000000009"), 0); /* the last one: the message can go */
         u.status = RCPT_DEFERRED; /* (back as it was for the rest of the test) */
@@ -896,8 +896,8 @@ static void test_qs_update_and_due(void)
     /* a bad result fails the whole call: the good one with it is not applied */
     {
         struct qstore_rcpt_update u[2] = {
-            { "000000000005", 0, RCPT_BOUNCED, 1, 0, "5.1.1", "550 no" },
-            { "000000000005", 2, RCPT_DEFERRED, 1, 5, "9.9", NULL },
+            { "000000000005", 0, RCPT_BOUNCED, 1, 0, "5.1.1", "550 no", NULL, 0 },
+            { "000000000005", 2, RCPT_DEFERRED, 1, 5, "9.9", NULL, NULL, 0 },
         };
         err[0] = 0;
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, u, 2, &missing, err, sizeof(err)), -1);
@@ -911,7 +911,7 @@ static void test_qs_update_and_due(void)
     }
     /* a deferred recipient tried again: its entry moves, it is not copied */
     {
-        struct qstore_rcpt_update u = { "000000000005", 1, RCPT_DEFERRED, 2, 3000, "4.4.1", NULL };
+        struct qstore_rcpt_update u = { "000000000005", 1, RCPT_DEFERRED, 2, 3000, "4.4.1", NULL, NULL, 0 };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(qst_count_due(q), 14);
         CU_ASSERT_EQUAL(qstore_scan_due(q, 2999, NULL, d, 16), 13);
@@ -941,8 +941,8 @@ static void test_qs_flags_hold(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     {
         struct qstore_rcpt_update u[2] = {
-            { "000000000100", 3, RCPT_DEFERRED, 1, 500, "4.4.1", NULL },
-            { "000000000100", 4, RCPT_SENT, 1, 0, "2.0.0", NULL },
+            { "000000000100", 3, RCPT_DEFERRED, 1, 500, "4.4.1", NULL, NULL, 0 },
+            { "000000000100", 4, RCPT_SENT, 1, 0, "2.0.0", NULL, NULL, 0 },
         };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, u, 2, NULL, err, sizeof(err)), 0);
     }
@@ -956,7 +956,7 @@ static void test_qs_flags_hold(void)
     qrec_free(&r);
     /* a result for a held message does not schedule it */
     {
-        struct qstore_rcpt_update u = { "000000000100", 0, RCPT_DEFERRED, 1, 600, "4.4.1", NULL };
+        struct qstore_rcpt_update u = { "000000000100", 0, RCPT_DEFERRED, 1, 600, "4.4.1", NULL, NULL, 0 };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
     }
     CU_ASSERT_EQUAL(qst_count_due(q), 8);
@@ -998,7 +998,7 @@ static void test_qs_delete_whole(void)
     q = qst_filled(dir, sizeof(dir));
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     {
-        struct qstore_rcpt_update u = { "000000000100", 2, RCPT_DEFERRED, 1, 77, "4.4.1", "x" };
+        struct qstore_rcpt_update u = { "000000000100", 2, RCPT_DEFERRED, 1, 77, "4.4.1", "x", NULL, 0 };
         CU_ASSERT_EQUAL(qstore_update_rcpts(q, &u, 1, NULL, err, sizeof(err)), 0);
     }
     CU_ASSERT_EQUAL(qstore_delete(q, "000000000100"), 0);

@@ -232,10 +232,10 @@ static void test_result_stage(void)
     CU_ASSERT_EQUAL_FATAL(sc_put(q, "0000000000A1", two, 2, 0), 0);
     CU_ASSERT_EQUAL_FATAL(sc_put(q, "0000000000A2", two, 2, 0), 0);
     struct qstore_rcpt_update u[4] = {
-        { "0000000000A1", 0, RCPT_SENT, 0, 0, "2.0.0", "250 ok" },
-        { "0000000000A1", 1, RCPT_SENT, 0, 0, "2.0.0", "250 ok" },
-        { "0000000000A2", 0, RCPT_BOUNCED, 0, 0, "5.1.1", "550 no" },
-        { "0000000000A2", 1, RCPT_SENT, 0, 0, "2.0.0", "250 ok" },
+        { "0000000000A1", 0, RCPT_SENT, 0, 0, "2.0.0", "250 ok", NULL, 0 },
+        { "0000000000A1", 1, RCPT_SENT, 0, 0, "2.0.0", "250 ok", NULL, 0 },
+        { "0000000000A2", 0, RCPT_BOUNCED, 0, 0, "5.1.1", "550 no", NULL, 0 },
+        { "0000000000A2", 1, RCPT_SENT, 0, 0, "2.0.0", "250 ok", NULL, 0 },
     };
     struct commit_job j = { .updates = u, .nupdates = 4, .removed = removed };
     CU_ASSERT_EQUAL(ops.update(ops.arg, &j, err, sizeof(err)), 0);
@@ -247,7 +247,7 @@ static void test_result_stage(void)
     CU_ASSERT_EQUAL(sc_status(q, "0000000000A2", 0, NULL), RCPT_BOUNCED);
     CU_ASSERT_EQUAL(sc_status(q, "0000000000A2", 1, NULL), RCPT_SENT);
     /* a late result for a recipient already done changes nothing */
-    struct qstore_rcpt_update late = { "0000000000A2", 0, RCPT_DEFERRED, 1, 5, "4.0.0", "451 late" };
+    struct qstore_rcpt_update late = { "0000000000A2", 0, RCPT_DEFERRED, 1, 5, "4.0.0", "451 late", NULL, 0 };
     struct commit_job j2 = { .updates = &late, .nupdates = 1, .removed = removed };
     CU_ASSERT_EQUAL(ops.update(ops.arg, &j2, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(sc_status(q, "0000000000A2", 0, NULL), RCPT_BOUNCED);
