@@ -79,13 +79,22 @@ const struct config_key config_keys[] = {
     { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
     { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
     { "master_service_disable",   CT_CHOICES,    FIELD(master_service_disable), CHOICE_SERVICES, 0 },
+    /* submission and SMTP AUTH (issue 9, engineer auth) */
+    { "user_auth",                CT_USER,       FIELD(user_auth), 0, 0 },
+    { "auth_workers",             CT_UINT,       FIELD(auth_workers), 1, 64 },
+    { "submission_check_from",    CT_BOOL,       FIELD(submission_check_from), 0, 0 },
+    { "submission_hide_client",   CT_BOOL,       FIELD(submission_hide_client), 0, 0 },
+    { "smtpd_auth_failure_delay_ms", CT_UINT,    FIELD(smtpd_auth_failure_delay_ms), 0, 60000 },
+    { "smtpd_auth_failure_limit", CT_UINT,       FIELD(smtpd_auth_failure_limit), 1, 1000000 },
+    { "smtpd_auth_user_failure_limit", CT_UINT,  FIELD(smtpd_auth_user_failure_limit), 1, 1000000 },
+    { "smtpd_auth_block_time",    CT_DURATION,   FIELD(smtpd_auth_block_time), 1, 86400 * 30 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
 static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
 /* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
-static const char *const service_words[] = { "smtpd", "resolver", "deliver", NULL };
+static const char *const service_words[] = { "smtpd", "resolver", "deliver", "auth", NULL };
 const char *const *const config_choices[] = {
     [CHOICE_VRFY] = vrfy_words,
     [CHOICE_EXPN] = expn_words,
@@ -219,6 +228,15 @@ void config_set_defaults(struct config *c)
     c->vrfy = CONF_VRFY_HIDE;
     c->expn = CONF_EXPN_OFF;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
+    /* submission and SMTP AUTH */
+    config_copy(c->user_auth, sizeof c->user_auth, "postern-auth");
+    c->auth_workers = 2;
+    c->submission_check_from = 1;
+    c->submission_hide_client = 0;
+    c->smtpd_auth_failure_delay_ms = 1000;
+    c->smtpd_auth_failure_limit = 10;
+    c->smtpd_auth_user_failure_limit = 20;
+    c->smtpd_auth_block_time = 600;
 }
 
 void config_defaults(struct config *c)

@@ -56,6 +56,14 @@
  *   Q_FLUSH {QID | D_DEST} ->  Q_FLUSHED {COUNT} (deferred recipients made
  *                         due now, and the destination revived), or Q_ERROR;
  *                         Q_FLUSH with neither flushes the whole queue.
+ * Password checks (smtpd to the auth process, on RUN/smtpd/auth/auth.sock
+ * inside smtpd's jail; only user_smtpd may connect; common/authproto.h):
+ *   A_CHECK {A_USER, A_PASS, A_CLIENT}
+ *                     ->  A_RESULT {A_STATUS, A_DELAY, A_USER canonical}
+ *                         A_STATUS: AUTH_OK, AUTH_FAIL (535 after A_DELAY
+ *                         ms), AUTH_BLOCKED (421 4.7.0: too many failures
+ *                         from this address, or for this user from it),
+ *                         AUTH_TEMPFAIL (454 4.7.0)
  */
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
@@ -88,6 +96,9 @@ enum msg_type {
     R_NEXTHOPS,
     R_HOPS,
     R_ERROR,
+    /* auth (issue 9): types 112-119 */
+    A_CHECK = 112,
+    A_RESULT = 113,
 };
 
 enum field_tag {
@@ -145,6 +156,12 @@ enum field_tag {
     T_D_DISPATCH,       /* u64, milliseconds since the epoch when the job left queue-mgr */
     T_D_FLAGS,          /* u64, D_F_* */
     T_R_INDEX,          /* u64, recipient index in the message (inside T_RCPT) */
+    /* auth (issue 9): tags 152-159 */
+    T_A_USER = 152,     /* str, the login name as given; in A_RESULT the mailbox key */
+    T_A_PASS = 153,     /* bytes, the password (no NUL) */
+    T_A_CLIENT = 154,   /* str, the client's IP address */
+    T_A_STATUS = 155,   /* u64, enum auth_status (authproto.h) */
+    T_A_DELAY = 156,    /* u64, milliseconds smtpd waits before it says 535 */
 };
 
 enum {
