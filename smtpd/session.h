@@ -25,7 +25,7 @@
 #include "txn.h"
 
 enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };
-enum session_state { ST_CMD, ST_DATA, ST_BDAT, ST_TLS, ST_CLOSE };
+enum session_state { ST_CMD, ST_DATA, ST_BDAT, ST_TLS, ST_CLOSE, ST_AUTH };
 enum { CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA, CMD_BDAT, CMD_RSET, CMD_VRFY, CMD_EXPN,
        CMD_NOOP, CMD_QUIT, CMD_HELP, CMD_STARTTLS, CMD_AUTH, CMD_UNKNOWN, CMD_COUNT };
 
@@ -52,6 +52,8 @@ struct session {
     session_cancel_fn susp_cancel;
     int stopping;               /* 421 once the current transaction ends */
     unsigned cnt_ok[CMD_COUNT], cnt_all[CMD_COUNT];
+    char *auth_user;            /* the authenticated identity (mailbox key), NULL before AUTH */
+    struct authx *authx;        /* an AUTH exchange in progress (authcmd.c) */
     struct session *prev, *next;
 };
 
