@@ -58,8 +58,8 @@ $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 # posternctl passwd (tools/passwd.c): yescrypt through libcrypt, the
 # master's pid file to ask for a reload
-$(BIN)/posternctl: $(BUILD)/tools/passwd.o $(BUILD)/master/pidfile.o
-$(BIN)/posternctl: LIBS += -lcrypt
+$(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(BUILD)/tools/passwd.o $(BUILD)/master/pidfile.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcrypt
 $(BUILD)/tools/passwd.o: CFLAGS += -Imaster
 
 UNIT_SRC := $(wildcard tests/unit/*.c)

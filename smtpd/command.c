@@ -181,6 +181,12 @@ static void bdat_chunk_done(struct session *s)
     message_end(s);
 }
 
+/* The From: check of submission: the sender binding's rule. */
+static int from_owned(void *arg, const struct addr *a)
+{
+    return authcmd_sender_owned(arg, a);
+}
+
 static void on_opened(void *arg, const struct ipc_msg *m)
 {
     struct session *s = arg;
@@ -222,6 +228,8 @@ static void on_opened(void *arg, const struct ipc_msg *m)
     };
     n = received_smtp(hdr, sizeof(hdr), &r);
     txn_spool_open(t, q.qid, m->fd, qlink_generation(), hdr, n > 0 ? (size_t)n : 0);
+    if (s->port != PORT_SMTP)
+        txn_submission(t, CFG->hostname, CFG->submission_check_from ? from_owned : NULL, s);
     if (t->via_bdat) {
         s->state = ST_BDAT;
     } else {
