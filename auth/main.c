@@ -112,10 +112,11 @@ int main(int argc, char **argv)
         log_fatal("run_dir too long");
     if (passwd_open(dbpath, err, sizeof(err)) < 0)
         log_warning("%s: every AUTH gets 454 until a reload brings the map", err);
+    /* the loop first: it blocks the signals, and the threads inherit that */
+    ev = daemon_loop(on_term, on_hup);
     pfd = pool_start(cfg.auth_workers, 4096, err, sizeof(err));
     if (pfd < 0)
         log_fatal("%s", err);
-    ev = daemon_loop(on_term, on_hup);
     if (authsrv_start(ev, lfd, pfd, &cfg, peers, npeers, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready on %s with %u hashing thread(s)%s", sock, cfg.auth_workers, jailed ? " (chrooted)" : "");
