@@ -600,7 +600,8 @@ static int fill_auth(struct ctx *x, MDB_txn *txn, MDB_dbi dbi, char *buf)
     return 0;
 }
 
-/* Writes OUT.NEW with fill's records (mode, and owner when owner set),
+/* Writes OUT.NEW with fill's records (mode, and owner when owner set:
+ * both set once it is written, since LMDB reopens the file to write it),
  * syncs it and renames it over out. */
 static int write_lmdb(struct ctx *x, const char *out, mode_t mode, const struct maps_owner *owner,
                       int (*fill)(struct ctx *, MDB_txn *, MDB_dbi, char *))
@@ -628,7 +629,7 @@ static int write_lmdb(struct ctx *x, const char *out, mode_t mode, const struct 
     if (!(buf = malloc(BUF_MAX)))
         goto oom;
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_mapsize(env, ((size_t)64 << 20) + bytes * 8)) != 0 ||
-        (rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, mode)) != 0 ||
+        (rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, mode | 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 || (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
         (rc = put(txn, dbi, MAPDB_K_META, "version", MAPDB_VERSION, strlen(MAPDB_VERSION))) != 0)
         goto lmdb;
