@@ -86,14 +86,17 @@ static int prompt(int tty, const char *text, char *buf, size_t len, size_t *n)
     struct termios old, quiet;
     int r;
 
-    if (write(tty, text, strlen(text)) < 0)
-        return -1;
+    /* echo off first: what is typed after the prompt is never shown */
     if (tcgetattr(tty, &old) < 0)
         return -1;
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     if (tcsetattr(tty, TCSAFLUSH, &quiet) < 0)
         return -1;
+    if (write(tty, text, strlen(text)) < 0) {
+        tcsetattr(tty, TCSAFLUSH, &old);
+        return -1;
+    }
     r = read_line_fd(tty, buf, len, n);
     tcsetattr(tty, TCSAFLUSH, &old);
     if (write(tty, "\n", 1) < 0)

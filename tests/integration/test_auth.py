@@ -386,3 +386,117 @@ def test_password_never_in_the_log():
     above is absent from its whole log."""
     inst = _inst()
     authfix.log_has_no(inst, _secrets() + ["wrong-password-xyz", "not-john-Secret-1"])
+
+
+def test_delayed_535_does_not_block_other_sessions():
+    """One smtpd worker: while a session waits out its 535 delay, another
+    session on the same worker is served at once."""
+    inst = authfix.auth_instance("delay", smtpd_processes="1", smtpd_auth_failure_delay_ms="3000")
+    try:
+        with inst.client(port=inst.p_smtps, tls=True, timeout=30) as a, \
+                inst.client(port=inst.p_smtps, tls=True, timeout=30) as b:
+            a.ehlo()
+            b.ehlo()
+            t0 = time.monotonic()
+            a.send("AUTH PLAIN " + plain("john@localhost", "wrong") + "\r\n")
+            # a's check is answered by the auth process first, then its delay runs
+            inst.wait_log(r"SASL PLAIN authentication failed: user=<john@localhost>", timeout=20)
+            t1 = time.monotonic()
+            expect(b.cmd("NOOP"), exact="250 2.0.0 Ok")
+            expect(b.cmd("AUTH PLAIN " + plain("mary@localhost", password("mary@localhost"))), code=235)
+            if time.monotonic() - t1 > 2.0:
+                raise AssertionError("the other session waited for the delayed one")
+            expect(a.reply(timeout=20), exact="535 5.7.8 Error: authentication failed")
+            if time.monotonic() - t0 < 2.9:
+                raise AssertionError("the 535 came before its 3 s delay")
+    finally:
+        inst.stop()
+
+
+def test_auth_process_privileges_and_maps():
+    """The auth process runs as user_auth, chrooted into RUN/auth; the
+    hashes are in RUN/auth/passwd.db (0400, user_auth's) and nowhere in
+    smtpd's map."""
+    inst = _inst()
+    pids = inst.pids("auth")
+    if len(pids) != 1:
+        raise AssertionError("expected one auth process, got %r" % inst.children())
+    db = os.path.join(inst.run_dir, "auth", "passwd.db")
+    st = os.stat(db)
+    if st.st_mode & 0o777 != 0o400:
+        raise AssertionError("passwd.db mode %o" % (st.st_mode & 0o777))
+    smap = open(os.path.join(inst.run_dir, "smtpd", "maps.db"), "rb").read()
+    for line in authfix.mailboxes_text().splitlines()[1:]:
+        h = line.split(":", 1)[1]
+        if h.encode() in smap:
+            raise AssertionError("a password hash is in smtpd's map")
+        if h.encode() not in open(db, "rb").read():
+            raise AssertionError("a hash is missing from the auth map")
+    if harness.IS_ROOT:
+        uid = harness.ACCOUNTS["auth"][0]
+        status = harness.proc_status(pids[0])
+        if status["Uid"].split()[0] != str(uid):
+            raise AssertionError("auth runs as %s, expected uid %d" % (status["Uid"], uid))
+        if st.st_uid != uid:
+            raise AssertionError("passwd.db owned by uid %d, expected %d" % (st.st_uid, uid))
+        if harness.CHROOT:
+            root = os.readlink("/proc/%d/root" % pids[0])
+            if root != os.path.join(inst.run_dir, "auth"):
+                raise AssertionError("auth is chrooted into %r" % root)
+        for p in inst.pids("smtpd"):
+            if os.readlink("/proc/%d/root" % p) == os.path.join(inst.run_dir, "auth"):
+                raise AssertionError("smtpd shares the auth jail")
+
+
+def test_posternctl_passwd_from_the_terminal():
+    """No echo, asked twice; different answers change nothing."""
+    import pty
+    import select
+    inst = authfix.auth_instance("passwdtty", start=False)
+    before = open(inst.mailboxes_file).read()
+
+    def run(answers):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(harness.binary("posternctl"), ["posternctl", "-c", inst.conf_path, "passwd", "eve@localhost"])
+        out = b""
+        deadline = time.monotonic() + 30
+        pending = list(answers)
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+                if pending and (out.endswith(b"password: ") or out.endswith(b"Again: ")):
+                    os.write(fd, pending.pop(0).encode() + b"\n")
+        r = os.waitpid(pid, os.WNOHANG)
+        if r == (0, 0):
+            os.kill(pid, 9)
+            r = os.waitpid(pid, 0)
+        status = r[1]
+        os.close(fd)
+        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+    code, out = run(["tty-Secret-9", "tty-Secret-X"])
+    if code == 0 or "differ" not in out or open(inst.mailboxes_file).read() != before:
+        raise AssertionError("different answers: exit %d, %r" % (code, out))
+    code, out = run(["tty-Secret-9", "tty-Secret-9"])
+    if code != 0 or "tty-Secret-9" in out:
+        raise AssertionError("passwd on a terminal: exit %d, output %r (the password must not echo)" % (code, out))
+    if "New password: " not in out or "Again: " not in out:
+        raise AssertionError("no prompts: %r" % out)
+    line = [l for l in open(inst.mailboxes_file).read().splitlines() if l.startswith("eve@localhost:")]
+    if not line or not line[0].split(":", 1)[1].startswith("$y$"):
+        raise AssertionError("no yescrypt hash for eve: %r" % line)
+    with inst:
+        s = authfix.submission(inst)
+        try:
+            if authfix.auth_plain(s, "eve@localhost", "tty-Secret-9")[0] != 235:
+                raise AssertionError("the password set on the terminal does not work")
+        finally:
+            s.close()
