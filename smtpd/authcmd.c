@@ -125,7 +125,8 @@ static void on_answer(void *arg, const struct auth_result *r)
             session_resume(s);
             return;
         }
-        log_info("%s: sasl_method=%s, sasl_username=%s", s->name, sasl_mech_name(x->mech), s->auth_user);
+        s->auth_mech = sasl_mech_name(x->mech);
+        log_info("%s: sasl_method=%s, sasl_username=%s", s->name, s->auth_mech, s->auth_user);
         exchange_end(s);
         s->cnt_ok[CMD_AUTH]++;
         session_reply(s, "235 2.7.0 Authentication successful");

@@ -216,7 +216,7 @@ static void on_opened(void *arg, const struct ipc_msg *m)
         return;
     }
     if (s->auth_user)
-        log_info("%s: client=%s, sasl_username=%s", q.qid, s->name, s->auth_user);
+        log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", q.qid, s->name, s->auth_mech, s->auth_user);
     else
         log_info("%s: client=%s", q.qid, s->name);
     if (s->c.tls_active)

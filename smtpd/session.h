@@ -53,6 +53,7 @@ struct session {
     int stopping;               /* 421 once the current transaction ends */
     unsigned cnt_ok[CMD_COUNT], cnt_all[CMD_COUNT];
     char *auth_user;            /* the authenticated identity (mailbox key), NULL before AUTH */
+    const char *auth_mech;      /* "PLAIN" or "LOGIN" once authenticated */
     struct authx *authx;        /* an AUTH exchange in progress (authcmd.c) */
     struct session *prev, *next;
 };

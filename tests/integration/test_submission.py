@@ -131,6 +131,8 @@ def test_received_with_esmtpsa_and_fixups():
     e = inst.queue_entry(qid)
     if e is None:
         raise AssertionError("%s not in the queue" % qid)
+    inst.wait_log(r"postern/smtpd\[\d+\]: %s: client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, "
+                  r"sasl_username=john@localhost$" % qid)
 
 
 def test_no_fixups_on_port_25():
