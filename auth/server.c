@@ -6,7 +6,9 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,7 @@ struct req {
     uint32_t reqid;
     char key[AUTH_USER_MAX + 1];     /* mailbox key, or the name as given */
     char shown[AUTH_USER_MAX * 4 + 1]; /* the name as given, escaped for logs */
-    char ip[AUTH_CLIENT_MAX + 1];
+    char ip[AUTH_CLIENT_MAX + 8];    /* the client's address, or its /64 */
 };
 
 static struct evloop *ev;
@@ -115,6 +117,22 @@ static void answer(struct client *c, uint32_t reqid, enum auth_status st, uint64
     ipc_out_free(&m);
 }
 
+/* The throttle's key of a client address: an IPv6 address counts by its
+ * /64 (one customer's network: rotating inside it buys nothing). */
+static void client_key(const char *ip, char *out, size_t outlen)
+{
+    unsigned char a[16];
+
+    if (strchr(ip, ':') && inet_pton(AF_INET6, ip, a) == 1 && !IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)) {
+        char text[INET6_ADDRSTRLEN];
+        memset(a + 8, 0, 8);
+        inet_ntop(AF_INET6, a, text, sizeof(text));
+        snprintf(out, outlen, "%s/64", text);
+        return;
+    }
+    str_copy(out, ip, outlen);
+}
+
 /* The mailbox key of a login name ("John@Example.COM" -> "john@example.com"),
  * or -1 when it cannot be an address of a mailbox. */
 static int login_key(const char *user, char *key, size_t keylen)
@@ -154,7 +172,7 @@ static void handle_check(struct client *c, const struct ipc_msg *m)
     }
     q->client = c->serial;
     q->reqid = m->reqid;
-    str_copy(q->ip, ck.client, sizeof(q->ip));
+    client_key(ck.client, q->ip, sizeof(q->ip));
     log_sanitize(ck.user, strlen(ck.user), q->shown, sizeof(q->shown));
     if (login_key(ck.user, q->key, sizeof(q->key)) < 0)
         str_copy(q->key, ck.user, sizeof(q->key));
