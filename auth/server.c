@@ -25,7 +25,7 @@
 #include "passwd.h"
 #include "pool.h"
 #include "proto.h"
-#include "throttle.h"
+#include "failures.h"
 #include "util.h"
 
 #define CLIENT_JOBS_MAX 512     /* checks in flight per smtpd connection */
@@ -54,13 +54,13 @@ struct req {
 static struct evloop *ev;
 static struct client *clients;
 static uint64_t next_serial = 1;
-static struct throttle *thr;
+static struct failures *thr;
 static uid_t allowed[8];
 static size_t nallowed;
 static int listen_fd = -1, pool_fd = -1;
 static unsigned in_flight;
 
-static void limits_of(const struct config *c, struct throttle_limits *l)
+static void limits_of(const struct config *c, struct failure_limits *l)
 {
     l->delay_ms = c->smtpd_auth_failure_delay_ms;
     l->ip_limit = c->smtpd_auth_failure_limit;
@@ -117,7 +117,7 @@ static void answer(struct client *c, uint32_t reqid, enum auth_status st, uint64
     ipc_out_free(&m);
 }
 
-/* The throttle's key of a client address: an IPv6 address counts by its
+/* The failure tables' key of a client address: an IPv6 address counts by its
  * /64 (one customer's network: rotating inside it buys nothing). */
 static void client_key(const char *ip, char *out, size_t outlen)
 {
@@ -176,7 +176,7 @@ static void handle_check(struct client *c, const struct ipc_msg *m)
     log_sanitize(ck.user, strlen(ck.user), q->shown, sizeof(q->shown));
     if (login_key(ck.user, q->key, sizeof(q->key)) < 0)
         str_copy(q->key, ck.user, sizeof(q->key));
-    if (throttle_blocked(thr, q->ip, q->key, now)) {
+    if (failures_blocked(thr, q->ip, q->key, now)) {
         log_warning("AUTH for %s from %s refused: too many failures", q->shown, q->ip);
         answer(c, m->reqid, AUTH_BLOCKED, 0, NULL);
         OPENSSL_cleanse(&ck, sizeof(ck));
@@ -225,9 +225,9 @@ static void on_pool(struct evloop *loop, int fd, uint32_t events, void *arg)
         n = j->next;
         in_flight--;
         if (j->ok) {
-            throttle_success(thr, q->ip, q->key, now);
+            failures_success(thr, q->ip, q->key, now);
         } else {
-            delay = throttle_failure(thr, q->ip, q->key, now);
+            delay = failures_failure(thr, q->ip, q->key, now);
         }
         if (c) {
             c->jobs--;
@@ -334,18 +334,18 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 static void sweep(struct evloop *loop, void *arg)
 {
     (void)arg;
-    throttle_sweep(thr, now_ms());
+    failures_sweep(thr, now_ms());
     ev_timer(loop, 60000, sweep, NULL);
 }
 
 int authsrv_start(struct evloop *loop, int lfd, int pfd, const struct config *c, const uid_t *peers, size_t npeers,
                   char *err, size_t errlen)
 {
-    struct throttle_limits l;
+    struct failure_limits l;
 
     ev = loop;
     limits_of(c, &l);
-    if (!(thr = throttle_new(&l))) {
+    if (!(thr = failures_new(&l))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -363,10 +363,10 @@ int authsrv_start(struct evloop *loop, int lfd, int pfd, const struct config *c,
 
 void authsrv_config(const struct config *c)
 {
-    struct throttle_limits l;
+    struct failure_limits l;
 
     limits_of(c, &l);
-    throttle_set_limits(thr, &l);
+    failures_set_limits(thr, &l);
 }
 
 void authsrv_stop(void)
@@ -381,6 +381,6 @@ void authsrv_stop(void)
     if (pool_fd >= 0)
         ev_del(ev, pool_fd);
     pool_fd = -1;
-    throttle_free(thr);
+    failures_free(thr);
     thr = NULL;
 }

@@ -3,7 +3,7 @@
  * user_smtpd, by SO_PEERCRED), send A_CHECK, and get A_RESULT, in any
  * order (matched by request id). Blocked attempts are answered at once;
  * the others go to the hashing pool; the failure bookkeeping
- * (throttle.h) is updated on the event loop only.
+ * (failures.h) is updated on the event loop only.
  */
 #ifndef POSTERN_AUTH_SERVER_H
 #define POSTERN_AUTH_SERVER_H

@@ -3,7 +3,7 @@
  * the PLAIN split (smtpd/sasl.c), the A_CHECK / A_RESULT frames
  * (common/authproto.c), the crypt wrapper against hashes of the formats
  * mkpasswd and doveadm write (auth/verify.c), the failure throttle
- * (auth/throttle.c, with a fake clock), the auth map and the owner
+ * (auth/failures.c, with a fake clock), the auth map and the owner
  * look-up of the sender binding (common/maps.c, mapdb.c, auth/passwd.c),
  * and the submission header fix-ups (smtpd/subfix.c).
  */
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../../auth/passwd.h"
-#include "../../auth/throttle.h"
+#include "../../auth/failures.h"
 #include "../../auth/verify.h"
 #include "../../smtpd/sasl.h"
 #include "../../smtpd/subfix.h"
@@ -193,55 +193,55 @@ static void test_verify(void)
 
 static void test_throttle(void)
 {
-    struct throttle_limits l = { .delay_ms = 100, .ip_limit = 3, .user_limit = 4, .block_ms = 60000, .max_entries = 64 };
-    struct throttle *t = throttle_new(&l);
+    struct failure_limits l = { .delay_ms = 100, .ip_limit = 3, .user_limit = 4, .block_ms = 60000, .max_entries = 64 };
+    struct failures *t = failures_new(&l);
     uint64_t now = 1000000;
 
     CU_ASSERT_FATAL(t != NULL);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.1", "john@x", now) == 0);
-    CU_ASSERT(throttle_failure(t, "10.0.0.1", "john@x", now) == 100);
-    CU_ASSERT(throttle_failure(t, "10.0.0.1", "john@x", now) == 200);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.1", "mary@x", now) == 0);
-    CU_ASSERT(throttle_failure(t, "10.0.0.1", "mary@x", now) == 400);
+    CU_ASSERT(failures_blocked(t, "10.0.0.1", "john@x", now) == 0);
+    CU_ASSERT(failures_failure(t, "10.0.0.1", "john@x", now) == 100);
+    CU_ASSERT(failures_failure(t, "10.0.0.1", "john@x", now) == 200);
+    CU_ASSERT(failures_blocked(t, "10.0.0.1", "mary@x", now) == 0);
+    CU_ASSERT(failures_failure(t, "10.0.0.1", "mary@x", now) == 400);
     /* the address is blocked for everyone, the users elsewhere are not */
-    CU_ASSERT(throttle_blocked(t, "10.0.0.1", "mary@x", now) == 1);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.1", "bob@x", now) == 1);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.2", "john@x", now) == 0);
+    CU_ASSERT(failures_blocked(t, "10.0.0.1", "mary@x", now) == 1);
+    CU_ASSERT(failures_blocked(t, "10.0.0.1", "bob@x", now) == 1);
+    CU_ASSERT(failures_blocked(t, "10.0.0.2", "john@x", now) == 0);
     /* john's fourth failure, from another address: john is over his limit,
      * blocked from the addresses that failed for him, not from a clean one */
-    CU_ASSERT(throttle_failure(t, "10.0.0.2", "john@x", now) == 400); /* john's third */
-    CU_ASSERT(throttle_blocked(t, "10.0.0.2", "john@x", now) == 0);
-    CU_ASSERT(throttle_failure(t, "10.0.0.2", "john@x", now) == 800); /* his fourth: his limit */
-    CU_ASSERT(throttle_blocked(t, "10.0.0.2", "john@x", now) == 1);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.3", "john@x", now) == 0);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.2", "mary@x", now) == 0);
+    CU_ASSERT(failures_failure(t, "10.0.0.2", "john@x", now) == 400); /* john's third */
+    CU_ASSERT(failures_blocked(t, "10.0.0.2", "john@x", now) == 0);
+    CU_ASSERT(failures_failure(t, "10.0.0.2", "john@x", now) == 800); /* his fourth: his limit */
+    CU_ASSERT(failures_blocked(t, "10.0.0.2", "john@x", now) == 1);
+    CU_ASSERT(failures_blocked(t, "10.0.0.3", "john@x", now) == 0);
+    CU_ASSERT(failures_blocked(t, "10.0.0.2", "mary@x", now) == 0);
     /* the delay stops doubling at 8 times */
     for (int i = 0; i < 10; i++)
-        throttle_failure(t, "10.0.0.9", "other@x", now);
-    CU_ASSERT(throttle_failure(t, "10.0.0.9", "other@x", now) == 800);
+        failures_failure(t, "10.0.0.9", "other@x", now);
+    CU_ASSERT(failures_failure(t, "10.0.0.9", "other@x", now) == 800);
     /* everything is forgotten after block_ms */
     now += 60001;
-    CU_ASSERT(throttle_blocked(t, "10.0.0.1", "mary@x", now) == 0);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.2", "john@x", now) == 0);
-    CU_ASSERT(throttle_failure(t, "10.0.0.1", "mary@x", now) == 100);
-    throttle_sweep(t, now + 60001);
-    CU_ASSERT(throttle_entries(t) == 0);
+    CU_ASSERT(failures_blocked(t, "10.0.0.1", "mary@x", now) == 0);
+    CU_ASSERT(failures_blocked(t, "10.0.0.2", "john@x", now) == 0);
+    CU_ASSERT(failures_failure(t, "10.0.0.1", "mary@x", now) == 100);
+    failures_sweep(t, now + 60001);
+    CU_ASSERT(failures_entries(t) == 0);
     /* a success forgives that pair only */
     l.user_limit = 2;
-    throttle_set_limits(t, &l);
-    throttle_failure(t, "10.0.0.5", "ann@x", now);
-    throttle_failure(t, "10.0.0.5", "ann@x", now);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.5", "ann@x", now) == 1);
-    throttle_success(t, "10.0.0.5", "ann@x", now);
-    CU_ASSERT(throttle_blocked(t, "10.0.0.5", "ann@x", now) == 0);
+    failures_set_limits(t, &l);
+    failures_failure(t, "10.0.0.5", "ann@x", now);
+    failures_failure(t, "10.0.0.5", "ann@x", now);
+    CU_ASSERT(failures_blocked(t, "10.0.0.5", "ann@x", now) == 1);
+    failures_success(t, "10.0.0.5", "ann@x", now);
+    CU_ASSERT(failures_blocked(t, "10.0.0.5", "ann@x", now) == 0);
     /* bounded: past max_entries new keys are not tracked, nothing breaks */
     for (int i = 0; i < 200; i++) {
         char ip[32];
         snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 250, i % 250);
-        throttle_failure(t, ip, "flood@x", now);
+        failures_failure(t, ip, "flood@x", now);
     }
-    CU_ASSERT(throttle_entries(t) <= 64);
-    throttle_free(t);
+    CU_ASSERT(failures_entries(t) <= 64);
+    failures_free(t);
 }
 
 static int owned_by_john(void *arg, const struct addr *a)

@@ -1,5 +1,5 @@
 /*
- * throttle.h - AUTH failures per client address and per user: how long
+ * failures.h - AUTH failures per client address and per user: how long
  * the next 535 waits, and which attempts are refused outright.
  *
  *  - Each failure makes the next answer slower: the configured delay,
@@ -15,13 +15,13 @@
  *    forgives that address's failures for that user only.
  * Pure bookkeeping: time comes from the caller; bounded (max_entries).
  */
-#ifndef POSTERN_AUTH_THROTTLE_H
-#define POSTERN_AUTH_THROTTLE_H
+#ifndef POSTERN_AUTH_FAILURES_H
+#define POSTERN_AUTH_FAILURES_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct throttle_limits {
+struct failure_limits {
     uint64_t delay_ms;          /* the first failure's delay */
     unsigned ip_limit;          /* failures of one address before it is blocked */
     unsigned user_limit;        /* failures of one user before its failing addresses are */
@@ -29,19 +29,19 @@ struct throttle_limits {
     size_t max_entries;         /* addresses, users and pairs remembered at most */
 };
 
-struct throttle;
+struct failures;
 
-struct throttle *throttle_new(const struct throttle_limits *l);
-void throttle_free(struct throttle *t);
-void throttle_set_limits(struct throttle *t, const struct throttle_limits *l);
+struct failures *failures_new(const struct failure_limits *l);
+void failures_free(struct failures *t);
+void failures_set_limits(struct failures *t, const struct failure_limits *l);
 
 /* 1 when AUTH as user from ip must be refused now (421), else 0. */
-int throttle_blocked(struct throttle *t, const char *ip, const char *user, uint64_t now);
+int failures_blocked(struct failures *t, const char *ip, const char *user, uint64_t now);
 /* Records a failure; returns the delay of its 535 in ms. */
-uint64_t throttle_failure(struct throttle *t, const char *ip, const char *user, uint64_t now);
-void throttle_success(struct throttle *t, const char *ip, const char *user, uint64_t now);
+uint64_t failures_failure(struct failures *t, const char *ip, const char *user, uint64_t now);
+void failures_success(struct failures *t, const char *ip, const char *user, uint64_t now);
 /* Forgets what has expired; call now and then. */
-void throttle_sweep(struct throttle *t, uint64_t now);
-size_t throttle_entries(const struct throttle *t);
+void failures_sweep(struct failures *t, uint64_t now);
+size_t failures_entries(const struct failures *t);
 
 #endif

@@ -1,11 +1,11 @@
 /*
- * throttle.c - AUTH failure bookkeeping (throttle.h): one hash table of
+ * failures.c - AUTH failure bookkeeping (failures.h): one hash table of
  * entries keyed "i:IP", "u:USER" and "p:USER\nIP" (a user name never
  * holds a control byte), seeded at random so that nobody can choose keys
  * that collide. Must never grow past max_entries: when full and nothing
  * has expired, a new key is not tracked (and logged once).
  */
-#include "throttle.h"
+#include "failures.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,15 +26,15 @@ struct entry {
     char key[];
 };
 
-struct throttle {
-    struct throttle_limits l;
+struct failures {
+    struct failure_limits l;
     struct entry **b;
     size_t n;
     uint64_t seed;
     int warned;
 };
 
-static uint64_t hash(const struct throttle *t, const char *k)
+static uint64_t hash(const struct failures *t, const char *k)
 {
     uint64_t h = 1469598103934665603ull ^ t->seed;
 
@@ -45,9 +45,9 @@ static uint64_t hash(const struct throttle *t, const char *k)
     return h ^ (h >> 29);
 }
 
-struct throttle *throttle_new(const struct throttle_limits *l)
+struct failures *failures_new(const struct failure_limits *l)
 {
-    struct throttle *t = calloc(1, sizeof(*t));
+    struct failures *t = calloc(1, sizeof(*t));
 
     if (!t)
         return NULL;
@@ -62,7 +62,7 @@ struct throttle *throttle_new(const struct throttle_limits *l)
     return t;
 }
 
-void throttle_free(struct throttle *t)
+void failures_free(struct failures *t)
 {
     if (!t)
         return;
@@ -75,17 +75,17 @@ void throttle_free(struct throttle *t)
     free(t);
 }
 
-void throttle_set_limits(struct throttle *t, const struct throttle_limits *l)
+void failures_set_limits(struct failures *t, const struct failure_limits *l)
 {
     t->l = *l;
 }
 
-static int stale(const struct throttle *t, const struct entry *e, uint64_t now)
+static int stale(const struct failures *t, const struct entry *e, uint64_t now)
 {
     return e->blocked_until <= now && now - e->last >= t->l.block_ms;
 }
 
-static struct entry *get(struct throttle *t, const char *key, uint64_t now)
+static struct entry *get(struct failures *t, const char *key, uint64_t now)
 {
     struct entry *e = t->b[hash(t, key) & (NBUCKETS - 1)];
 
@@ -96,7 +96,7 @@ static struct entry *get(struct throttle *t, const char *key, uint64_t now)
 }
 
 /* The entry of key, made (or reset when it had expired) if needed. */
-static struct entry *touch(struct throttle *t, const char *key, uint64_t now)
+static struct entry *touch(struct failures *t, const char *key, uint64_t now)
 {
     struct entry **pp = &t->b[hash(t, key) & (NBUCKETS - 1)], *e;
     size_t n = strlen(key);
@@ -108,7 +108,7 @@ static struct entry *touch(struct throttle *t, const char *key, uint64_t now)
             return e;
         }
     if (t->n >= t->l.max_entries)
-        throttle_sweep(t, now);
+        failures_sweep(t, now);
     if (t->n >= t->l.max_entries || !(e = malloc(sizeof(*e) + n + 1))) {
         if (!t->warned++)
             log_warning("AUTH failure table full (%zu entries): new addresses and users are not tracked", t->n);
@@ -124,7 +124,7 @@ static struct entry *touch(struct throttle *t, const char *key, uint64_t now)
     return e;
 }
 
-static void del(struct throttle *t, const char *key)
+static void del(struct failures *t, const char *key)
 {
     for (struct entry **pp = &t->b[hash(t, key) & (NBUCKETS - 1)]; *pp; pp = &(*pp)->next)
         if (!strcmp((*pp)->key, key)) {
@@ -143,7 +143,7 @@ static void keys(const char *ip, const char *user, char *ki, char *ku, char *kp)
     snprintf(kp, KEY_MAX, "p:%s\n%s", user, ip);
 }
 
-int throttle_blocked(struct throttle *t, const char *ip, const char *user, uint64_t now)
+int failures_blocked(struct failures *t, const char *ip, const char *user, uint64_t now)
 {
     char ki[KEY_MAX], ku[KEY_MAX], kp[KEY_MAX];
     struct entry *e, *p;
@@ -156,7 +156,7 @@ int throttle_blocked(struct throttle *t, const char *ip, const char *user, uint6
     return 0;
 }
 
-uint64_t throttle_failure(struct throttle *t, const char *ip, const char *user, uint64_t now)
+uint64_t failures_failure(struct failures *t, const char *ip, const char *user, uint64_t now)
 {
     char ki[KEY_MAX], ku[KEY_MAX], kp[KEY_MAX];
     struct entry *e;
@@ -189,7 +189,7 @@ uint64_t throttle_failure(struct throttle *t, const char *ip, const char *user, 
     return t->l.delay_ms << (k - 1 < 3 ? k - 1 : 3);
 }
 
-void throttle_success(struct throttle *t, const char *ip, const char *user, uint64_t now)
+void failures_success(struct failures *t, const char *ip, const char *user, uint64_t now)
 {
     char ki[KEY_MAX], ku[KEY_MAX], kp[KEY_MAX];
 
@@ -198,7 +198,7 @@ void throttle_success(struct throttle *t, const char *ip, const char *user, uint
     del(t, kp);
 }
 
-void throttle_sweep(struct throttle *t, uint64_t now)
+void failures_sweep(struct failures *t, uint64_t now)
 {
     for (size_t i = 0; i < NBUCKETS; i++)
         for (struct entry **pp = &t->b[i]; *pp;) {
@@ -215,7 +215,7 @@ void throttle_sweep(struct throttle *t, uint64_t now)
         t->warned = 0;
 }
 
-size_t throttle_entries(const struct throttle *t)
+size_t failures_entries(const struct failures *t)
 {
     return t->n;
 }
