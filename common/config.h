@@ -95,6 +95,18 @@ struct config {
     int expn;                           /* CONF_EXPN_* */
     char postmaster_address[257];       /* where postmaster@ and abuse@ go, default postmaster@$hostname */
     unsigned master_service_disable;    /* CONF_SERVICE_* bits: roles the master does not start */
+    /* limits against abuse (smtpd/limits.c, smtpd/throttle.c), Postfix's names */
+    unsigned smtpd_client_connection_count_limit; /* sessions per client IP, 50; 0 = none */
+    unsigned smtpd_client_connection_rate_limit;  /* connects per IP per time unit, 0 = none */
+    unsigned smtpd_client_message_rate_limit;     /* MAILs per authenticated user per unit, 100 */
+    unsigned smtpd_client_recipient_rate_limit;   /* RCPTs per authenticated user per unit, 1000 */
+    unsigned anvil_rate_time_unit;      /* seconds, 60 */
+    unsigned smtpd_soft_error_limit;    /* errors before the tarpit, 10 */
+    unsigned smtpd_error_sleep_time;    /* seconds each error reply waits past it, 1 */
+    unsigned smtpd_greet_pause;         /* seconds the port 25 banner waits, 1; 0 = off */
+    unsigned smtpd_greet_pause_ttl;     /* seconds a pass is remembered, 1d */
+    unsigned smtpd_starttls_timeout;    /* seconds for a TLS handshake (465: before the greeting), 10 */
+    struct cidr_list local_address_literals; /* user@[ip] for these is local, default none */
     /* submission and SMTP AUTH (issue 9, engineer auth; postern.conf.example) */
     char user_auth[128];                /* the auth process's account, default postern-auth */
     unsigned auth_workers;              /* password-hashing threads of the auth process, 2 */

@@ -79,6 +79,18 @@ const struct config_key config_keys[] = {
     { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
     { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
     { "master_service_disable",   CT_CHOICES,    FIELD(master_service_disable), CHOICE_SERVICES, 0 },
+    /* limits against abuse (smtpd/limits.c, smtpd/throttle.c) */
+    { "smtpd_client_connection_count_limit", CT_UINT, FIELD(smtpd_client_connection_count_limit), 0, 1000000 },
+    { "smtpd_client_connection_rate_limit", CT_UINT, FIELD(smtpd_client_connection_rate_limit), 0, 1000000 },
+    { "smtpd_client_message_rate_limit", CT_UINT, FIELD(smtpd_client_message_rate_limit), 0, 1000000 },
+    { "smtpd_client_recipient_rate_limit", CT_UINT, FIELD(smtpd_client_recipient_rate_limit), 0, 100000000 },
+    { "anvil_rate_time_unit",     CT_DURATION,   FIELD(anvil_rate_time_unit), 1, 86400 },
+    { "smtpd_soft_error_limit",   CT_UINT,       FIELD(smtpd_soft_error_limit), 1, 1000000 },
+    { "smtpd_error_sleep_time",   CT_DURATION,   FIELD(smtpd_error_sleep_time), 0, 300 },
+    { "smtpd_greet_pause",        CT_DURATION,   FIELD(smtpd_greet_pause), 0, 60 },
+    { "smtpd_greet_pause_ttl",    CT_DURATION,   FIELD(smtpd_greet_pause_ttl), 0, 30 * 86400 },
+    { "smtpd_starttls_timeout",   CT_DURATION,   FIELD(smtpd_starttls_timeout), 1, 3600 },
+    { "local_address_literals",   CT_CIDRS,      FIELD(local_address_literals), 0, 0 },
     /* submission and SMTP AUTH (issue 9, engineer auth) */
     { "user_auth",                CT_USER,       FIELD(user_auth), 0, 0 },
     { "auth_workers",             CT_UINT,       FIELD(auth_workers), 1, 64 },
@@ -227,6 +239,17 @@ void config_set_defaults(struct config *c)
     config_copy(c->recipient_delimiter, sizeof c->recipient_delimiter, "+");
     c->vrfy = CONF_VRFY_HIDE;
     c->expn = CONF_EXPN_OFF;
+    /* limits against abuse */
+    c->smtpd_client_connection_count_limit = 50;
+    c->smtpd_client_connection_rate_limit = 0;
+    c->smtpd_client_message_rate_limit = 100;
+    c->smtpd_client_recipient_rate_limit = 1000;
+    c->anvil_rate_time_unit = 60;
+    c->smtpd_soft_error_limit = 10;
+    c->smtpd_error_sleep_time = 1;
+    c->smtpd_greet_pause = 1;
+    c->smtpd_greet_pause_ttl = 86400;
+    c->smtpd_starttls_timeout = 10;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
     /* submission and SMTP AUTH */
     config_copy(c->user_auth, sizeof c->user_auth, "postern-auth");

@@ -93,11 +93,13 @@ static void on_delay(struct evloop *loop, void *arg)
 /* A failure: 535 after delay ms, the session suspended meanwhile. */
 static void fail_later(struct session *s, uint64_t delay)
 {
+    int waiting = s->suspended; /* for our check: ours to resume */
+
     s->state = ST_CMD;
     if (delay == 0 || !(s->authx->timer = ev_timer(ev, delay, on_delay, s))) {
         exchange_end(s);
         session_reply(s, "535 5.7.8 Error: authentication failed");
-        if (s->suspended)
+        if (waiting)
             session_resume(s);
         return;
     }

@@ -28,6 +28,7 @@
 #include "qlink.h"
 #include "received.h"
 #include "session.h"
+#include "throttle.h"
 #include "tls.h"
 #include "util.h"
 
@@ -364,6 +365,10 @@ static void cmd_mail(struct session *s, char *arg)
         session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
+    if (throttle_mail(s, err, sizeof(err)) < 0) {
+        session_reply(s, "%s", err);
+        return;
+    }
     txn_mail(&s->txn, a.mailbox, utf8, CFG->max_message_size);
     s->cnt_ok[CMD_MAIL]++;
     session_reply(s, "250 2.1.0 Ok");
@@ -374,6 +379,7 @@ static void cmd_rcpt(struct session *s, char *arg)
     struct addr a;
     char *params, orcpt[QREC_ORCPT_MAX + 1], err[TXN_REPLY_MAX];
     unsigned notify;
+    enum policy_verdict verdict;
 
     if (need_helo(s))
         return;
@@ -397,13 +403,24 @@ static void cmd_rcpt(struct session *s, char *arg)
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (!s->auth_user && !policy_rcpt_allowed(CFG, (const struct sockaddr *)&s->peer, &a)) {
-        log_info("NOQUEUE: reject: RCPT from %s: 554 5.7.1 <%s>: Relay access denied; from=<%s> to=<%s> proto=%s helo=<%s>",
-                 s->name, a.mailbox, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
-        session_reply(s, "554 5.7.1 <%s>: Relay access denied", a.mailbox);
+    if (throttle_rcpt(s, err, sizeof(err)) < 0) {
+        session_reply(s, "%s", err);
         return;
     }
-    if (a.domain[0] && !a.is_literal && config_is_local_domain(CFG, a.domain)) {
+    verdict = policy_rcpt(CFG, policy_trusted(CFG, (const struct sockaddr *)&s->peer, s->auth_user), s->c.fd, &a);
+    if (verdict == POLICY_DENIED || verdict == POLICY_LOOP) {
+        char refusal[TXN_REPLY_MAX + ADDR_MAX];
+        if (verdict == POLICY_DENIED)
+            snprintf(refusal, sizeof(refusal), "554 5.7.1 <%s>: Relay access denied", a.mailbox);
+        else
+            snprintf(refusal, sizeof(refusal), "550 5.4.6 <%s>: Recipient address rejected: mail for %s loops back to myself",
+                     a.mailbox, a.domain);
+        log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+                 s->name, refusal, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
+        session_reply(s, "%s", refusal);
+        return;
+    }
+    if (verdict == POLICY_LOCAL && a.domain[0]) {
         char refusal[TXN_REPLY_MAX + ADDR_MAX];
         if (localrcpt_check(CFG, &a, refusal, sizeof(refusal))) {
             log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",

@@ -39,6 +39,7 @@ void session_init(struct evloop *loop, const struct config *c)
 {
     ev = loop;
     cfg = c;
+    throttle_init(loop, c);
 }
 
 const struct config *session_config(void)
@@ -66,17 +67,25 @@ void session_reply(struct session *s, const char *fmt, ...)
         n = sizeof(line) - 3;
     line[n++] = '\r';
     line[n++] = '\n';
+    if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0 &&
+        ++s->errors <= cfg->smtpd_error_limit && throttle_error_reply(s, line, (size_t)n, s->errors))
+        return; /* held for the tarpit delay */
     if (buf_append(&s->c.out, line, (size_t)n) < 0) {
         /* A client that never reads its replies loses the session. */
         s->state = ST_CLOSE;
         return;
     }
-    if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0 &&
-        ++s->errors > cfg->smtpd_error_limit) {
-        log_warning("too many errors from %s", s->name);
+    if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0 && s->errors > cfg->smtpd_error_limit) {
+        log_warning("too many errors from %s: %u errors, disconnecting (smtpd_error_limit %u)", s->name, s->errors,
+                    cfg->smtpd_error_limit);
         buf_printf(&s->c.out, "421 4.7.0 %s Error: too many errors\r\n", cfg->hostname);
         s->state = ST_CLOSE;
     }
+}
+
+void session_greet(struct session *s)
+{
+    session_reply(s, "220 %s ESMTP Postern", cfg->hostname);
 }
 
 int session_paused(const struct session *s)
@@ -136,6 +145,7 @@ static void tls_handshake(struct session *s)
     conn_tls_describe(&s->c, d, sizeof(d));
     log_info("Anonymous TLS connection established from %s: %s", s->name, d);
     s->tls_start_pending = 0;
+    s->deadline = now_ms() + (uint64_t)cfg->smtpd_timeout * 1000;
     /* RFC 3207 4.2: forget everything learned before the handshake. */
     txn_reset(&s->txn);
     s->helo_kind = 0;
@@ -144,7 +154,7 @@ static void tls_handshake(struct session *s)
     buf_free(&s->pending);
     s->state = ST_CMD;
     if (s->port == PORT_SMTPS)
-        session_reply(s, "220 %s ESMTP Postern", cfg->hostname);
+        session_greet(s);
     session_input(s);
 }
 
@@ -206,15 +216,37 @@ static void session_update(struct session *s)
         return;
     }
     if (s->state == ST_TLS && s->tls_start_pending && s->c.out.len == 0 && !s->c.ssl) {
+        s->deadline = now_ms() + (uint64_t)cfg->smtpd_starttls_timeout * 1000;
         tls_handshake(s);
         return;
     }
-    if (s->state == ST_TLS || !session_paused(s))
+    if (s->state == ST_TLS || !session_paused(s) || s->lim.greet_pending)
         events |= EPOLLIN;
     if (s->c.out.len > 0 || s->c.want_write)
         events |= EPOLLOUT;
     if (events != s->events && ev_mod(ev, s->c.fd, events) == 0)
         s->events = events;
+}
+
+/* Input while the greeting is held: an early talker gets 554 and is
+ * dropped (what it sent is read first, so the close sends no reset over
+ * the reply). */
+static void early_talk(struct session *s)
+{
+    ssize_t n = conn_read(&s->c, scratch, sizeof(scratch));
+
+    if (n == CONN_AGAIN)
+        return;
+    if (n <= 0) {
+        session_end(s, "lost connection");
+        return;
+    }
+    throttle_early_talker(s, scratch, (size_t)n);
+    for (int i = 0; i < 16 && conn_read(&s->c, scratch, sizeof(scratch)) > 0; i++)
+        ;
+    session_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+    s->state = ST_CLOSE;
+    session_update(s);
 }
 
 static void session_io(struct evloop *loop, int fd, uint32_t events, void *arg)
@@ -223,6 +255,10 @@ static void session_io(struct evloop *loop, int fd, uint32_t events, void *arg)
 
     (void)loop;
     (void)fd;
+    if (s->lim.greet_pending) {
+        early_talk(s);
+        return;
+    }
     if (s->state == ST_TLS && s->c.ssl) {
         tls_handshake(s);
         return;
@@ -253,6 +289,7 @@ static void session_free(struct session *s)
 {
     if (s->suspended && s->susp_cancel)
         s->susp_cancel(s->susp_id);
+    throttle_disconnect(s);
     authcmd_free(s);
     txn_reset(&s->txn);
     qrec_free(&s->txn.env);
@@ -272,6 +309,7 @@ static void session_free(struct session *s)
 struct session *session_start(int fd, enum port_kind kind, const struct sockaddr_storage *peer, const char *ip)
 {
     struct session *s = calloc(1, sizeof(*s));
+    char refusal[512];
 
     if (!s) {
         close(fd);
@@ -298,12 +336,18 @@ struct session *session_start(int fd, enum port_kind kind, const struct sockaddr
     sessions = s;
     nsessions++;
     log_info("connect from %s", s->name);
-    if (kind == PORT_SMTPS) {
+    if (throttle_connect(s, refusal, sizeof(refusal)) < 0) {
+        session_reply(s, "%s", refusal);
+        s->state = ST_CLOSE;
+        session_update(s);
+    } else if (kind == PORT_SMTPS) {
         s->state = ST_TLS;
         s->tls_start_pending = 1;
+        s->deadline = now_ms() + (uint64_t)cfg->smtpd_starttls_timeout * 1000;
         tls_handshake(s);
     } else {
-        session_reply(s, "220 %s ESMTP Postern", cfg->hostname);
+        if (!throttle_greet_pause(s))
+            session_greet(s);
         session_update(s);
     }
     return s;
@@ -329,11 +373,18 @@ void session_tick(void)
 {
     uint64_t now = now_ms();
 
+    throttle_tick();
     for (struct session *s = sessions, *n; s; s = n) {
         n = s->next;
         if (s->suspended || now < s->deadline)
             continue;
         if (s->state == ST_CLOSE) {
+            session_free(s);
+            continue;
+        }
+        if (s->state == ST_TLS && s->c.ssl) {
+            /* no plaintext reply inside a handshake */
+            log_info("timeout after %s from %s", command_state_name(s), s->name);
             session_free(s);
             continue;
         }

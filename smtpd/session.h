@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "evloop.h"
 #include "linereader.h"
+#include "throttle.h"
 #include "txn.h"
 
 enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };
@@ -52,9 +53,10 @@ struct session {
     session_cancel_fn susp_cancel;
     int stopping;               /* 421 once the current transaction ends */
     unsigned cnt_ok[CMD_COUNT], cnt_all[CMD_COUNT];
-    char *auth_user;            /* the authenticated identity (mailbox key), NULL before AUTH */
+    char *auth_user;            /* authenticated identity (mailbox key), NULL when not authenticated */
     const char *auth_mech;      /* "PLAIN" or "LOGIN" once authenticated */
     struct authx *authx;        /* an AUTH exchange in progress (authcmd.c) */
+    struct throttle_state lim;  /* limits against abuse (throttle.h) */
     struct session *prev, *next;
 };
 
@@ -71,6 +73,8 @@ unsigned session_count(void);
 /* Periodic sweep (timeouts); call about once a second. */
 void session_tick(void);
 
+/* The 220 banner. */
+void session_greet(struct session *s);
 /* One reply line (CRLF added). Counts errors: too many closes the session. */
 void session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* No input is processed now: suspended, closing, in a TLS handshake, or

@@ -339,11 +339,13 @@ def expect(reply, exact=None, prefix=None, code=None):
 class Client:
     """A raw SMTP client on one TCP connection to 127.0.0.1."""
 
-    def __init__(self, port, tls=False, timeout=10.0, banner=True):
+    def __init__(self, port, tls=False, timeout=10.0, banner=True, src=None):
         self.port = port
         self.timeout = timeout
         self.buf = b""
-        self.sock = socket.create_connection((LOCALHOST, port), timeout=timeout)
+        # src: the local address to connect from (127.0.0.2 ...: an outside client)
+        self.sock = socket.create_connection((LOCALHOST, port), timeout=timeout,
+                                             source_address=(src, 0) if src else None)
         self.tls = False
         if tls:
             self._wrap()

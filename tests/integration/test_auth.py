@@ -355,7 +355,7 @@ def test_posternctl_passwd_sets_a_yescrypt_hash():
                                                                                 st2.st_mode, st2.st_uid, st2.st_gid))
         if newpw.encode() in r.stdout + r.stderr:
             raise AssertionError("posternctl printed the password")
-        inst.wait_log(r"postern/auth\[\d+\]: reload: password map .* read again", since=since, timeout=30)
+        inst.wait_log(r"postern/auth\[\d+\]: reload: password map .* read again", since=since, timeout=90)
 
         def new_works():
             s = authfix.submission(inst)
@@ -363,7 +363,7 @@ def test_posternctl_passwd_sets_a_yescrypt_hash():
                 return authfix.auth_plain(s, "john@localhost", newpw)[0] == 235
             finally:
                 s.close()
-        harness.wait_until(new_works, 30, "the new password to work after posternctl passwd")
+        harness.wait_until(new_works, 90, "the new password to work after posternctl passwd")
         s = authfix.submission(inst)
         try:
             code, _ = authfix.auth_plain(s, "john@localhost", password("john@localhost"))

@@ -25,6 +25,7 @@ void suite_resolver_dnsclient(void);
 void suite_smtpc(void);
 void suite_agent(void);
 void suite_maps(void);
+void suite_limits(void);
 void suite_auth(void);
 
 #define ALL_SUITES \
@@ -51,6 +52,7 @@ void suite_auth(void);
     SUITE(agent) \
     SUITE(sched) \
     SUITE(maps) \
+    SUITE(limits) \
     SUITE(auth)
 
 #endif
