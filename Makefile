@@ -2,7 +2,8 @@
 # development instance, `make test` runs every test, `make asan` runs them
 # under AddressSanitizer and UndefinedBehaviorSanitizer, `make bench`
 # compares with Postfix, `make fuzz` runs the parsers' libFuzzer targets,
-# `make install` installs on a production host.
+# `make install` installs on a production host, `make uninstall` removes
+# it again (keeping the queue and the mailboxes).
 
 .DEFAULT_GOAL := all
 
@@ -53,14 +54,19 @@ $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOM
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# jailprobe: a role's jail and privilege drop, tried from inside (test_jail.py)
+$(BUILD)/jailprobe: $(BUILD)/tests/tools/jailprobe.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 TOOLS := mailq sendmail posternctl
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
-# posternctl passwd (tools/passwd.c): yescrypt through libcrypt, the
-# master's pid file to ask for a reload
-$(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(BUILD)/tools/passwd.o $(BUILD)/master/pidfile.o $(LIBCOMMON) | $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcrypt
-$(BUILD)/tools/passwd.o: CFLAGS += -Imaster
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
+# reload-maps asks the master through its pid file and reload verdict
+$(BIN)/posternctl: $(BUILD)/tools/ctl_reload.o $(BUILD)/master/reload.o $(BUILD)/master/pidfile.o \
+                   $(BUILD)/master/status.o
+# posternctl passwd (tools/passwd.c): yescrypt through libcrypt
+$(BIN)/posternctl: $(BUILD)/tools/passwd.o
+$(BIN)/posternctl: LIBS += -lcrypt
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -69,7 +75,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELI
 
 PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(BIN)/auth $(TOOLS:%=$(BIN)/%)
 
-all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump
+all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@
@@ -104,9 +110,14 @@ asan: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench
+	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) scripts/bench-local build/bench-latest.md
 
+# PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
 install: all
-	scripts/install
+	BIN=$(BIN) scripts/install install
+
+uninstall:
+	scripts/install uninstall
 
 # libFuzzer targets of the common/ parsers, FUZZ_SECONDS each (default 30).
 fuzz:
@@ -115,5 +126,5 @@ fuzz:
 clean:
 	rm -rf build bin
 
-.PHONY: all deps run test test-long asan bench install clean fuzz
+.PHONY: all deps run test test-long asan bench install uninstall clean fuzz
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -107,6 +107,8 @@ struct config {
     unsigned smtpd_greet_pause_ttl;     /* seconds a pass is remembered, 1d */
     unsigned smtpd_starttls_timeout;    /* seconds for a TLS handshake (465: before the greeting), 10 */
     struct cidr_list local_address_literals; /* user@[ip] for these is local, default none */
+    /* install, reload and stop (master/) */
+    unsigned stop_timeout;              /* seconds sessions get to finish at `postern stop`, 20 */
     /* submission and SMTP AUTH (issue 9, engineer auth; postern.conf.example) */
     char user_auth[128];                /* the auth process's account, default postern-auth */
     unsigned auth_workers;              /* password-hashing threads of the auth process, 2 */

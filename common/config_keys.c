@@ -91,6 +91,8 @@ const struct config_key config_keys[] = {
     { "smtpd_greet_pause_ttl",    CT_DURATION,   FIELD(smtpd_greet_pause_ttl), 0, 30 * 86400 },
     { "smtpd_starttls_timeout",   CT_DURATION,   FIELD(smtpd_starttls_timeout), 1, 3600 },
     { "local_address_literals",   CT_CIDRS,      FIELD(local_address_literals), 0, 0 },
+    /* install, reload and stop (master/) */
+    { "stop_timeout",             CT_DURATION,   FIELD(stop_timeout), 1, 3600 },
     /* submission and SMTP AUTH (issue 9, engineer auth) */
     { "user_auth",                CT_USER,       FIELD(user_auth), 0, 0 },
     { "auth_workers",             CT_UINT,       FIELD(auth_workers), 1, 64 },
@@ -250,6 +252,7 @@ void config_set_defaults(struct config *c)
     c->smtpd_greet_pause = 1;
     c->smtpd_greet_pause_ttl = 86400;
     c->smtpd_starttls_timeout = 10;
+    c->stop_timeout = 20;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
     /* submission and SMTP AUTH */
     config_copy(c->user_auth, sizeof c->user_auth, "postern-auth");

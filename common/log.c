@@ -18,17 +18,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 static char log_ident[64] = "postern";
 static int log_stderr = 1;
 static int log_debug_on;
+static int log_stamp;               /* `postern run`: a syslog-style prefix */
+static char log_host[64] = "localhost";
 
 void log_init(const char *proc, int to_stderr)
 {
     snprintf(log_ident, sizeof(log_ident), "postern/%s", proc);
     log_stderr = to_stderr;
+    /* POSTERN_FOREGROUND is set by `postern run` for itself and every
+     * child: the lines then carry the time and host, as a syslog file
+     * would, so the log analysers read them unchanged (docs/LOGS.md). */
+    log_stamp = to_stderr && getenv("POSTERN_FOREGROUND") != NULL;
+    if (log_stamp) {
+        char *dot;
+        tzset();            /* the zone is read now, before any chroot */
+        if (gethostname(log_host, sizeof(log_host) - 1) < 0)
+            snprintf(log_host, sizeof(log_host), "localhost");
+        log_host[sizeof(log_host) - 1] = 0;
+        if ((dot = strchr(log_host, '.')) != NULL)
+            *dot = 0;       /* syslog writes the short name */
+    }
     if (!to_stderr)
         /* LOG_NDELAY connects now, before any chroot hides /dev/log. */
         openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
@@ -37,6 +54,27 @@ void log_init(const char *proc, int to_stderr)
 void log_set_debug(int on)
 {
     log_debug_on = on;
+}
+
+/* "2026-12-02T01:15:00.123456+00:00 host ", the RFC 3339 time rsyslog
+ * writes on Debian (its default high-precision format). */
+static void log_timestamp(char *out, size_t outlen)
+{
+    struct timeval tv;
+    struct tm tm;
+    char date[64], zone[8];
+    size_t zl;
+
+    gettimeofday(&tv, NULL);
+    if (!localtime_r(&tv.tv_sec, &tm)) {
+        out[0] = 0;
+        return;
+    }
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    zl = strftime(zone, sizeof(zone), "%z", &tm);   /* +0100 -> +01:00 */
+    if (zl != 5)
+        snprintf(zone, sizeof(zone), "+0000");
+    snprintf(out, outlen, "%s.%06ld%.3s:%.2s %s ", date, (long)tv.tv_usec, zone, zone + 3, log_host);
 }
 
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
@@ -50,9 +88,12 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
         return;
     vsnprintf(text, sizeof(text), fmt, ap);
     if (log_stderr) {
-        char line[2200];
-        int n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident, (long)getpid(),
-                         prefix[lvl], text);
+        char line[2300], stamp[160] = "";
+        int n;
+        if (log_stamp)
+            log_timestamp(stamp, sizeof(stamp));
+        n = snprintf(line, sizeof(line), "%s%s[%ld]: %s%s\n", stamp, log_ident, (long)getpid(),
+                     prefix[lvl], text);
         if (n > (int)sizeof(line) - 1)
             n = sizeof(line) - 1, line[n - 1] = '\n';
         if (write(STDERR_FILENO, line, (size_t)n) < 0) {

@@ -4,6 +4,9 @@
  * Lines go to syslog (facility LOG_MAIL, ident "postern/PROC", with the pid)
  * or, in foreground mode, to stderr in the same shape:
  *     postern/smtpd[123]: warning: text
+ * and under `postern run` (POSTERN_FOREGROUND set) with the time and host
+ * in front, as a syslog file has them (docs/LOGS.md):
+ *     2026-12-02T01:15:00.123456+00:00 mx1 postern/smtpd[123]: warning: text
  * Never log unescaped client data: use log_sanitize() on anything a peer sent.
  */
 #ifndef POSTERN_LOG_H

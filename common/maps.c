@@ -701,7 +701,7 @@ int maps_compile_auth(const struct config *c, const char *out, const char *auth_
     rc = out ? write_lmdb(&x, out, 0644, NULL, fill_map) : 0;
     /* the hashes go only to the auth process's map, never to smtpd's */
     if (rc == 0 && auth_out)
-        rc = write_lmdb(&x, auth_out, 0400, auth_owner, fill_auth);
+        rc = write_lmdb(&x, auth_out, 0440, auth_owner, fill_auth);
 out:
     for (size_t i = 0; i < x.n; i++)
         ent_free(&x.e[i]);

@@ -46,8 +46,9 @@ int maps_compile(const struct config *c, const char *out, struct maps_stats *st,
 /*
  * The same, and with auth_out set also the password map of the auth
  * process: "H" + mailbox key -> the hash as written, one record for each
- * mailbox that has one, in "AUTH_OUT.NEW" (mode 0400, owned by auth_owner
- * when given), renamed over auth_out after out.
+ * mailbox that has one, in "AUTH_OUT.NEW" (mode 0440, owner and group
+ * auth_owner when given: root and user_auth's group), renamed over
+ * auth_out after out.
  */
 struct maps_owner { unsigned uid, gid; };
 int maps_compile_auth(const struct config *c, const char *out, const char *auth_out, const struct maps_owner *auth_owner,

@@ -7,7 +7,9 @@
  * jobs that end meanwhile wait in a bounded list and go out once it is.
  * Per job: next hops from the resolver (or the relayhost's addresses), then
  * the hosts in order through smtpc (route.h decides), then one log line
- * per recipient and the D_RESULT.
+ * per recipient and the D_RESULT. An "lmtp:" destination (local_transport)
+ * is one host, never MX: its addresses, or a UNIX socket, with smtpc in
+ * LMTP mode.
  *
  * Must never block, never trust a D_JOB or a resolver answer (job.c and
  * dnsclient.c check them), never write to a spool file, and never leave
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +90,7 @@ static uint64_t tick;
 
 static void top_up(void);
 static void attempt(struct djob *dj);
+static void session_key(const struct djob *dj, const char *peer, int tls, char *key);
 
 /* ---------------------------------------------------------------- results */
 
@@ -282,8 +286,7 @@ static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, 
     act = mx_after(&dj->it, o, smtpc_connected(s), smtpc_greeted(s));
     if ((o == SMTPC_DONE || o == SMTPC_FAILED) && smtpc_reusable(s) &&
         smtpc_messages(s) < cfg->smtp_connection_reuse_count_limit && !draining) {
-        cc_key(key, sizeof key, smtpc_peer_ip(s), dj->rt.port, smtpc_tls_active(s),
-               dj->rt.relay && have_cred);
+        session_key(dj, smtpc_peer_ip(s), smtpc_tls_active(s), key);
         cc_put(c, key);
     } else {
         smtpc_quit(s);
@@ -305,20 +308,54 @@ static void on_done(struct smtpc *s, struct smtpc_msg *m, enum smtpc_outcome o, 
     }
 }
 
-/* A cached session to one of the hop's addresses, or NULL. */
+/* The cache key of a session of dj's kind to peer (an address, or a UNIX
+ * socket's path): an LMTP session is never taken for SMTP, nor the
+ * reverse. */
+static void session_key(const struct djob *dj, const char *peer, int tls, char *key)
+{
+    char p[sizeof(dj->rt.unix_path) + 8];
+
+    snprintf(p, sizeof p, "%s%s", dj->rt.lmtp ? "lmtp:" : "", peer);
+    cc_key(key, CC_KEY_MAX, p, dj->rt.port, tls, dj->rt.relay && have_cred);
+}
+
+/* A cached session to one of the hop's addresses (or to the job's UNIX
+ * socket), or NULL. */
 static struct cconn *cached_session(const struct dns_hop *h, struct djob *dj, int plain)
 {
     char key[CC_KEY_MAX];
-    int auth = dj->rt.relay && have_cred;
+    size_t n = dj->rt.unix_path[0] ? 1 : h->naddr;
 
-    for (size_t i = 0; i < h->naddr; i++)
+    for (size_t i = 0; i < n; i++)
         for (int tls = plain ? 0 : 1; tls >= 0; tls--) {
             struct cconn *c;
-            cc_key(key, sizeof key, h->addr[i], dj->rt.port, tls, auth);
+            session_key(dj, dj->rt.unix_path[0] ? dj->rt.unix_path : h->addr[i], tls, key);
             if ((c = cc_take(key)))
                 return c;
         }
     return NULL;
+}
+
+/* The engine's destination for the current hop: its addresses, or the
+ * job's UNIX socket. */
+static void hop_dest(const struct djob *dj, const struct dns_hop *h, struct smtpc_dest *dest)
+{
+    memset(dest, 0, sizeof *dest);
+    str_copy(dest->host, h->host, sizeof dest->host);
+    dest->port = dj->rt.port;
+    if (dj->rt.unix_path[0]) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&dest->addr[0];
+        sun->sun_family = AF_UNIX;
+        str_copy(sun->sun_path, dj->rt.unix_path, sizeof sun->sun_path);  /* route.c checked the length */
+        str_copy(dest->host, dj->rt.unix_path, sizeof dest->host);
+        dest->naddr = 1;
+        return;
+    }
+    for (size_t i = 0; i < h->naddr && dest->naddr < SMTPC_MAX_ADDRS; i++) {
+        socklen_t len;
+        if (dnsc_sockaddr(h->addr[i], dest->port, &dest->addr[dest->naddr], &len) >= 0)
+            dest->naddr++;
+    }
 }
 
 /* Tries the current host of dj->it. */
@@ -330,7 +367,7 @@ static void attempt(struct djob *dj)
         struct smtpc_config sc = scfg;
         struct cconn *c;
 
-        if (h->naddr == 0) {
+        if (h->naddr == 0 && !dj->rt.unix_path[0]) {
             char text[SMTPC_REPLY_TEXT];
             snprintf(text, sizeof text, "no address for host %.200s", h->host);
             job_fail_all(&dj->j, SMTPC_DEFERRED, "4.4.3", text);
@@ -346,15 +383,10 @@ static void attempt(struct djob *dj)
             c->job = NULL;
             smtpc_quit(c->s);
         }
-        memset(&dest, 0, sizeof dest);
-        str_copy(dest.host, h->host, sizeof dest.host);
-        dest.port = dj->rt.port;
-        for (size_t i = 0; i < h->naddr && dest.naddr < SMTPC_MAX_ADDRS; i++) {
-            socklen_t len;
-            if (dnsc_sockaddr(h->addr[i], dest.port, &dest.addr[dest.naddr], &len) >= 0)
-                dest.naddr++;
-        }
-        if (dj->it.plain)
+        hop_dest(dj, h, &dest);
+        sc.lmtp = dj->rt.lmtp;
+        /* no STARTTLS over a UNIX socket: it never leaves the host */
+        if (dj->it.plain || dj->rt.unix_path[0])
             sc.tls = SMTPC_TLS_NONE;
         if (dj->rt.relay && have_cred) {
             sc.auth_user = cred.user;
@@ -367,7 +399,8 @@ static void attempt(struct djob *dj)
         c->job = dj;
         if (!(c->s = smtpc_start(ev, &sc, &dest, &dj->j.msg, on_done, c))) {
             free(c);
-            fail_job(dj, SMTPC_DEFERRED, "4.3.0", "deliver: cannot start an SMTP session");
+            fail_job(dj, SMTPC_DEFERRED, "4.3.0", dj->rt.lmtp ? "deliver: cannot start an LMTP session"
+                                                               : "deliver: cannot start an SMTP session");
             return;
         }
         c->all_next = conns;
@@ -476,6 +509,14 @@ static void resolve(struct djob *dj)
     struct ipc_out out;
 
     str_copy(h->domain, dj->rt.host, sizeof h->domain);
+    if (dj->rt.unix_path[0]) {
+        /* LMTP to a UNIX socket: nothing to look up */
+        h->status = DNS_OK;
+        h->nhop = 1;
+        str_copy(h->hop[0].host, dj->rt.unix_path, sizeof h->hop[0].host);
+        hops_ready(dj);
+        return;
+    }
     if (dj->rt.literal) {
         h->status = DNS_OK;
         h->nhop = 1;

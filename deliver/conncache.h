@@ -13,7 +13,7 @@
 #include "evloop.h"
 #include "smtpc.h"
 
-#define CC_KEY_MAX 96
+#define CC_KEY_MAX 192          /* a UNIX socket path (108) and the rest */
 
 /* One session of the agent; freed by the owner when the engine says closed. */
 struct cconn {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -79,12 +80,34 @@ static void finish(struct hev *h, struct attempt *win)
     cb(fd, win ? &sa : NULL, win ? NULL : err, arg);
 }
 
-static void failed(struct hev *h, struct attempt *a, const char *why)
+/* "[IP]:PORT: why", or ": why" for a UNIX socket (its path is the host). */
+static void attempt_error(struct hev *h, const struct attempt *a, const char *why)
 {
     char ip[64];
 
-    net_addr_text((struct sockaddr *)&a->sa, ip, sizeof(ip));
-    snprintf(h->err, sizeof(h->err), "[%s]:%u: %s", ip, net_port((struct sockaddr *)&a->sa), why);
+    if (a->sa.ss_family == AF_UNIX) {
+        snprintf(h->err, sizeof(h->err), ": %s", why);
+        return;
+    }
+    net_addr_text((const struct sockaddr *)&a->sa, ip, sizeof(ip));
+    snprintf(h->err, sizeof(h->err), "[%s]:%u: %s", ip, net_port((const struct sockaddr *)&a->sa), why);
+}
+
+static socklen_t attempt_len(const struct attempt *a)
+{
+    switch (a->sa.ss_family) {
+    case AF_INET6:
+        return sizeof(struct sockaddr_in6);
+    case AF_UNIX:
+        return sizeof(struct sockaddr_un);
+    default:
+        return sizeof(struct sockaddr_in);
+    }
+}
+
+static void failed(struct hev *h, struct attempt *a, const char *why)
+{
+    attempt_error(h, a, why);
     close_attempt(h, a);
     if (h->next < h->n) {
         start_next(h);
@@ -135,18 +158,16 @@ static void start_next(struct hev *h)
 {
     while (h->next < h->n) {
         struct attempt *a = &h->a[h->next++];
-        socklen_t len = a->sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        socklen_t len = attempt_len(a);
         a->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (a->fd < 0) {
             snprintf(h->err, sizeof(h->err), ": socket: %s", strerror(errno));
             continue;
         }
         h->inflight++;
+        /* a UNIX socket connects at once or fails (EAGAIN: its backlog is full) */
         if (connect(a->fd, (struct sockaddr *)&a->sa, len) < 0 && errno != EINPROGRESS) {
-            char ip[64];
-            net_addr_text((struct sockaddr *)&a->sa, ip, sizeof(ip));
-            snprintf(h->err, sizeof(h->err), "[%s]:%u: %s", ip, net_port((struct sockaddr *)&a->sa),
-                     strerror(errno));
+            attempt_error(h, a, strerror(errno));
             close(a->fd);
             a->fd = -1;
             h->inflight--;
@@ -194,6 +215,14 @@ struct hev *hev_start(struct evloop *ev, const struct sockaddr_storage *addrs, s
     h->cb = cb;
     h->arg = arg;
     snprintf(h->err, sizeof(h->err), ": no address to connect to");
+    if (n > 0 && addrs[0].ss_family == AF_UNIX) {
+        /* a UNIX socket (LMTP): one path, nothing to race */
+        h->a[0].h = h;
+        h->a[0].fd = -1;
+        h->a[0].sa = addrs[0];
+        n = 0;
+        k = 1;
+    }
     /* interleave the families, starting with the first address's */
     int first6 = n > 0 && addrs[0].ss_family == AF_INET6;
     while (k < n) {

@@ -4,7 +4,9 @@
  * interleaved by family (the first address's family first), the next one
  * started after a head start (250 ms) or at once when one fails, the first
  * connection made wins and the others are closed. Each attempt has its own
- * connect timeout. Never blocks, never resolves names.
+ * connect timeout. A UNIX socket address (AF_UNIX, LMTP) must be the only
+ * one; it is connected to as it is and the port is ignored. Never blocks,
+ * never resolves names.
  */
 #ifndef POSTERN_DELIVER_CONNECT_H
 #define POSTERN_DELIVER_CONNECT_H

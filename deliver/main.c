@@ -8,7 +8,12 @@
  * context, then chroots into its empty jail RUN/deliver (queue-mgr and the
  * resolver bind their sockets in it) and drops to user_deliver. It needs
  * no files: spool files come as read-only descriptors. It must never open
- * a file by a name from a job, run anything, or trust a peer.
+ * a file by a name from a job, run anything, or trust a peer. The one name
+ * it uses is the UNIX socket of an "lmtp:unix:PATH" destination
+ * (local_transport), which it only connects to: inside the jail when
+ * chrooted (an absolute PATH is the jail's, as Postfix's chrooted lmtp
+ * sees its queue directory), and a relative PATH is RUN/deliver's in both
+ * modes (the working directory is the jail).
  * SIGHUP: take no new job, finish the deliveries in flight, send their
  * results, exit (the master has started a new generation). SIGTERM: exit.
  */
@@ -128,6 +133,10 @@ int main(int argc, char **argv)
     }
     if (priv_is_root())
         priv_drop(&acct, jailed ? jail : NULL);
+    /* chrooted, the working directory is the jail's root already */
+    if (!jailed && chdir(jail) < 0)
+        log_warning("chdir %s: %s (a relative lmtp:unix: path would not be found there)", jail,
+                    strerror(errno));
 
     ev = daemon_loop(on_term, on_hup);
     ev_set_idle(ev, on_idle, NULL);

@@ -40,12 +40,43 @@ static int is_ip(const char *s)
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
+/* "lmtp:unix:PATH", "lmtp:[inet:]HOST[:PORT]" (dest without "lmtp:"). */
+static int route_parse_lmtp(const char *dest, struct route *r)
+{
+    if (strncasecmp(dest, "unix:", 5) == 0) {
+        const char *path = dest + 5;
+        size_t n = strlen(path);
+        if (n == 0 || n >= sizeof r->unix_path)
+            return -1;
+        for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+            if (*p < 0x21 || *p == 0x7f)
+                return -1;
+        memset(r, 0, sizeof *r);
+        memcpy(r->unix_path, path, n + 1);
+        str_copy(r->host, path, sizeof r->host);
+        r->port = ROUTE_LMTP_PORT;
+        r->no_mx = 1;
+        r->lmtp = 1;
+        return 0;
+    }
+    if (strncasecmp(dest, "inet:", 5) == 0)
+        dest += 5;
+    if (strncasecmp(dest, "lmtp:", 5) == 0 || route_parse(dest, "", ROUTE_LMTP_PORT, r) < 0)
+        return -1;
+    r->no_mx = 1;
+    r->literal = is_ip(r->host);    /* "lmtp:127.0.0.1:24" needs no brackets */
+    r->lmtp = 1;
+    return 0;
+}
+
 int route_parse(const char *dest, const char *relayhost, unsigned default_port, struct route *r)
 {
     char host[DNS_NAME_MAX + 1];
     const char *port = NULL;
     size_t n = strlen(dest);
 
+    if (strncasecmp(dest, "lmtp:", 5) == 0)
+        return route_parse_lmtp(dest + 5, r);
     memset(r, 0, sizeof *r);
     r->port = default_port;
     if (n == 0 || n > DNS_NAME_MAX + 8)

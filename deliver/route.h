@@ -1,8 +1,10 @@
 /*
  * route.h - where a job goes and what to do after each attempt: the
  * destination as queue-mgr wrote it ("domain", or the relayhost as
- * "[host]:port", "host:port", "host"), and the MX iteration decisions
- * (next host, plain-text retry, finish). Pure: no I/O, no DNS.
+ * "[host]:port", "host:port", "host", or local_transport's LMTP forms
+ * "lmtp:unix:PATH", "lmtp:[host]:port", "lmtp:host:port"), and the MX
+ * iteration decisions (next host, plain-text retry, finish). Pure: no I/O,
+ * no DNS.
  */
 #ifndef POSTERN_DELIVER_ROUTE_H
 #define POSTERN_DELIVER_ROUTE_H
@@ -19,10 +21,18 @@ struct route {
     int no_mx;                      /* "[host]": addresses only */
     int literal;                    /* host is a numeric IP address */
     int relay;                      /* this is the configured relayhost */
+    int lmtp;                       /* "lmtp:...": LMTP (RFC 2033), never MX */
+    char unix_path[108];            /* "lmtp:unix:PATH": the socket (a relative
+                                       PATH is deliver's working directory's,
+                                       RUN/deliver); "" for TCP */
 };
 
+#define ROUTE_LMTP_PORT 24          /* "lmtp:host" without a port (as Postfix) */
+
 /* Parses dest; relayhost is the configured one ("" for none) and
- * default_port remote_smtp_port. -1 when dest is malformed. */
+ * default_port remote_smtp_port (LMTP's default is ROUTE_LMTP_PORT). An
+ * LMTP destination by name gets address look-ups only, as "[host]" does.
+ * -1 when dest is malformed. */
 int route_parse(const char *dest, const char *relayhost, unsigned default_port, struct route *r);
 
 enum mx_action {

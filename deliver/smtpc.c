@@ -5,9 +5,11 @@
  * (tlsc.c), AUTH, then transactions: MAIL, RCPT..., DATA, the body
  * (dotstuff.c, mime8.c), the final dot, RSET between messages, QUIT.
  * Replies come from the bounded parser (reply.c); every phase has its
- * timer. It must never block, never grow a buffer past its limit, never
- * apply one recipient's reply to another, and never send a message it
- * could not send unchanged (8-bit to a 7-bit server).
+ * timer. LMTP (cfg.lmtp) differs in two places only: LHLO for EHLO, and
+ * one reply per accepted recipient after the final dot (lmtp_dot_reply).
+ * It must never block, never grow a buffer past its limit, never apply
+ * one recipient's reply to another, and never send a message it could
+ * not send unchanged (8-bit to a 7-bit server).
  */
 #include "smtpc.h"
 
@@ -85,7 +87,7 @@ struct smtpc {
     int ssl_fatal;                   /* SSL_ERROR_SSL/SYSCALL seen: no SSL_shutdown */
     uint32_t events;
     struct sockaddr_storage peer;
-    char ip[64];
+    char ip[112];                    /* numeric address, or the UNIX path */
     char relay[320];
     char hostip[320];                /* "host[ip]" for messages */
     struct reply_parser rp;
@@ -105,6 +107,7 @@ struct smtpc {
     size_t rcpt_next;                /* next of order[] to send (unpipelined) */
     size_t rcpt_reply;               /* next of order[] whose reply is due */
     size_t naccepted;
+    size_t lmtp_next;                /* LMTP: next of order[] whose dot reply is due */
     int empty_data;                  /* "." sent after a 354 with no valid recipient */
     int rset_then_done;              /* RSET ends a failed transaction */
     enum smtpc_outcome pending_outcome;
@@ -362,7 +365,8 @@ static void conversation_failed(struct smtpc *s, const char *pre, const char *po
     enum phase ph = s->phase;
     enum smtpc_outcome o = ph == P_DOT ? SMTPC_FAILED : ph == P_TLS ? SMTPC_TLS_FAILED : SMTPC_NEXT_MX;
 
-    sfmt(text, sizeof(text), "%s %s%s while %s", pre, s->hostip, post, phase_what[ph]);
+    sfmt(text, sizeof(text), "%s %s%s while %s", pre, s->hostip, post,
+         s->cfg.lmtp && ph == P_EHLO ? "performing the LHLO handshake" : phase_what[ph]);
     if (ph == P_IDLE || ph == P_QUIT || !s->m) {
         /* nothing in flight: the connection just ends */
         if (ph != P_QUIT)
@@ -527,7 +531,7 @@ static void begin_tx(struct smtpc *s)
     s->t_tx = now_ms();
     s->pipelined = (s->feat & F_PIPELINING) != 0;
     s->mail_failed = 0;
-    s->rcpt_next = s->rcpt_reply = s->naccepted = 0;
+    s->rcpt_next = s->rcpt_reply = s->naccepted = s->lmtp_next = 0;
     s->empty_data = 0;
     s->rset_then_done = 0;
     s->convert = 0;
@@ -820,6 +824,38 @@ static void after_helo(struct smtpc *s)
 
 static void start_tls(struct smtpc *s);
 
+static void send_hello(struct smtpc *s)
+{
+    cmd(s, "%s %s", s->cfg.lmtp ? "LHLO" : "EHLO", s->cfg.helo_name);
+}
+
+/* LMTP after the final dot (RFC 2033 4.2): this reply belongs to the next
+ * recipient, in RCPT order, whose RCPT was accepted (those still pending;
+ * a refused one has its RCPT reply already). Returns 1 while more replies
+ * are due, 0 when every accepted recipient has its own. A connection lost
+ * meanwhile defers only those still without one (conversation_failed). */
+static int lmtp_next_pending(struct smtpc *s);
+
+static int lmtp_dot_reply(struct smtpc *s, const struct reply *r)
+{
+    if (!lmtp_next_pending(s))
+        return 0;
+    rcpt_from_reply(s, &s->m->rcpt[s->order[s->lmtp_next++]], r, "end of DATA");
+    if (!lmtp_next_pending(s))
+        return 0;
+    set_timer(s, s->cfg.t.data_done);
+    return 1;
+}
+
+/* Moves lmtp_next to the next recipient still awaiting its dot reply; 0
+ * when none is left. */
+static int lmtp_next_pending(struct smtpc *s)
+{
+    while (s->lmtp_next < s->nsent && s->m->rcpt[s->order[s->lmtp_next]].status != SMTPC_PENDING)
+        s->lmtp_next++;
+    return s->lmtp_next < s->nsent;
+}
+
 static void host_refused(struct smtpc *s, const struct reply *r, const char *cmdname)
 {
     char text[SMTPC_REPLY_TEXT], dsn[16];
@@ -849,7 +885,7 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             return;
         }
         s->greeted = 1;
-        cmd(s, "EHLO %s", s->cfg.helo_name);
+        send_hello(s);
         s->phase = P_EHLO;
         set_timer(s, s->cfg.t.helo);
         return;
@@ -858,8 +894,9 @@ static void on_reply(struct smtpc *s, const struct reply *r)
             s->esmtp = 1;
             parse_ehlo(s, r);
             after_helo(s);
-        } else if (r->code == 421 || s->ssl) {
-            host_refused(s, r, "EHLO");
+        } else if (r->code == 421 || s->ssl || s->cfg.lmtp) {
+            /* LMTP has no HELO to fall back to (RFC 2033 4.1) */
+            host_refused(s, r, s->cfg.lmtp ? "LHLO" : "EHLO");
         } else {
             cmd(s, "HELO %s", s->cfg.helo_name);
             s->phase = P_HELO;
@@ -971,6 +1008,14 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     }
     case P_DATA:
         if (r->code == 354) {
+            if ((s->mail_failed || s->naccepted == 0) && s->cfg.lmtp) {
+                /* LMTP answers the dot once per accepted recipient, so
+                 * here not at all (RFC 2033 4.2; DATA should have had a
+                 * 503): the session's state is unknown, end it */
+                close_conn(s);
+                msg_done(s, SMTPC_FAILED);
+                return;
+            }
             if (s->mail_failed || s->naccepted == 0) {
                 /* pipelined DATA accepted with no recipient: end it empty */
                 s->empty_data = 1;
@@ -996,6 +1041,14 @@ static void on_reply(struct smtpc *s, const struct reply *r)
     case P_DOT:
         if (s->empty_data) {
             rset_and_done(s, SMTPC_FAILED);
+            return;
+        }
+        if (s->cfg.lmtp && s->phase == P_DOT) {
+            if (lmtp_dot_reply(s, r))
+                return;         /* more recipients' replies are due */
+            s->nmsgs++;
+            go_idle(s);
+            msg_done(s, SMTPC_DONE);
             return;
         }
         for (size_t i = 0; i < m->nrcpt; i++)
@@ -1067,7 +1120,7 @@ static void tls_step(struct smtpc *s)
         }
         s->tls_done = 1;
         reply_init(&s->rp);
-        cmd(s, "EHLO %s", s->cfg.helo_name);
+        send_hello(s);
         s->phase = P_EHLO;
         set_timer(s, s->cfg.t.helo);
         s->ssl_want_write = 0;
@@ -1235,9 +1288,16 @@ static void on_connected(int fd, const struct sockaddr_storage *addr, const char
         s->fd = fd;
         s->connected = 1;
         s->peer = *addr;
-        net_addr_text((const struct sockaddr *)addr, s->ip, sizeof(s->ip));
-        sfmt(s->hostip, sizeof(s->hostip), "%s[%s]", s->dest.host, s->ip);
-        sfmt(s->relay, sizeof(s->relay), "%s[%s]:%u", s->dest.host, s->ip, s->dest.port);
+        if (addr->ss_family == AF_UNIX) {
+            /* LMTP over a UNIX socket: the path is the peer (relay=PATH) */
+            sfmt(s->ip, sizeof(s->ip), "%s", s->dest.host);
+            sfmt(s->hostip, sizeof(s->hostip), "%s", s->dest.host);
+            sfmt(s->relay, sizeof(s->relay), "%s", s->dest.host);
+        } else {
+            net_addr_text((const struct sockaddr *)addr, s->ip, sizeof(s->ip));
+            sfmt(s->hostip, sizeof(s->hostip), "%s[%s]", s->dest.host, s->ip);
+            sfmt(s->relay, sizeof(s->relay), "%s[%s]:%u", s->dest.host, s->ip, s->dest.port);
+        }
         s->events = EPOLLIN;
         if (ev_add(s->ev, fd, EPOLLIN, on_io, s) < 0) {
             close(fd);

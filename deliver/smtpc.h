@@ -19,6 +19,13 @@
  * The process must ignore SIGPIPE (SSL_write to a peer that went away).
  * The engine never decides about retries: it reports what happened (for a
  * session-level failure, "try the next MX" or "TLS failed, retry plain").
+ *
+ * LMTP (RFC 2033) is the same engine with cfg.lmtp set: LHLO instead of
+ * EHLO (no HELO fallback), and after the final dot one reply for each
+ * recipient whose RCPT was accepted, in RCPT order, each applied to that
+ * recipient alone (2xx sent, 4xx deferred, 5xx bounced). The destination
+ * may then be a UNIX socket: dest.addr[0] an AF_UNIX address, dest.host its
+ * path, logged as relay=PATH.
  */
 #ifndef POSTERN_DELIVER_SMTPC_H
 #define POSTERN_DELIVER_SMTPC_H
@@ -71,6 +78,7 @@ struct smtpc_config {
     smtpc_tls_check tls_check;
     void *tls_check_arg;
     int tls_require_verified;
+    int lmtp;                   /* speak LMTP (RFC 2033), see above */
     const char *auth_user;      /* relayhost credentials: AUTH over TLS only */
     const char *auth_pass;
     /* one session log line (delivery, TLS, warnings); NULL: log_info */
@@ -82,7 +90,7 @@ struct smtpc_config {
 };
 
 struct smtpc_dest {
-    char host[256];             /* the MX host name */
+    char host[256];             /* the MX host name, or the UNIX socket's path */
     unsigned port;
     struct sockaddr_storage addr[SMTPC_MAX_ADDRS];
     size_t naddr;
@@ -115,7 +123,7 @@ struct smtpc_msg {
     struct smtpc_rcpt *rcpt;
     size_t nrcpt;
     /* results */
-    char relay[320];            /* "host[ip]:port" */
+    char relay[320];            /* "host[ip]:port", or the UNIX socket's path */
     uint64_t delay_conn_ms;     /* connection set-up (Postfix delays c) */
     uint64_t delay_xfer_ms;     /* transmission (delays d) */
 };
@@ -162,7 +170,8 @@ void smtpc_abort(struct smtpc *s);
 /* Messages sent over this connection so far. */
 unsigned smtpc_messages(const struct smtpc *s);
 /* Did a TCP connection succeed; did the server's 220 greeting come; is the
- * connection encrypted now; the peer's numeric address ("" before). */
+ * connection encrypted now; the peer's numeric address, or the UNIX
+ * socket's path ("" before). */
 int smtpc_connected(const struct smtpc *s);
 int smtpc_greeted(const struct smtpc *s);
 int smtpc_tls_active(const struct smtpc *s);

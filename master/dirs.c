@@ -120,8 +120,10 @@ static int make_dir(const struct dir_spec *d, int as_root, char *err, size_t err
         return -1;
     }
     fd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || (as_root && fchown(fd, d->owner->uid, d->owner->gid) < 0) ||
-        fchmod(fd, d->mode) < 0) {
+    /* mode first, owner second: chmod of a directory that is still ours
+     * needs no CAP_FOWNER (the systemd unit does not grant it) */
+    if (fd < 0 || fchmod(fd, d->mode) < 0 ||
+        (as_root && fchown(fd, d->owner->uid, d->owner->gid) < 0)) {
         snprintf(err, errlen, "cannot set up new directory %s (%s): %s", d->path, d->what,
                  strerror(errno));
         if (fd >= 0)

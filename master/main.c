@@ -29,20 +29,24 @@
 #include "evloop.h"
 #include "listeners.h"
 #include "log.h"
+#include "audit.h"
 #include "mapdb.h"
 #include "authproto.h"
 #include "maps.h"
+#include "notify.h"
 #include "pidfile.h"
 #include "privsep.h"
 #include "qstore.h"
 #include "paths.h"
+#include "reload.h"
 #include "status.h"
 #include "supervise.h"
+#include "tlscheck.h"
 #include "util.h"
 
-/* The master waits 30 s for its children, then kills them; stop allows that
- * and a little more. */
-#define STOP_WAIT_MS 40000
+/* The master gives sessions stop_timeout, then kills what is left within
+ * 15 s more (supervise.c); `postern stop` waits that long and a little more. */
+#define STOP_WAIT_SLACK_MS 25000
 /* start: the daemon answers once every process is up or one failed, which
  * the readiness bounds of supervise.c keep within about two minutes; this
  * is only for a daemon that never answers. */
@@ -71,6 +75,7 @@ static struct {
     int tell_terminal;              /* start, until daemonized: errors also to stderr */
     char status_line[STATUS_MAX];   /* last line written to RUN/postern.status */
     int was_ready;                  /* every process has been up at least once */
+    unsigned long reloads;          /* reloads tried, for RUN/postern.reload */
 } m = { .daemon_pipe = -1 };
 
 static void daemon_report(int how, const char *text);
@@ -110,7 +115,10 @@ static int count_record(const char *qid, const void *val, size_t len, void *arg)
     return 0;
 }
 
-static struct config *load(const char *path, char *err, size_t errlen)
+/* tls_check: also load the certificate and key (check and reload); at
+ * start smtpd does that itself, and a failure there is its own, retried
+ * with the backoff while the rest of the system runs. */
+static struct config *load(const char *path, int tls_check, char *err, size_t errlen)
 {
     struct config *c = calloc(1, sizeof(*c));
 
@@ -135,6 +143,17 @@ static struct config *load(const char *path, char *err, size_t errlen)
             free(c);
             return NULL;
         }
+    }
+    /* ... and that they are a certificate and its key, so a reload with a
+     * renewed certificate that does not load is refused, not half done */
+    if (tls_check && c->tls_cert_file[0] && c->tls_key_file[0] &&
+        tls_pair_check(c->tls_cert_file, c->tls_key_file, err, errlen) < 0) {
+        char why[1024];
+        str_copy(why, err, sizeof(why));
+        snprintf(err, errlen, "%s: %s", path, why);
+        config_free(c);
+        free(c);
+        return NULL;
     }
     return c;
 }
@@ -165,12 +184,13 @@ static int check_queue(const struct config *c, char *err, size_t errlen)
 
 /* Compiles the mailbox and alias maps; with install set, into smtpd's jail
  * (RUN/smtpd/maps.db, replaced atomically) and the password hashes into
- * the auth process's (RUN/auth/passwd.db, owned by user_auth), else only
+ * the auth process's (RUN/auth/passwd.db, root's, group user_auth, 0440), else only
  * checks them. */
 static int compile_maps(const struct config *c, int install, struct maps_stats *st, char *err, size_t errlen)
 {
     char out[PATH_MAX], auth[PATH_MAX];
-    struct maps_owner owner = { m.owners.auth.uid, m.owners.auth.gid };
+    /* root's, readable by user_auth's group: the auth process cannot change it */
+    struct maps_owner owner = { 0, m.owners.auth.gid };
 
     if ((size_t)snprintf(out, sizeof(out), "%s/%s/%s", c->run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof(out) ||
         (size_t)snprintf(auth, sizeof(auth), "%s/%s/%s", c->run_dir, AUTH_JAIL, AUTH_DB_FILE) >= sizeof(auth)) {
@@ -190,7 +210,6 @@ static void unload(struct config *c)
 /* As root, the configured accounts; otherwise everything is the caller's. */
 static int resolve_owners(const struct config *c, struct dir_owners *o, char *err, size_t errlen)
 {
-    struct account other;
     char why[512];
 
     memset(o, 0, sizeof(*o));
@@ -198,14 +217,16 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         o->root.uid = getuid();
         o->root.gid = getgid();
         snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
-        o->queue = o->deliver = o->resolver = o->auth = o->root;
+        o->smtpd = o->queue = o->deliver = o->resolver = o->auth = o->root;
         return 0;
     }
+    /* one row an account (a new role's account is a new row and a field
+     * of struct dir_owners) */
     const struct {
         const char *key, *val;
         struct account *out;
     } a[] = {
-        { "user_smtpd", c->user_smtpd, &other },
+        { "user_smtpd", c->user_smtpd, &o->smtpd },
         { "user_queue", c->user_queue, &o->queue },
         { "user_resolver", c->user_resolver, &o->resolver },
         { "user_deliver", c->user_deliver, &o->deliver },
@@ -267,7 +288,7 @@ static int cmd_check(const char *path)
     int rc = 1;
 
     log_init("master", 1);
-    c = load(path, err, sizeof(err));
+    c = load(path, 1, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -280,8 +301,15 @@ static int cmd_check(const char *path)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    if (dirs_prepare(c, priv_is_root() ? &owners : NULL, 0, err, sizeof(err)) < 0) {
+    /* the directories (the first that start would refuse), then every
+     * finding of the audit, each with its fix */
+    int dirs_bad = dirs_prepare(c, priv_is_root() ? &owners : NULL, 0, err, sizeof(err)) < 0;
+    if (dirs_bad)
         fprintf(stderr, "%s: %s\n", path, err);
+    unsigned findings = audit_run(c, priv_is_root() ? &owners : NULL, audit_print, NULL) + (unsigned)dirs_bad;
+    if (findings) {
+        fprintf(stderr, "%s: %u finding(s) in the jails and directories; fix them and run postern check again\n",
+                path, findings);
         goto out;
     }
     if (check_queue(c, err, sizeof(err)) < 0) {
@@ -441,6 +469,7 @@ static void on_sup_event(enum sup_event e, const char *text, void *arg)
     case SUP_READY:
         m.was_ready = 1;
         daemon_report(START_READY, text);
+        notify_send("READY=1", text);
         break;
     case SUP_FAILED:
         daemon_report(START_NOTREADY, text);
@@ -483,6 +512,17 @@ static int restart_needed(const struct config *a, const struct config *b, char *
     return 0;
 }
 
+/* Tells `postern reload` (through RUN/postern.reload) and systemd. */
+static void reload_done(int ok, const char *text)
+{
+    char line[STATUS_MAX];
+
+    if (reload_note(m.cfg->run_dir, m.reloads, ok, text) < 0)
+        log_warning("cannot write %s/%s: %s", m.cfg->run_dir, RELOAD_FILE, strerror(errno));
+    sup_describe(m.sup, line, sizeof(line));
+    notify_send("READY=1", line);
+}
+
 static void on_hup(struct evloop *ev, int signo, void *arg)
 {
     struct listeners *next = &m.lis[1 - m.cur];
@@ -495,9 +535,12 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     (void)arg;
     if (sup_stopping(m.sup))
         return;
-    c = load(m.conf, err, sizeof(err));
+    m.reloads++;
+    notify_send("RELOADING=1", "reloading");
+    c = load(m.conf, 1, err, sizeof(err));
     if (!c) {
         log_error("reload failed: %s; keeping the running configuration", err);
+        reload_done(0, err);
         return;
     }
     /* Everything that can fail is tried before any process is touched. */
@@ -507,6 +550,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
         compile_maps(c, 1, &st, err, sizeof(err)) < 0 ||
         listeners_open(next, &m.lis[m.cur], c, err, sizeof(err)) < 0) {
         log_error("reload failed: %s; keeping the running configuration and maps", err);
+        reload_done(0, err);
         unload(c);
         return;
     }
@@ -516,7 +560,10 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
     sup_reload(m.sup, c, next);
     unload(m.cfg);
     m.cfg = c;
-    log_info("reload: configuration %s re-read; maps: %u mailbox(es), %u alias(es)", m.conf, st.mailboxes, st.aliases);
+    snprintf(err, sizeof(err), "configuration %.1900s re-read; maps: %u mailbox(es), %u alias(es)", m.conf,
+             st.mailboxes, st.aliases);
+    log_info("reload: %s", err);
+    reload_done(1, err);
 }
 
 static void on_term(struct evloop *ev, int signo, void *arg)
@@ -526,6 +573,7 @@ static void on_term(struct evloop *ev, int signo, void *arg)
     if (sup_stopping(m.sup))
         return;
     log_info("stopping on signal %d", signo);
+    notify_send("STOPPING=1", "stopping");
     sup_stop(m.sup);
     /* Children keep their own copies; ours only keep the ports open longer. */
     listeners_close(&m.lis[m.cur]);
@@ -538,11 +586,15 @@ static int cmd_run(const char *path, int foreground)
     pid_t other;
     int pidfd;
 
-    /* start logs to syslog from the first line; fail() also tells the terminal */
+    /* start logs to syslog from the first line; fail() also tells the
+     * terminal. run: every line of every process carries its time. */
+    if (foreground)
+        setenv("POSTERN_FOREGROUND", "1", 1);
     log_init("master", foreground);
+    notify_init();
     m.tell_terminal = !foreground;
     umask(022);
-    m.cfg = load(path, err, sizeof(err));
+    m.cfg = load(path, 0, err, sizeof(err));
     if (!m.cfg)
         fail("%s", err);
     log_set_debug(m.cfg->debug);
@@ -616,6 +668,7 @@ static int cmd_run(const char *path, int foreground)
 }
 
 /* ------------------------------------------------- stop, reload, status */
+
 
 /*
  * A broken file must not keep an operator from stopping the master, so when
@@ -697,20 +750,53 @@ static int wait_gone(pid_t pid, int ms)
     }
 }
 
+/*
+ * reload: the running master checks the file itself (the same checks as
+ * at start, plus what cannot change without a restart) and keeps its
+ * configuration if anything fails; we wait for its verdict and print it.
+ * The run_dir comes from the file, or from its run_dir line if it does
+ * not load: the broken file is then the master's to refuse, and say why.
+ */
+static int cmd_reload(const char *run_dir)
+{
+    char text[STATUS_MAX];
+    enum reload_verdict v;
+
+    v = reload_request(run_dir, RELOAD_WAIT_MS, text, sizeof(text));
+    switch (v) {
+    case RELOAD_DONE:
+        printf("postern: reloaded: %s\n", text);
+        return 0;
+    case RELOAD_REFUSED:
+        fprintf(stderr, "postern: reload refused: %s; the running configuration stays\n", text);
+        return 1;
+    case RELOAD_NOT_RUNNING:
+        fprintf(stderr, "postern: %s\n", text);
+        return 1;
+    default:
+        fprintf(stderr, "postern: reload: %s\n", text);
+        return 1;
+    }
+}
+
 static int cmd_control(const char *path, const char *cmd)
 {
     char err[2048], run_dir[CONF_MAX_STR], pidpath[PATH_MAX + 32];
-    struct config *c = load(path, err, sizeof(err));
-    int bad_conf = c == NULL;
+    struct config *c = load(path, 0, err, sizeof(err));
+    unsigned stop_ms = 20000 + STOP_WAIT_SLACK_MS;
     pid_t pid;
 
     if (c) {
         str_copy(run_dir, c->run_dir, sizeof(run_dir));
+        stop_ms = c->stop_timeout * 1000 + STOP_WAIT_SLACK_MS;
         unload(c);
     } else {
         fallback_run_dir(path, run_dir, sizeof(run_dir));
-        fprintf(stderr, "postern: warning: %s\n", err);
+        if (strcmp(cmd, "reload") != 0)
+            fprintf(stderr, "postern: warning: %s\n", err);
     }
+    if (strcmp(cmd, "reload") == 0)
+        return cmd_reload(run_dir);
     snprintf(pidpath, sizeof(pidpath), "%s/%s", run_dir, PID_FILE);
     pid = pidfile_running(pidpath, err, sizeof(err));
     if (pid < 0) {
@@ -729,22 +815,12 @@ static int cmd_control(const char *path, const char *cmd)
             printf("postern: running (pid %ld)\n", (long)pid);
         return 0;
     }
-    if (kill(pid, strcmp(cmd, "stop") == 0 ? SIGTERM : SIGHUP) < 0) {
+    if (kill(pid, SIGTERM) < 0) {
         fprintf(stderr, "postern: cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
         return 1;
     }
-    if (strcmp(cmd, "reload") == 0) {
-        if (bad_conf) {
-            fprintf(stderr, "postern: the master (pid %ld) keeps its running configuration\n",
-                    (long)pid);
-            return 1;
-        }
-        printf("postern: reloading (pid %ld)\n", (long)pid);
-        return 0;
-    }
-    if (wait_gone(pid, STOP_WAIT_MS) < 0) {
-        fprintf(stderr, "postern: pid %ld still running after %d s\n", (long)pid,
-                STOP_WAIT_MS / 1000);
+    if (wait_gone(pid, (int)stop_ms) < 0) {
+        fprintf(stderr, "postern: pid %ld still running after %u s\n", (long)pid, stop_ms / 1000);
         return 1;
     }
     printf("postern: stopped\n");

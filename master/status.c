@@ -17,21 +17,32 @@
 
 #include "util.h"
 
-static int status_path(const char *run_dir, const char *suffix, char *out, size_t outlen)
+static int status_path(const char *run_dir, const char *name, const char *suffix, char *out,
+                       size_t outlen)
 {
-    int n = snprintf(out, outlen, "%s/%s%s", run_dir, STATUS_FILE, suffix);
+    int n = snprintf(out, outlen, "%s/%s%s", run_dir, name, suffix);
 
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
 int status_write(const char *run_dir, const char *line)
 {
+    return status_file_write(run_dir, STATUS_FILE, line);
+}
+
+int status_read(const char *run_dir, char *out, size_t outlen)
+{
+    return status_file_read(run_dir, STATUS_FILE, out, outlen);
+}
+
+int status_file_write(const char *run_dir, const char *name, const char *line)
+{
     char tmp[4096], path[4096], buf[STATUS_MAX];
     int fd, n, rc = 0;
 
     n = snprintf(buf, sizeof(buf), "%s\n", line);
-    if (n < 0 || (size_t)n >= sizeof(buf) || status_path(run_dir, ".new", tmp, sizeof(tmp)) < 0 ||
-        status_path(run_dir, "", path, sizeof(path)) < 0) {
+    if (n < 0 || (size_t)n >= sizeof(buf) || status_path(run_dir, name, ".new", tmp, sizeof(tmp)) < 0 ||
+        status_path(run_dir, name, "", path, sizeof(path)) < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -50,13 +61,13 @@ int status_write(const char *run_dir, const char *line)
     return rc;
 }
 
-int status_read(const char *run_dir, char *out, size_t outlen)
+int status_file_read(const char *run_dir, const char *name, char *out, size_t outlen)
 {
     char path[4096], buf[STATUS_MAX + 1];
     ssize_t n;
     int fd;
 
-    if (outlen == 0 || status_path(run_dir, "", path, sizeof(path)) < 0)
+    if (outlen == 0 || status_path(run_dir, name, "", path, sizeof(path)) < 0)
         return -1;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -77,6 +88,6 @@ void status_remove(const char *run_dir)
 {
     char path[4096];
 
-    if (status_path(run_dir, "", path, sizeof(path)) == 0)
+    if (status_path(run_dir, STATUS_FILE, "", path, sizeof(path)) == 0)
         unlink(path);
 }

@@ -22,4 +22,9 @@ int status_read(const char *run_dir, char *out, size_t outlen);
 
 void status_remove(const char *run_dir);
 
+/* The same for another one-line file of the master's in run_dir (name is a
+ * fixed file name, such as reload.h's RELOAD_FILE). */
+int status_file_write(const char *run_dir, const char *name, const char *line);
+int status_file_read(const char *run_dir, const char *name, char *out, size_t outlen);
+
 #endif

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +38,10 @@
 #define BACKOFF_FIRST_MS   100u
 #define BACKOFF_MAX_MS     30000u
 #define BACKOFF_RESET_MS   30000u   /* a run this long forgives earlier failures */
-#define STOP_PHASE_MS      20000u   /* each stop phase, then SIGKILL */
-#define STOP_TOTAL_MS      30000u   /* whole stop, then SIGKILL everything */
+/* stop: smtpd gives its sessions stop_timeout, then each phase gets this
+ * much more before SIGKILL, and the whole stop twice as much */
+#define STOP_PHASE_SLACK_MS 5000u
+#define STOP_TOTAL_SLACK_MS 15000u
 #define STOP_GRACE_MS      5000u    /* after the last SIGKILL, give up waiting */
 #define READY_DOUBLINGS    3u       /* a slow starter gets at most 8 times its bound */
 #define ROLE_MAX_NEEDS     4
@@ -120,6 +123,8 @@ struct child {
     size_t ready_got;
     uint64_t ready_timer;
     unsigned ready_timeouts; /* in a row: each doubles the next bound */
+    struct stat exe;        /* the binary it was started from */
+    int upgrading;          /* SIGTERM sent to restart it from a new binary */
 };
 
 struct sup {
@@ -723,6 +728,8 @@ static void spawn(struct child *ch)
     }
     ch->pid = pid;
     ch->started_ms = now_ms();
+    if (stat(plan.path, &ch->exe) < 0)
+        memset(&ch->exe, 0, sizeof(ch->exe));
     ch->signalled = 0;
     ch->ready = 0;
     ch->pipe_closed = 0;
@@ -788,6 +795,16 @@ static void child_exited(struct child *ch, int status)
     ready_close(ch);
     ch->ready = 0;
     role_path(s->bindir, ch->role, path, sizeof(path));
+    if (ch->upgrading && !expected) {
+        /* reloaded onto a new binary: back at once, no backoff */
+        log_info("%s: pid %ld exited for the upgrade; starting %s", ch->role->name, (long)ch->pid, path);
+        ch->upgrading = 0;
+        ch->failures = 0;
+        ch->pid = 0;
+        try_start(ch);
+        ready_changed(s);
+        return;
+    }
     if (WIFSIGNALED(status))
         snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
     else
@@ -830,6 +847,22 @@ static void on_sigchld(struct evloop *ev, int signo, void *arg)
 }
 
 /* ----------------------------------------------------- start and reload */
+
+/* Has the role's binary been replaced since ch started? (An in-place
+ * reload would keep running the old code.) */
+static int binary_changed(const struct sup *s, const struct child *ch)
+{
+    char path[PATH_MAX + 64];
+    struct stat st;
+
+    if (ch->pid <= 0 || ch->exe.st_ino == 0)
+        return 0;
+    role_path(s->bindir, ch->role, path, sizeof(path));
+    if (stat(path, &st) < 0)
+        return 0;           /* sup_check_binaries refused the reload already */
+    return st.st_dev != ch->exe.st_dev || st.st_ino != ch->exe.st_ino || st.st_size != ch->exe.st_size ||
+           st.st_mtim.tv_sec != ch->exe.st_mtim.tv_sec || st.st_mtim.tv_nsec != ch->exe.st_mtim.tv_nsec;
+}
 
 void sup_start(struct sup *s, const struct config *c, const struct listeners *l)
 {
@@ -895,7 +928,17 @@ void sup_reload(struct sup *s, const struct config *c, const struct listeners *l
                 continue;
             if (have < want) {
                 have++;
-                send_signal(ch, SIGHUP);
+                if (binary_changed(s, ch)) {
+                    /* one process holds the queue: the old one ends (its
+                     * commits in flight finish) before the new one starts */
+                    log_info("%s: %s/%s is a new binary: restarting pid %ld with it", r->name, s->bindir,
+                             r->binary, (long)ch->pid);
+                    ch->upgrading = 1;
+                    ch->signalled = SIGTERM;
+                    send_signal(ch, SIGTERM);
+                } else {
+                    send_signal(ch, SIGHUP);
+                }
             } else {
                 retire(ch, SIGTERM);
             }
@@ -983,7 +1026,8 @@ static void stop_advance(struct sup *s)
     }
     if (s->phase_timer)
         ev_timer_cancel(s->ev, s->phase_timer);
-    s->phase_timer = ev_timer(s->ev, STOP_PHASE_MS, on_phase_timer, s);
+    s->phase_timer = ev_timer(s->ev, (uint64_t)s->cfg->stop_timeout * 1000 + STOP_PHASE_SLACK_MS,
+                              on_phase_timer, s);
 }
 
 void sup_stop(struct sup *s)
@@ -1001,6 +1045,7 @@ void sup_stop(struct sup *s)
         else
             ch->retiring = 1;
     }
-    s->total_timer = ev_timer(s->ev, STOP_TOTAL_MS, on_total_timer, s);
+    s->total_timer = ev_timer(s->ev, (uint64_t)s->cfg->stop_timeout * 1000 + STOP_TOTAL_SLACK_MS,
+                              on_total_timer, s);
     stop_advance(s);
 }

@@ -64,7 +64,7 @@ static void on_term(struct evloop *ev, int signo, void *arg)
     if (stopping)
         return;
     stopping = 1;
-    stop_deadline = now_ms() + 20000;
+    stop_deadline = now_ms() + (uint64_t)cfg->stop_timeout * 1000;
     listener_close_all();
     session_shutdown(0);
     maybe_exit(ev);

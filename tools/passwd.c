@@ -7,8 +7,8 @@
  * "USER@DOMAIN:HASH" in place of that mailbox's line in mailboxes_file
  * through a temporary file in the same directory (same owner and mode,
  * fsync, rename, fsync of the directory), under an flock of the file, and
- * then asks the master for a reload (SIGHUP), which compiles the password
- * map of the auth process again.
+ * then asks the master for a reload (posternctl reload-maps), which compiles the password
+ * map of the auth process again (ctl_reload.c, posternctl reload-maps).
  *
  * Must never take the password from argv or the environment, never print
  * or log it or its hash, and never leave a half-written mailboxes_file.
@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +34,7 @@
 #include "config.h"
 #include "log.h"
 #include "mapdb.h"
-#include "paths.h"
-#include "pidfile.h"
+#include "ctl_reload.h"
 
 #define PASS_MAX 1024
 #define FILE_MAX ((size_t)64 << 20)
@@ -263,25 +261,6 @@ static int open_locked(const char *path)
     return -1;
 }
 
-static void ask_reload(const struct config *c)
-{
-    char pidpath[4200], err[1200];
-    pid_t pid;
-
-    snprintf(pidpath, sizeof(pidpath), "%s/%s", c->run_dir, PID_FILE);
-    pid = pidfile_running(pidpath, err, sizeof(err));
-    if (pid <= 0) {
-        printf("posternctl: postern is not running; the new password counts from its next start\n");
-        return;
-    }
-    if (kill(pid, SIGHUP) < 0) {
-        fprintf(stderr, "posternctl: cannot ask the master (pid %ld) to reload: %s; run `postern reload`\n",
-                (long)pid, strerror(errno));
-        return;
-    }
-    printf("posternctl: reloading the maps (master pid %ld)\n", (long)pid);
-}
-
 int ctl_passwd(const char *conf, int argc, char **argv)
 {
     struct config cfg;
@@ -345,7 +324,7 @@ int ctl_passwd(const char *conf, int argc, char **argv)
         return r == 1 ? EX_NOUSER : EX_IOERR;
     }
     printf("posternctl: password of %s set (yescrypt) in %s\n", key, cfg.mailboxes_file);
-    ask_reload(&cfg);
     config_free(&cfg);
-    return EX_OK;
+    /* the master compiles the auth map again; the auth process rereads it */
+    return ctl_reload_maps(conf);
 }

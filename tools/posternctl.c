@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl_reload.h"
 #include "passwd.h"
 #include "log.h"
 #include "paths.h"
@@ -31,7 +32,7 @@
 
 static void __attribute__((noreturn)) usage(void)
 {
-    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN]\n"
+    fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN] | reload-maps\n"
                     "       posternctl [-c FILE] passwd USER@DOMAIN\n");
     _exit(EX_USAGE);
 }
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    if (optind < argc && strcmp(argv[optind], "reload-maps") == 0 && argc - optind == 1)
+        return ctl_reload_maps(conf);
     if (optind < argc && strcmp(argv[optind], "passwd") == 0)
         return ctl_passwd(conf, argc - optind - 1, argv + optind + 1);
     if (optind >= argc || strcmp(argv[optind], "flush") != 0 || argc - optind > 2)

@@ -415,15 +415,16 @@ def test_delayed_535_does_not_block_other_sessions():
 
 def test_auth_process_privileges_and_maps():
     """The auth process runs as user_auth, chrooted into RUN/auth; the
-    hashes are in RUN/auth/passwd.db (0400, user_auth's) and nowhere in
-    smtpd's map."""
+    hashes are in RUN/auth/passwd.db (0440, root's, group user_auth's:
+    readable, never writable, by the auth process) and nowhere in smtpd's
+    map."""
     inst = _inst()
     pids = inst.pids("auth")
     if len(pids) != 1:
         raise AssertionError("expected one auth process, got %r" % inst.children())
     db = os.path.join(inst.run_dir, "auth", "passwd.db")
     st = os.stat(db)
-    if st.st_mode & 0o777 != 0o400:
+    if st.st_mode & 0o777 != 0o440:
         raise AssertionError("passwd.db mode %o" % (st.st_mode & 0o777))
     smap = open(os.path.join(inst.run_dir, "smtpd", "maps.db"), "rb").read()
     for line in authfix.mailboxes_text().splitlines()[1:]:
@@ -437,8 +438,9 @@ def test_auth_process_privileges_and_maps():
         status = harness.proc_status(pids[0])
         if status["Uid"].split()[0] != str(uid):
             raise AssertionError("auth runs as %s, expected uid %d" % (status["Uid"], uid))
-        if st.st_uid != uid:
-            raise AssertionError("passwd.db owned by uid %d, expected %d" % (st.st_uid, uid))
+        if st.st_uid != 0 or st.st_gid != harness.ACCOUNTS["auth"][1]:
+            raise AssertionError("passwd.db owned by %d:%d, expected 0:%d" % (st.st_uid, st.st_gid,
+                                                                             harness.ACCOUNTS["auth"][1]))
         if harness.CHROOT:
             root = os.readlink("/proc/%d/root" % pids[0])
             if root != os.path.join(inst.run_dir, "auth"):

@@ -472,6 +472,8 @@ def test_bad_servers_defer_with_reason_and_deliver_survives():
         bads = [BadServer(m, host=h, port=w.port).start() for m, h in zip(modes, hosts)]
         try:
             with Sink(host="127.0.0.70", port=w.port) as good:
+                # SMTP answers before deliver is up: take its pid once it is
+                w.inst.wait_log(r"postern/master\[\d+\]: ready: every process is up", timeout=60)
                 deliver0 = set(w.inst.pids("deliver"))
                 sent = {}
                 for m in modes:

@@ -26,6 +26,7 @@ void suite_smtpc(void);
 void suite_agent(void);
 void suite_maps(void);
 void suite_limits(void);
+void suite_lmtp(void);
 void suite_auth(void);
 
 #define ALL_SUITES \
@@ -53,6 +54,7 @@ void suite_auth(void);
     SUITE(sched) \
     SUITE(maps) \
     SUITE(limits) \
+    SUITE(lmtp) \
     SUITE(auth)
 
 #endif

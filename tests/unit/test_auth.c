@@ -336,8 +336,8 @@ static void test_auth_map_and_owner(void)
     snprintf(cfg.aliases_file, sizeof(cfg.aliases_file), "%s", al);
     snprintf(cfg.postmaster_address, sizeof(cfg.postmaster_address), "postmaster@x");
     CU_ASSERT_FATAL(maps_compile_auth(&cfg, map, auth, NULL, NULL, err, sizeof(err)) == 0);
-    /* the hashes are in the auth map (mode 0400) and never in smtpd's */
-    CU_ASSERT(stat(auth, &st) == 0 && (st.st_mode & 0777) == 0400);
+    /* the hashes are in the auth map (mode 0440) and never in smtpd's */
+    CU_ASSERT(stat(auth, &st) == 0 && (st.st_mode & 0777) == 0440);
     CU_ASSERT(passwd_open(auth, err, sizeof(err)) == 0);
     CU_ASSERT(passwd_lookup("john@x", hash, sizeof(hash)) == 1 && !strcmp(hash, "{SHA512-CRYPT}$6$abc$def"));
     CU_ASSERT(passwd_lookup("ann@x", hash, sizeof(hash)) == 1 && !strcmp(hash, "$y$j9T$s$h"));
