@@ -233,7 +233,7 @@ def need_deliver():
 
 def have_binaries():
     return all(os.access(binary(n), os.X_OK)
-               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail"))
+               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail"))
 
 
 # --------------------------------------------------------------------------
