@@ -41,6 +41,9 @@ $(eval $(call process,SMTPD,smtpd,smtpd))
 $(eval $(call process,QMGR,queue-mgr,queue-mgr))
 $(eval $(call process,RESOLVER,resolver,resolver))
 $(BIN)/resolver: LIBS += -lunbound
+# auth/: the password checker for SMTP AUTH (libcrypt, hashing threads)
+$(eval $(call process,AUTH,auth,auth))
+$(BIN)/auth: LIBS += -lcrypt -lpthread
 # deliver/: the process and the SMTP client engine; its modules are linked
 # into the unit tests and the smtpc-drive test driver too.
 $(eval $(call process,DELIVER,deliver,deliver))
@@ -69,15 +72,17 @@ $(BIN)/posternctl: $(BUILD)/tools/posternctl.o $(POSTERNCTL_OBJ) $(LIBCOMMON) | 
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
 # reload-maps asks the master through its pid file and reload verdict
-$(BIN)/posternctl: $(BUILD)/tools/ctl_reload.o $(BUILD)/master/reload.o $(BUILD)/master/pidfile.o \
+$(BIN)/posternctl: $(BUILD)/master/reload.o $(BUILD)/master/pidfile.o \
                    $(BUILD)/master/status.o
+# posternctl passwd (tools/posternctl_passwd.c): yescrypt through libcrypt
+$(BIN)/posternctl: LIBS += -lcrypt
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(AUTH_OBJ) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit -lcrypt -lpthread
 
-PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(BIN)/auth $(TOOLS:%=$(BIN)/%)
 
 all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe $(BUILD)/qinject
 

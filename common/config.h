@@ -119,12 +119,22 @@ struct config {
     uint64_t bounce_size_limit;         /* bytes of the original with RET=FULL, 50000 */
     char double_bounce_recipient[257];  /* "local" or "local@domain", default "postmaster" */
     unsigned max_hops;                  /* Received: headers allowed, default 50 */
+    /* submission and SMTP AUTH (issue 9, engineer auth; postern.conf.example) */
+    char user_auth[128];                /* the auth process's account, default postern-auth */
+    unsigned auth_workers;              /* password-hashing threads of the auth process, 2 */
+    int submission_check_from;          /* From: must be the user's on 587/465, yes */
+    int submission_hide_client;         /* no client IP in Received: on 587/465, no */
+    unsigned smtpd_auth_failure_delay_ms;   /* delay of the first 535, doubling, 1000 */
+    unsigned smtpd_auth_failure_limit;      /* failures per client IP before a block, 10 */
+    unsigned smtpd_auth_user_failure_limit; /* failures per user before its failing IPs are blocked, 20 */
+    unsigned smtpd_auth_block_time;         /* seconds failures are remembered and blocks last, 600 */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */
 #define CONF_SERVICE_SMTPD    (1u << 0)
 #define CONF_SERVICE_RESOLVER (1u << 1)
 #define CONF_SERVICE_DELIVER  (1u << 2)
+#define CONF_SERVICE_AUTH     (1u << 3)
 
 #define CONF_VRFY_HIDE 0                /* 252 for every address */
 #define CONF_VRFY_REVEAL 1              /* 250 / 550 */

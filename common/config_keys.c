@@ -103,13 +103,22 @@ const struct config_key config_keys[] = {
     { "bounce_size_limit",        CT_SIZE,       FIELD(bounce_size_limit), 1, (unsigned long long)1 << 30 },
     { "double_bounce_recipient",  CT_RCPT,       FIELD(double_bounce_recipient), 0, 0 },
     { "max_hops",                 CT_UINT,       FIELD(max_hops), 1, 1000 },
+    /* submission and SMTP AUTH (issue 9, engineer auth) */
+    { "user_auth",                CT_USER,       FIELD(user_auth), 0, 0 },
+    { "auth_workers",             CT_UINT,       FIELD(auth_workers), 1, 64 },
+    { "submission_check_from",    CT_BOOL,       FIELD(submission_check_from), 0, 0 },
+    { "submission_hide_client",   CT_BOOL,       FIELD(submission_hide_client), 0, 0 },
+    { "smtpd_auth_failure_delay_ms", CT_UINT,    FIELD(smtpd_auth_failure_delay_ms), 0, 60000 },
+    { "smtpd_auth_failure_limit", CT_UINT,       FIELD(smtpd_auth_failure_limit), 1, 1000000 },
+    { "smtpd_auth_user_failure_limit", CT_UINT,  FIELD(smtpd_auth_user_failure_limit), 1, 1000000 },
+    { "smtpd_auth_block_time",    CT_DURATION,   FIELD(smtpd_auth_block_time), 1, 86400 * 30 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
 static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
 /* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
-static const char *const service_words[] = { "smtpd", "resolver", "deliver", NULL };
+static const char *const service_words[] = { "smtpd", "resolver", "deliver", "auth", NULL };
 /* in the order of the CONF_BOUNCE_* values */
 static const char *const bounce_lang_words[] = { "auto", "en", "de", NULL };
 const char *const *const config_choices[] = {
@@ -267,6 +276,15 @@ void config_set_defaults(struct config *c)
     c->bounce_size_limit = 50000;
     config_copy(c->double_bounce_recipient, sizeof c->double_bounce_recipient, "postmaster");
     c->max_hops = 50;
+    /* submission and SMTP AUTH */
+    config_copy(c->user_auth, sizeof c->user_auth, "postern-auth");
+    c->auth_workers = 2;
+    c->submission_check_from = 1;
+    c->submission_hide_client = 0;
+    c->smtpd_auth_failure_delay_ms = 1000;
+    c->smtpd_auth_failure_limit = 10;
+    c->smtpd_auth_user_failure_limit = 20;
+    c->smtpd_auth_block_time = 600;
 }
 
 void config_defaults(struct config *c)

@@ -231,3 +231,49 @@ enum mapdb_kind mapdb_find(struct mapdb *db, const struct addr *a, const char *d
         snprintf(found, foundlen, "%s", key);
     return k;
 }
+
+#define KEY_ABSENT (-2)
+
+/* Is key the owner's mailbox, or an alias that expands to it? 1 yes, 0 it
+ * is someone else's, KEY_ABSENT no such key, -1 read error. */
+static int key_owned(struct mapdb *db, const char *key, const char *owner)
+{
+    MDB_val v;
+    int rc, mailbox;
+
+    rc = get(db, MAPDB_K_MAILBOX, key, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    mailbox = rc == 0;
+    if (mailbox && !strcmp(key, owner))
+        return 1;
+    rc = get(db, MAPDB_K_ALIAS, key, &v);
+    if (rc == MDB_NOTFOUND)
+        return mailbox ? 0 : KEY_ABSENT;
+    if (rc != 0)
+        return -1;
+    for (size_t o = 0; o < v.mv_size;) {
+        const char *m = (const char *)v.mv_data + o, *end = memchr(m, 0, v.mv_size - o);
+        if (!end)
+            break;
+        if (!strcmp(m, owner))
+            return 1;
+        o = (size_t)(end - (const char *)v.mv_data) + 1;
+    }
+    return 0;
+}
+
+int mapdb_owned_by(struct mapdb *db, const struct addr *a, const char *delims, const char *owner)
+{
+    char key[MAPDB_KEY_MAX];
+    int r;
+
+    if (!db)
+        return -1;
+    if (maps_addr_key(a, key, sizeof(key)) < 0)
+        return 0;
+    r = key_owned(db, key, owner);
+    if (r == KEY_ABSENT && maps_strip_extension(key, delims))
+        r = key_owned(db, key, owner);
+    return r == KEY_ABSENT ? 0 : r;
+}

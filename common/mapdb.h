@@ -30,6 +30,7 @@ struct addr;
 #define MAPDB_K_MAILBOX 'M'             /* 'M' key -> "" */
 #define MAPDB_K_ALIAS 'A'               /* 'A' key -> members, NUL-separated, fully expanded */
 #define MAPDB_K_META '#'                /* "#version" -> MAPDB_VERSION */
+#define MAPDB_K_HASH 'H'                /* the auth map only: 'H' key -> password hash */
 
 /*
  * The local part local[0..len) (unquoted) as it appears in a key: 1 to 64
@@ -81,5 +82,13 @@ enum mapdb_kind mapdb_get(struct mapdb *db, const char *key, const char **member
  */
 enum mapdb_kind mapdb_find(struct mapdb *db, const struct addr *a, const char *delims, char *found, size_t foundlen,
                            const char **members, size_t *mlen);
+
+/*
+ * Sender binding (submission): may the user whose mailbox key is owner use
+ * the address a as a sender? Yes when a (or a without its extension) is
+ * that mailbox, or an alias whose expansion holds it. 1 yes, 0 no,
+ * -1 when the map cannot be read.
+ */
+int mapdb_owned_by(struct mapdb *db, const struct addr *a, const char *delims, const char *owner);
 
 #endif

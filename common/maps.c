@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <lmdb.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct ent {
     size_t ntg;
     char **mem;                 /* alias: the expansion */
     size_t nmem;
+    char *hash;                 /* mailbox: its password hash, for the auth map only */
 };
 
 struct ctx {
@@ -76,6 +78,10 @@ static const char *shown(const char *s, char *buf, size_t len)
 static void ent_free(struct ent *e)
 {
     free(e->key);
+    if (e->hash) {
+        OPENSSL_cleanse(e->hash, strlen(e->hash));
+        free(e->hash);
+    }
     for (size_t i = 0; i < e->ntg; i++)
         free(e->tg[i]);
     free(e->tg);
@@ -161,6 +167,8 @@ static int sort_merge(struct ctx *x)
                 e->tg = NULL, e->ntg = 0;
             } else if (e->mailbox) {
                 p->mailbox = 1;
+                p->hash = e->hash;
+                e->hash = NULL;
             }
             ent_free(e);
             continue;
@@ -275,6 +283,10 @@ static int load_mailboxes(struct ctx *x)
         }
         e->mailbox = 1;
         x->hashes += hash != NULL;
+        if (hash && !(e->hash = strdup(hash))) {
+            rc = fail(x, file, lineno, "out of memory");
+            break;
+        }
     }
 out:
     fclose(f);
@@ -550,7 +562,49 @@ static int put(MDB_txn *txn, MDB_dbi dbi, char prefix, const char *key, const vo
 /* One alias's members, NUL-terminated each (a member is at most a key). */
 #define BUF_MAX ((size_t)MAPDB_MEMBERS_MAX * MAPDB_KEY_MAX)
 
-static int write_map(struct ctx *x, const char *out)
+/* The smtpd map's records: mailboxes and expanded aliases. */
+static int fill_map(struct ctx *x, MDB_txn *txn, MDB_dbi dbi, char *buf)
+{
+    int rc;
+
+    for (size_t i = 0; i < x->n; i++) {
+        struct ent *e = &x->e[i];
+        if (e->mailbox && (rc = put(txn, dbi, MAPDB_K_MAILBOX, e->key, "", 0)) != 0)
+            return rc;
+        if (e->alias) {
+            size_t o = 0;
+            for (size_t k = 0; k < e->nmem; k++) {
+                size_t n = strlen(e->mem[k]) + 1;
+                if (o + n > BUF_MAX)
+                    return MDB_BAD_VALSIZE;
+                memcpy(buf + o, e->mem[k], n);
+                o += n;
+            }
+            if ((rc = put(txn, dbi, MAPDB_K_ALIAS, e->key, buf, o)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* The auth map's records: 'H' + mailbox key -> its hash. */
+static int fill_auth(struct ctx *x, MDB_txn *txn, MDB_dbi dbi, char *buf)
+{
+    int rc;
+
+    (void)buf;
+    for (size_t i = 0; i < x->n; i++)
+        if (x->e[i].mailbox && x->e[i].hash &&
+            (rc = put(txn, dbi, MAPDB_K_HASH, x->e[i].key, x->e[i].hash, strlen(x->e[i].hash))) != 0)
+            return rc;
+    return 0;
+}
+
+/* Writes OUT.NEW with fill's records (mode, and owner when owner set:
+ * both set once it is written, since LMDB reopens the file to write it),
+ * syncs it and renames it over out. */
+static int write_lmdb(struct ctx *x, const char *out, mode_t mode, const struct maps_owner *owner,
+                      int (*fill)(struct ctx *, MDB_txn *, MDB_dbi, char *))
 {
     char tmp[4096], lock[4200], dir[4096];
     MDB_env *env = NULL;
@@ -568,36 +622,19 @@ static int write_map(struct ctx *x, const char *out)
     unlink(tmp);
     unlink(lock);
     for (size_t i = 0; i < x->n; i++) {
-        bytes += 2 * strlen(x->e[i].key) + 64;
+        bytes += 2 * strlen(x->e[i].key) + 64 + (x->e[i].hash ? strlen(x->e[i].hash) : 0);
         for (size_t k = 0; k < x->e[i].nmem; k++)
             bytes += strlen(x->e[i].mem[k]) + 1;
     }
     if (!(buf = malloc(BUF_MAX)))
         goto oom;
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_mapsize(env, ((size_t)64 << 20) + bytes * 8)) != 0 ||
-        (rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0 ||
+        (rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, mode | 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 || (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
         (rc = put(txn, dbi, MAPDB_K_META, "version", MAPDB_VERSION, strlen(MAPDB_VERSION))) != 0)
         goto lmdb;
-    for (size_t i = 0; i < x->n; i++) {
-        struct ent *e = &x->e[i];
-        if (e->mailbox && (rc = put(txn, dbi, MAPDB_K_MAILBOX, e->key, "", 0)) != 0)
-            goto lmdb;
-        if (e->alias) {
-            size_t o = 0;
-            for (size_t k = 0; k < e->nmem; k++) {
-                size_t n = strlen(e->mem[k]) + 1;
-                if (o + n > BUF_MAX) {
-                    rc = MDB_BAD_VALSIZE;
-                    goto lmdb;
-                }
-                memcpy(buf + o, e->mem[k], n);
-                o += n;
-            }
-            if ((rc = put(txn, dbi, MAPDB_K_ALIAS, e->key, buf, o)) != 0)
-                goto lmdb;
-        }
-    }
+    if ((rc = fill(x, txn, dbi, buf)) != 0)
+        goto lmdb;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0 || (rc = mdb_env_sync(env, 1)) != 0)
@@ -605,6 +642,11 @@ static int write_map(struct ctx *x, const char *out)
     mdb_env_close(env);
     env = NULL;
     free(buf);
+    buf = NULL;
+    if (chmod(tmp, mode) < 0 || (owner && chown(tmp, owner->uid, owner->gid) < 0)) {
+        snprintf(x->err, x->errlen, "%s: %s", tmp, strerror(errno));
+        goto cleanup;
+    }
     if (rename(tmp, out) < 0) {
         snprintf(x->err, x->errlen, "%s: rename: %s", out, strerror(errno));
         unlink(tmp);
@@ -633,6 +675,12 @@ cleanup:
 
 int maps_compile(const struct config *c, const char *out, struct maps_stats *st, char *err, size_t errlen)
 {
+    return maps_compile_auth(c, out, NULL, NULL, st, err, errlen);
+}
+
+int maps_compile_auth(const struct config *c, const char *out, const char *auth_out, const struct maps_owner *auth_owner,
+                      struct maps_stats *st, char *err, size_t errlen)
+{
     struct ctx x = { .c = c, .err = err, .errlen = errlen };
     int rc = -1;
 
@@ -650,7 +698,10 @@ int maps_compile(const struct config *c, const char *out, struct maps_stats *st,
         }
         st->hashes = x.hashes;
     }
-    rc = out ? write_map(&x, out) : 0;
+    rc = out ? write_lmdb(&x, out, 0644, NULL, fill_map) : 0;
+    /* the hashes go only to the auth process's map, never to smtpd's */
+    if (rc == 0 && auth_out)
+        rc = write_lmdb(&x, auth_out, 0440, auth_owner, fill_auth);
 out:
     for (size_t i = 0; i < x.n; i++)
         ent_free(&x.e[i]);

@@ -43,4 +43,15 @@ struct maps_stats {
  */
 int maps_compile(const struct config *c, const char *out, struct maps_stats *st, char *err, size_t errlen);
 
+/*
+ * The same, and with auth_out set also the password map of the auth
+ * process: "H" + mailbox key -> the hash as written, one record for each
+ * mailbox that has one, in "AUTH_OUT.NEW" (mode 0440, owner and group
+ * auth_owner when given: root and user_auth's group), renamed over
+ * auth_out after out.
+ */
+struct maps_owner { unsigned uid, gid; };
+int maps_compile_auth(const struct config *c, const char *out, const char *auth_out, const struct maps_owner *auth_owner,
+                      struct maps_stats *st, char *err, size_t errlen);
+
 #endif

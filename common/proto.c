@@ -49,6 +49,9 @@ size_t proto_limit(uint16_t type)
     case R_ANSWER:
     case R_HOPS:
         return 256u << 10;
+    case A_CHECK:               /* a user name and a password of at most 12,288 octets of base64 */
+    case A_RESULT:
+        return 16384;
     default:
         return 0;
     }

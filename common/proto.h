@@ -71,6 +71,14 @@
  *                         queue-mgr/metrics.h}
  *   Everything but Q_LIST needs root, queue-mgr's uid or admin_group;
  *   Q_LIST with mailq_public = no shows others only their own mail.
+ * Password checks (smtpd to the auth process, on RUN/smtpd/auth/auth.sock
+ * inside smtpd's jail; only user_smtpd may connect; common/authproto.h):
+ *   A_CHECK {A_USER, A_PASS, A_CLIENT}
+ *                     ->  A_RESULT {A_STATUS, A_DELAY, A_USER canonical}
+ *                         A_STATUS: AUTH_OK, AUTH_FAIL (535 after A_DELAY
+ *                         ms), AUTH_BLOCKED (421 4.7.0: too many failures
+ *                         from this address, or for this user from it),
+ *                         AUTH_TEMPFAIL (454 4.7.0)
  */
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
@@ -112,6 +120,9 @@ enum msg_type {
     Q_STATS = 125,
     Q_DONE = 126,
     Q_STATS_REPLY = 127,
+    /* auth (issue 9): types 112-119 */
+    A_CHECK = 112,
+    A_RESULT = 113,
 };
 
 enum field_tag {
@@ -182,6 +193,12 @@ enum field_tag {
     T_NOTICE_KIND = 147, /* u64, envelope: enum qrec_notice, what this message is */
     T_D_RELAY = 148,    /* str, D_RESULT: "host[ip]:port" of the session, or absent */
     T_D_HOP_DSN = 149,  /* u64, D_RESULT: 1 when the next hop offered DSN (RFC 3461 6.2) */
+    /* auth (issue 9): tags 152-159 */
+    T_A_USER = 152,     /* str, the login name as given; in A_RESULT the mailbox key */
+    T_A_PASS = 153,     /* bytes, the password (no NUL) */
+    T_A_CLIENT = 154,   /* str, the client's IP address */
+    T_A_STATUS = 155,   /* u64, enum auth_status (authproto.h) */
+    T_A_DELAY = 156,    /* u64, milliseconds smtpd waits before it says 535 */
 };
 
 enum {

@@ -17,13 +17,17 @@ static int fits(int n, size_t outlen)
 
 int received_smtp(char *out, size_t outlen, const struct received_smtp *r)
 {
-    char date[64];
+    char date[64], client[128];
     int one = r->rcpt != NULL;
 
     format_rfc5322_date(r->when, date, sizeof(date));
+    if (r->hide_addr)
+        client[0] = 0;
+    else
+        snprintf(client, sizeof(client), " (unknown [%s%s])", strchr(r->addr, ':') ? "IPv6:" : "", r->addr);
     return fits(snprintf(out, outlen,
-                         "Received: from %s (unknown [%s%s])\r\n%s%s%s\tby %s (Postern) with %s id %s%s%s%s; %s\r\n",
-                         r->helo, strchr(r->addr, ':') ? "IPv6:" : "", r->addr,
+                         "Received: from %s%s\r\n%s%s%s\tby %s (Postern) with %s id %s%s%s%s; %s\r\n",
+                         r->helo, client,
                          r->tls ? "\t(using " : "", r->tls ? r->tls : "", r->tls ? ")\r\n" : "",
                          r->host, r->proto, r->qid, one ? "\r\n\tfor <" : "", one ? r->rcpt : "",
                          one ? ">" : "", date), outlen);

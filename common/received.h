@@ -20,6 +20,7 @@ struct received_smtp {
     const char *qid;
     const char *rcpt;       /* the one recipient, or NULL when not one */
     time_t when;
+    int hide_addr;          /* leave out "(unknown [addr])" (submission_hide_client) */
 };
 
 /* Returns the length written into out (NUL-terminated, ending in CRLF), or

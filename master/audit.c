@@ -12,6 +12,7 @@
  * the compiled recipient map. A new chrooted role is one row.
  */
 #include "audit.h"
+#include "authproto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,7 +56,10 @@ static const struct jail jails[] = {
     /* smtpd: queue-mgr's socket, and the map the master compiles */
     { "smtpd", SOCK_SMTPD_JAIL, ACCOUNT(smtpd),
       { { "queue", ENT_DIR }, { "queue/queue.sock", ENT_SOCK }, { MAPDB_FILE, ENT_FILE },
-        { MAPDB_FILE ".NEW", ENT_FILE }, { NULL, ENT_FILE } } },
+        { MAPDB_FILE ".NEW", ENT_FILE }, { "auth", ENT_DIR }, { "auth/auth.sock", ENT_SOCK }, { NULL, ENT_FILE } } },
+    /* auth: the password map the master compiles (root's, group user_auth, 0440) */
+    { "auth", AUTH_JAIL, ACCOUNT(auth),
+      { { AUTH_DB_FILE, ENT_FILE }, { AUTH_DB_FILE ".NEW", ENT_FILE }, { NULL, ENT_FILE } } },
     /* the resolver: only the socket it serves (the trust anchor is read
      * before the chroot) */
     { "resolver", SOCK_RESOLVER_JAIL, ACCOUNT(resolver),

@@ -20,7 +20,7 @@
 #include "log.h"
 
 /* Directories in the table of dir_table(); the table is checked against it. */
-#define DIRS_MAX 16
+#define DIRS_MAX 24
 
 struct dir_spec {
     char path[PATH_MAX];
@@ -63,6 +63,10 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
         { c->run_dir, "deliver/queue", "queue-mgr socket in the deliver jail", &o->queue, 0755 },
         { c->run_dir, "deliver/resolver", "resolver socket in the deliver jail", &o->resolver, 0755 },
         { c->mailbox_dir, NULL, "mailbox_dir", &o->deliver, 0700 },
+        /* the auth process's jail (its password map, written by the
+         * master, readable only by user_auth) and its socket in smtpd's */
+        { c->run_dir, "auth", "auth jail", &o->root, 0755 },
+        { c->run_dir, "smtpd/auth", "auth socket in the smtpd jail", &o->auth, 0755 },
     };
     const char *keys[] = { "spool_dir", "run_dir", "mailbox_dir" };
     const char *vals[] = { c->spool_dir, c->run_dir, c->mailbox_dir };

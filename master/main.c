@@ -32,6 +32,7 @@
 #include "log.h"
 #include "audit.h"
 #include "mapdb.h"
+#include "authproto.h"
 #include "maps.h"
 #include "notify.h"
 #include "pidfile.h"
@@ -183,16 +184,22 @@ static int check_queue(const struct config *c, char *err, size_t errlen)
 }
 
 /* Compiles the mailbox and alias maps; with install set, into smtpd's jail
- * (RUN/smtpd/maps.db, replaced atomically), else only checks them. */
+ * (RUN/smtpd/maps.db, replaced atomically) and the password hashes into
+ * the auth process's (RUN/auth/passwd.db, root's, group user_auth, 0440), else only
+ * checks them. */
 static int compile_maps(const struct config *c, int install, struct maps_stats *st, char *err, size_t errlen)
 {
-    char out[PATH_MAX];
+    char out[PATH_MAX], auth[PATH_MAX];
+    /* root's, readable by user_auth's group: the auth process cannot change it */
+    struct maps_owner owner = { 0, m.owners.auth.gid };
 
-    if ((size_t)snprintf(out, sizeof(out), "%s/%s/%s", c->run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof(out)) {
+    if ((size_t)snprintf(out, sizeof(out), "%s/%s/%s", c->run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof(out) ||
+        (size_t)snprintf(auth, sizeof(auth), "%s/%s/%s", c->run_dir, AUTH_JAIL, AUTH_DB_FILE) >= sizeof(auth)) {
         snprintf(err, errlen, "%s: run_dir too long", c->path);
         return -1;
     }
-    return maps_compile(c, install ? out : NULL, st, err, errlen);
+    return maps_compile_auth(c, install ? out : NULL, install ? auth : NULL, priv_is_root() ? &owner : NULL, st,
+                             err, errlen);
 }
 
 static void unload(struct config *c)
@@ -211,7 +218,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         o->root.uid = getuid();
         o->root.gid = getgid();
         snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
-        o->smtpd = o->queue = o->deliver = o->resolver = o->root;
+        o->smtpd = o->queue = o->deliver = o->resolver = o->auth = o->root;
         return 0;
     }
     /* one row an account (a new role's account is a new row and a field
@@ -224,6 +231,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         { "user_queue", c->user_queue, &o->queue },
         { "user_resolver", c->user_resolver, &o->resolver },
         { "user_deliver", c->user_deliver, &o->deliver },
+        { "user_auth", c->user_auth, &o->auth },
     };
     for (size_t i = 0; i < ARRAY_LEN(a); i++) {
         if (priv_resolve(a[i].val, a[i].out, why, sizeof(why)) < 0) {
@@ -499,6 +507,7 @@ static int restart_needed(const struct config *a, const struct config *b, char *
         { "user_queue", a->user_queue, b->user_queue },
         { "user_resolver", a->user_resolver, b->user_resolver },
         { "user_deliver", a->user_deliver, b->user_deliver },
+        { "user_auth", a->user_auth, b->user_auth },
     };
     for (size_t i = 0; i < ARRAY_LEN(k); i++) {
         if (strcmp(k[i].old, k[i].new) != 0) {

@@ -73,6 +73,13 @@ static unsigned smtpd_instances(const struct config *c)
     return c->smtpd_processes ? c->smtpd_processes : 1;
 }
 
+/* The password checker runs when AUTH can be offered: a certificate and a
+ * submission or smtps listener. */
+static unsigned auth_instances(const struct config *c)
+{
+    return c->tls_cert_file[0] && (c->listen_submission.n || c->listen_smtps.n) ? 1 : 0;
+}
+
 /*
  * Started in this order; a role may only need rows above it (checked by
  * sup_check_binaries), so the needs can never go round in a circle. smtpd
@@ -92,6 +99,9 @@ static const struct role roles[] = {
      * flight and exit (a new generation takes the new configuration):
      * a reload never cuts a delivery between its final dot and the reply */
     { "deliver",   "deliver",   one,             0,      RELOAD_GENERATION, 0,   30,   { "queue-mgr", "resolver" } },
+    /* SIGHUP re-reads the password map in place: the AUTH failure counts
+     * survive a reload (and posternctl passwd) */
+    { "auth",      "auth",      auth_instances,  0,      RELOAD_IN_PLACE,   2,   10,   { NULL } },
 };
 
 struct child {
@@ -263,6 +273,7 @@ static int role_disabled(const struct config *c, const struct role *r)
         { "smtpd", CONF_SERVICE_SMTPD },
         { "resolver", CONF_SERVICE_RESOLVER },
         { "deliver", CONF_SERVICE_DELIVER },
+        { "auth", CONF_SERVICE_AUTH },
     };
 
     for (size_t i = 0; i < ARRAY_LEN(sw); i++)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "authcmd.h"
 #include "localrcpt.h"
 #include "log.h"
 #include "mapdb.h"
@@ -71,19 +72,23 @@ const char *command_state_name(const struct session *s)
     case ST_DATA: return "DATA";
     case ST_BDAT: return "BDAT";
     case ST_TLS: return "STARTTLS";
+    case ST_AUTH: return "AUTH";
     default: return s->txn.active ? (s->txn.env.nrcpt ? "RCPT" : "MAIL") : s->helo_kind ? "EHLO" : "CONNECT";
     }
 }
 
+/* RFC 3848 (and RFC 6531 for UTF8): S for TLS, A for AUTH. */
 static const char *protocol_name(const struct session *s)
 {
+    static const char *const names[2][2][2] = {
+        { { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+        { { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+    };
     int utf8 = (s->txn.env.flags & QF_SMTPUTF8) != 0;
 
     if (s->helo_kind == 1)
         return "SMTP";
-    if (utf8)
-        return s->c.tls_active ? "UTF8SMTPS" : "UTF8SMTP";
-    return s->c.tls_active ? "ESMTPS" : "ESMTP";
+    return names[utf8][s->c.tls_active != 0][s->auth_user != NULL];
 }
 
 /* ---- the message: queue hand-off ---- */
@@ -145,6 +150,7 @@ static void message_end(struct session *s)
     str_copy(t->env.client_addr, s->addr, sizeof(t->env.client_addr));
     str_copy(t->env.client_name, "unknown", sizeof(t->env.client_name));
     str_copy(t->env.proto, protocol_name(s), sizeof(t->env.proto));
+    str_copy(t->env.auth, s->auth_user ? s->auth_user : "", sizeof(t->env.auth));
     id = qlink_commit(&t->env, on_committed, s);
     if (!id) {
         session_reply(s, "451 4.3.0 Error: queue file write error");
@@ -176,6 +182,12 @@ static void bdat_chunk_done(struct session *s)
     message_end(s);
 }
 
+/* The From: check of submission: the sender binding's rule. */
+static int from_owned(void *arg, const struct addr *a)
+{
+    return authcmd_sender_owned(arg, a);
+}
+
 static void on_opened(void *arg, const struct ipc_msg *m)
 {
     struct session *s = arg;
@@ -204,16 +216,21 @@ static void on_opened(void *arg, const struct ipc_msg *m)
         session_resume(s);
         return;
     }
-    log_info("%s: client=%s", q.qid, s->name);
+    if (s->auth_user)
+        log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", q.qid, s->name, s->auth_mech, s->auth_user);
+    else
+        log_info("%s: client=%s", q.qid, s->name);
     if (s->c.tls_active)
         conn_tls_describe(&s->c, tls, sizeof(tls));
     r = (struct received_smtp){
         .helo = s->helo, .addr = s->addr, .tls = s->c.tls_active ? tls : NULL, .host = CFG->hostname,
         .proto = protocol_name(s), .qid = q.qid, .rcpt = t->env.nrcpt == 1 ? t->env.rcpt[0].addr : NULL,
-        .when = time(NULL),
+        .when = time(NULL), .hide_addr = s->port != PORT_SMTP && CFG->submission_hide_client,
     };
     n = received_smtp(hdr, sizeof(hdr), &r);
     txn_spool_open(t, q.qid, m->fd, qlink_generation(), hdr, n > 0 ? (size_t)n : 0);
+    if (s->port != PORT_SMTP)
+        txn_submission(t, CFG->hostname, CFG->submission_check_from ? from_owned : NULL, s);
     if (t->via_bdat) {
         s->state = ST_BDAT;
     } else {
@@ -263,6 +280,8 @@ static void cmd_helo(struct session *s, int kind, const char *arg)
                    CFG->hostname, (unsigned long long)CFG->max_message_size);
         if (!s->c.tls_active && tls_available())
             buf_printf(&s->c.out, "250-STARTTLS\r\n");
+        if (authcmd_offered(s))
+            buf_printf(&s->c.out, "250-AUTH PLAIN LOGIN\r\n");
         session_reply(s, "250 CHUNKING");
     }
     s->cnt_ok[kind]++;
@@ -302,13 +321,14 @@ static void cmd_mail(struct session *s, char *arg)
 {
     struct addr a;
     char err[TXN_REPLY_MAX], *params;
-    int utf8;
+    const char *why;
+    int utf8, owned;
     uint64_t size;
 
     if (need_helo(s))
         return;
-    if (s->port == PORT_SUBMISSION && !s->c.tls_active) {
-        session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+    if ((why = authcmd_mail_refusal(s))) {
+        session_reply(s, "%s", why);
         return;
     }
     if (s->txn.active) {
@@ -319,6 +339,17 @@ static void cmd_mail(struct session *s, char *arg)
                         "501 5.1.7 Bad sender address syntax");
     if (!params)
         return;
+    /* sender binding: an authenticated user sends only as themselves */
+    if (s->auth_user && (owned = authcmd_sender_owned(s, &a)) != 1) {
+        if (owned < 0) {
+            session_reply(s, "451 4.3.0 <%s>: Sender address rejected: Temporary lookup failure", a.mailbox);
+            return;
+        }
+        log_info("NOQUEUE: reject: MAIL from %s: 553 5.7.1 <%s>: Sender address rejected: not owned by user %s; "
+                 "from=<%s> proto=%s helo=<%s>", s->name, a.mailbox, s->auth_user, a.mailbox, protocol_name(s), s->helo);
+        session_reply(s, "553 5.7.1 <%s>: Sender address rejected: not owned by user", a.mailbox);
+        return;
+    }
     txn_reset(&s->txn);
     if (txn_mail_params(&s->txn, params, &size, &utf8, err, sizeof(err)) < 0) {
         session_reply(s, "%s", err);
@@ -664,7 +695,7 @@ static void command(struct session *s, const char *line, size_t len, unsigned fl
         if (vlen == verbs[i].len && !strncasecmp(buf, verbs[i].name, vlen))
             id = verbs[i].id;
     s->cnt_all[id]++;
-    if (flags & LR_TOOLONG || (len > CMD_LINE_MAX && id != CMD_MAIL && id != CMD_RCPT)) {
+    if (flags & LR_TOOLONG || (len > CMD_LINE_MAX && id != CMD_MAIL && id != CMD_RCPT && id != CMD_AUTH)) {
         log_warning("command line too long from %s", s->name);
         session_reply(s, "500 5.5.2 Error: command line too long");
         return;
@@ -697,7 +728,7 @@ static void command(struct session *s, const char *line, size_t len, unsigned fl
     case CMD_EXPN: cmd_expn(s, arg); break;
     case CMD_HELP:
         s->cnt_ok[id]++;
-        session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS");
+        session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS AUTH");
         break;
     case CMD_QUIT:
         s->cnt_ok[id]++;
@@ -705,7 +736,7 @@ static void command(struct session *s, const char *line, size_t len, unsigned fl
         s->state = ST_CLOSE;
         break;
     case CMD_STARTTLS: cmd_starttls(s, arg); break;
-    case CMD_AUTH: session_reply(s, "503 5.5.1 Error: authentication not enabled"); break;
+    case CMD_AUTH: authcmd_command(s, arg); break;
     default: {
         char clean[64];
         log_warning("unknown command \"%s\" from %s", log_sanitize(buf, n < 40 ? n : 40, clean, sizeof(clean)), s->name);
@@ -724,6 +755,14 @@ size_t command_input(struct session *s, const char *data, size_t n)
     unsigned flags;
 
     while (!session_paused(s)) {
+        if (s->state == ST_AUTH) {
+            size_t used = left ? authcmd_input(s, p, left) : 0;
+            if (used == 0)
+                break;
+            p += used;
+            left -= used;
+            continue;
+        }
         if (s->state == ST_BDAT) {
             size_t take;
             if (t->bdat_left == 0) {

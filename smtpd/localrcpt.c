@@ -110,3 +110,12 @@ int localrcpt_expand(const struct config *cfg, const struct addr *a, char *key, 
         return MAPDB_ERROR;
     return mapdb_find(map, a, cfg->recipient_delimiter, key, keylen, members, mlen);
 }
+
+int localrcpt_owned(const struct config *cfg, const struct addr *a, const char *owner)
+{
+    if (!a->domain[0] || a->is_literal || !config_is_local_domain(cfg, a->domain))
+        return 0;
+    if (!map)
+        try_open();
+    return mapdb_owned_by(map, a, cfg->recipient_delimiter, owner);
+}

@@ -35,4 +35,8 @@ int localrcpt_parse_arg(const struct config *cfg, const char *arg, struct addr *
 int localrcpt_expand(const struct config *cfg, const struct addr *a, char *key, size_t keylen, const char **members,
                      size_t *mlen);
 
+/* Sender binding: may the user of mailbox key owner send as a? 1 yes,
+ * 0 no (a is not local, or is another's), -1 the map cannot be read. */
+int localrcpt_owned(const struct config *cfg, const struct addr *a, const char *owner);
+
 #endif

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authcmd.h"
+#include "authproto.h"
 #include "config.h"
 #include "daemon.h"
 #include "evloop.h"
@@ -126,7 +128,7 @@ int main(int argc, char **argv)
 {
     struct account acct;
     struct evloop *ev;
-    char err[1024], jail[4096], qsock[4096], mapfile[4096];
+    char err[1024], jail[4096], qsock[4096], mapfile[4096], asock[4096];
     int jailed;
 
     conf_path = daemon_start(argc, argv, "smtpd", cfg);
@@ -165,11 +167,20 @@ int main(int argc, char **argv)
     localrcpt_init(mapfile);
 
     qlink_init(ev, qsock);
+    /* AUTH needs TLS: without a certificate there is no auth process */
+    if (tls_available()) {
+        if (jailed)
+            str_copy(asock, AUTH_SOCK_IN_SMTPD_JAIL, sizeof(asock));
+        else if ((size_t)snprintf(asock, sizeof(asock), "%s/%s", cfg->run_dir, AUTH_SOCK) >= sizeof(asock))
+            log_fatal("run_dir too long");
+        authcmd_init(ev, asock);
+    }
     ev_timer(ev, 1000, tick, NULL);
     ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     qlink_free();
+    authcmd_shutdown();
     localrcpt_free();
     ev_free(ev);
     config_free(cfg);

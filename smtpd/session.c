@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "authcmd.h"
 #include "command.h"
 #include "log.h"
 #include "util.h"
@@ -289,6 +290,7 @@ static void session_free(struct session *s)
     if (s->suspended && s->susp_cancel)
         s->susp_cancel(s->susp_id);
     throttle_disconnect(s);
+    authcmd_free(s);
     txn_reset(&s->txn);
     qrec_free(&s->txn.env);
     ev_del(ev, s->c.fd);

@@ -26,7 +26,7 @@
 #include "txn.h"
 
 enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };
-enum session_state { ST_CMD, ST_DATA, ST_BDAT, ST_TLS, ST_CLOSE };
+enum session_state { ST_CMD, ST_DATA, ST_BDAT, ST_TLS, ST_CLOSE, ST_AUTH };
 enum { CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA, CMD_BDAT, CMD_RSET, CMD_VRFY, CMD_EXPN,
        CMD_NOOP, CMD_QUIT, CMD_HELP, CMD_STARTTLS, CMD_AUTH, CMD_UNKNOWN, CMD_COUNT };
 
@@ -53,7 +53,9 @@ struct session {
     session_cancel_fn susp_cancel;
     int stopping;               /* 421 once the current transaction ends */
     unsigned cnt_ok[CMD_COUNT], cnt_all[CMD_COUNT];
-    char *auth_user;            /* authenticated identity, NULL when not authenticated */
+    char *auth_user;            /* authenticated identity (mailbox key), NULL when not authenticated */
+    const char *auth_mech;      /* "PLAIN" or "LOGIN" once authenticated */
+    struct authx *authx;        /* an AUTH exchange in progress (authcmd.c) */
     struct throttle_state lim;  /* limits against abuse (throttle.h) */
     struct session *prev, *next;
 };

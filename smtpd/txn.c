@@ -51,6 +51,11 @@ void txn_reset(struct txn *t)
     t->via_bdat = 0;
     free(t->bdat_lr);
     t->bdat_lr = NULL;
+    if (t->sub) {
+        subfix_free(t->sub);
+        free(t->sub);
+        t->sub = NULL;
+    }
 }
 
 /* Splits the next "KEY[=VALUE]" parameter off *p; 0 at the end. */
@@ -233,12 +238,34 @@ void txn_spool_open(struct txn *t, const char *qid, int fd, unsigned gen, const 
     }
 }
 
+void txn_submission(struct txn *t, const char *host, subfix_owned_fn owned, void *arg)
+{
+    if (!(t->sub = malloc(sizeof(*t->sub))))
+        return; /* out of memory: no fix-ups, and no From: check -> refuse */
+    subfix_start(t->sub, host, t->qid, owned, arg);
+}
+
+/* A submission message's line while its header section is open: the
+ * fields that must go before it, then the line. */
+static void header_line(struct txn *t, const char *line, size_t len)
+{
+    char add[SUBFIX_ADD_MAX];
+    size_t n = subfix_line(t->sub, line, len, add);
+
+    if (n)
+        spool_write(t, add, n);
+    spool_write(t, line, len);
+}
+
 int txn_data_line(struct txn *t, const char *line, size_t len, unsigned flags)
 {
     int crlf = (flags & LR_CRLF) != 0;
 
-    if (t->prev_crlf && crlf && len == 3 && line[0] == '.' && !(flags & (LR_TOOLONG | LR_BARE_CR | LR_NUL)))
+    if (t->prev_crlf && crlf && len == 3 && line[0] == '.' && !(flags & (LR_TOOLONG | LR_BARE_CR | LR_NUL))) {
+        if (t->sub && subfix_in_header(t->sub))
+            header_line(t, "", 0); /* headers only: the fields go at their end */
         return 1;
+    }
     t->prev_crlf = crlf;
     if (flags & LR_TOOLONG) {
         if (t->poison == P_NONE)
@@ -252,7 +279,10 @@ int txn_data_line(struct txn *t, const char *line, size_t len, unsigned flags)
     }
     if (line[0] == '.')
         line++, len--; /* undo dot-stuffing */
-    spool_write(t, line, len);
+    if (t->sub && subfix_in_header(t->sub))
+        header_line(t, line, len);
+    else
+        spool_write(t, line, len);
     return 0;
 }
 
@@ -264,14 +294,23 @@ void txn_bdat_bytes(struct txn *t, const char *p, size_t n)
 
     if (t->bdat_discard)
         return;
-    /* The bytes go to the spool as they are; the checker only looks. */
+    /* The bytes go to the spool as they are; the checker only looks.
+     * While a submission's header section is open, whole lines are
+     * spooled one by one (fields may go before the blank line). */
     while (lr_next(t->bdat_lr, &q, &qn, &line, &len, &flags) == 1) {
         if ((flags & LR_TOOLONG) && t->poison == P_NONE)
             t->poison = P_TOOLONG;
         else if ((!(flags & LR_CRLF) || (flags & (LR_BARE_CR | LR_NUL))) &&
                  (t->poison == P_NONE || t->poison == P_SIZE))
             t->poison = P_BARE;
+        if (t->sub && subfix_in_header(t->sub)) {
+            header_line(t, line, len);
+            p = q;
+            n = qn;
+        }
     }
+    if (t->sub && subfix_in_header(t->sub))
+        return; /* a partial header line waits in the checker */
     spool_write(t, p, n);
 }
 
@@ -279,6 +318,8 @@ void txn_bdat_finish(struct txn *t)
 {
     if (t->bdat_lr && lr_pending(t->bdat_lr) > 0)
         txn_bdat_bytes(t, "\r\n", 2);
+    if (t->sub && subfix_in_header(t->sub))
+        header_line(t, "", 0); /* headers only: the fields go at their end */
 }
 
 const char *txn_data_end(struct txn *t, const char **why)
@@ -305,6 +346,10 @@ const char *txn_data_end(struct txn *t, const char **why)
     if (t->poison != P_NONE) {
         *why = reason[t->poison];
         return reply[t->poison];
+    }
+    if (t->sub && subfix_end(t->sub, t->sub_reply, sizeof(t->sub_reply))) {
+        *why = "From: header not the user's";
+        return t->sub_reply;
     }
     close(t->spool_fd);
     t->spool_fd = -1;

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "linereader.h"
 #include "qrecord.h"
+#include "subfix.h"
 
 #define TXN_REPLY_MAX 600
 
@@ -34,6 +35,8 @@ struct txn {
     struct linereader *bdat_lr; /* BDAT: line checks across chunks */
     uint64_t bdat_left, bdat_chunk;
     int bdat_last, bdat_discard;
+    struct subfix *sub;         /* submission (587/465): header fix-ups and the From: check */
+    char sub_reply[TXN_REPLY_MAX];
 };
 
 void txn_init(struct txn *t);
@@ -56,6 +59,9 @@ void txn_drop_last_rcpt(struct txn *t);
 /* The spool file for the message (queue-mgr's Q_OPENED), and the trace
  * line that goes first; it does not count against SIZE. */
 void txn_spool_open(struct txn *t, const char *qid, int fd, unsigned gen, const char *received, size_t len);
+/* Submission: add a missing Date: and Message-ID:, and with owned set
+ * refuse a From: that is not the user's (subfix.h). After txn_spool_open. */
+void txn_submission(struct txn *t, const char *host, subfix_owned_fn owned, void *arg);
 /* DATA: one line from the reader; 1 when it was the final ".". */
 int txn_data_line(struct txn *t, const char *line, size_t len, unsigned flags);
 /* BDAT: chunk bytes, spooled as they are and checked for line ends. */

@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "ctl_reload.h"
+#include "posternctl_reload.h"
+#include "posternctl_passwd.h"
 #include "log.h"
 #include "paths.h"
 #include "posternctl_queue.h"
@@ -34,7 +35,8 @@
 static void __attribute__((noreturn)) usage(void)
 {
     fprintf(stderr, "usage: posternctl [-c FILE] flush [ID|DOMAIN]\n"
-            "       posternctl [-c FILE] reload-maps\n%s", CTLQ_USAGE);
+            "       posternctl [-c FILE] reload-maps\n"
+            "       posternctl [-c FILE] passwd USER@DOMAIN\n%s", CTLQ_USAGE);
     _exit(EX_USAGE);
 }
 
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
         return ctl_reload_maps(conf);
     if (optind < argc && ctlq_is_command(argv[optind]))
         return ctlq_main(conf, argc - optind, argv + optind);
+    if (optind < argc && strcmp(argv[optind], "passwd") == 0)
+        return ctl_passwd(conf, argc - optind - 1, argv + optind + 1);
     if (optind >= argc || strcmp(argv[optind], "flush") != 0 || argc - optind > 2)
         usage();
     if (argc - optind == 2) {

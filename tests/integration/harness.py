@@ -50,6 +50,7 @@ ACCOUNTS = {
     "queue": (64002, 64002),
     "resolver": (64003, 64003),
     "deliver": (64004, 64004),
+    "auth": (64005, 64005),
 }
 
 QID_RE = re.compile(r"^[0-9A-Z]{12,}$")
@@ -232,7 +233,7 @@ def need_deliver():
 
 def have_binaries():
     return all(os.access(binary(n), os.X_OK)
-               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail"))
+               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail"))
 
 
 # --------------------------------------------------------------------------
@@ -653,7 +654,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail", "posternctl"):
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail", "posternctl"):
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(

@@ -1,5 +1,5 @@
 """
-Jails (issue 10, part 2): each chrooted role (smtpd, deliver, the resolver)
+Jails (issue 10, part 2): each chrooted role (smtpd, deliver, the resolver, auth)
 holds exactly what it needs, and a process in it can do nothing else.
 
 The proof has two halves. From outside, the live process: /proc/PID/root
@@ -27,7 +27,7 @@ import harness
 
 JAILPROBE = os.path.join(harness.REPO, os.path.dirname(os.environ.get("UNIT", "build/release/unit-tests")),
                          "jailprobe")
-JAILED = {"smtpd": "smtpd", "deliver": "deliver", "resolver": "resolver"}   # comm -> account key
+JAILED = {"smtpd": "smtpd", "deliver": "deliver", "resolver": "resolver", "auth": "auth"}   # comm -> account key
 
 
 def _need_root_jails():

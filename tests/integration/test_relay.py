@@ -105,6 +105,7 @@ def test_relay_allowed_from_relay_networks():
 # client connects from 127.0.0.2, relay_networks is 127.0.0.1/32 only, so
 # one instance has an outside client and a relay client side by side.
 
+import limitsfix  # noqa: E402
 from limitsfix import FromClient, auth_client, auth_instance  # noqa: E402
 
 OUTSIDE = "127.0.0.2"
@@ -167,9 +168,9 @@ def test_relay_classic_tricks_from_outside():
                   r"Relay access denied", off, what="the refusal of the percent hack, naming the client")
 
 
-def _accepted_from_trusted(c):
+def _accepted_from_trusted(c, sender="a@example.com"):
     bad = []
-    expect(c.cmd("MAIL FROM:<a@example.com>"), exact="250 2.1.0 Ok")
+    expect(c.cmd("MAIL FROM:<%s>" % sender), exact="250 2.1.0 Ok")
     targets = sorted(set(t for _, t in CLASSIC if t))
     for t in targets:
         r = c.cmd("RCPT TO:<%s>" % t)
@@ -208,7 +209,8 @@ def test_relay_same_targets_accepted_when_authenticated():
     with auth_instance("relay-auth", relay_networks="127.0.0.1/32", smtpd_greet_pause="0") as inst:
         c = auth_client(inst, OUTSIDE)
         try:
-            _accepted_from_trusted(c)
+            # an authenticated user sends as one of their own addresses
+            _accepted_from_trusted(c, limitsfix.USER)
         finally:
             c.close()
         with FromClient(inst.p_sub, OUTSIDE) as c:

@@ -97,7 +97,7 @@ ROWS = [
                                  ("RCPT TO:<%s>" % LOCAL_RCPT, "250 2.1.5 Ok")]),
     ("rcpt_postmaster_any_case", [EHLO, MAIL, ("RCPT TO:<PostMaster@%s>" % HOST, "250 2.1.5 Ok"),
                                   ("RCPT TO:<POSTMASTER>", "250 2.1.5 Ok")]),
-    ("help", [("HELP", "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS")]),
+    ("help", [("HELP", "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN NOOP QUIT HELP STARTTLS AUTH")]),
     ("auth_not_enabled", [EHLO, ("AUTH PLAIN", "503 5.5.1 Error: authentication not enabled")]),
     ("unknown_command", [EHLO, ("FOOBAR", "502 5.5.2 Error: command not recognized"), ("NOOP", "250 2.0.0 Ok")]),
     ("command_line_over_512", [EHLO, ("NOOP " + "x" * 600, "500 5.5.2 Error: command line too long"),

@@ -80,6 +80,7 @@ def test_starttls_pipelined_transaction_discarded():
 
 
 def test_submission_requires_starttls():
+    """587: STARTTLS first, then AUTH (test_submission.py sends mail there)."""
     inst = harness.shared()
     sender = "%s@example.com" % harness.token("sub")
     with inst.client(port=inst.p_sub) as c:
@@ -89,10 +90,7 @@ def test_submission_requires_starttls():
         expect(c.cmd("MAIL FROM:<%s>" % sender), exact="530 5.7.0 Must issue a STARTTLS command first")
         c.starttls()
         c.ehlo()
-        c.mail_rcpt(sender, [REMOTE_RCPT])
-        qid = queued_id(c.data(harness.simple_body(sender)))
-    if qid not in inst.queue_ids():
-        raise AssertionError("message %s from port 587 not queued" % qid)
+        expect(c.cmd("MAIL FROM:<%s>" % sender), exact="530 5.7.0 Authentication required")
 
 
 def test_smtps_implicit_tls():
@@ -105,10 +103,8 @@ def test_smtps_implicit_tls():
         if "STARTTLS" in _kw(r):
             raise AssertionError("465 must not offer STARTTLS inside TLS: %r" % str(r))
         expect(c.cmd("STARTTLS"), exact="554 5.5.1 Error: TLS already active")
-        c.mail_rcpt(sender, [REMOTE_RCPT])
-        qid = queued_id(c.data(harness.simple_body(sender)))
-    if qid not in inst.queue_ids():
-        raise AssertionError("message %s from port 465 not queued" % qid)
+        # submission: AUTH before MAIL (test_submission.py sends mail here)
+        expect(c.cmd("MAIL FROM:<%s>" % sender), exact="530 5.7.0 Authentication required")
 
 
 def test_smtps_plaintext_client_gets_no_banner():
@@ -153,11 +149,16 @@ def test_smtplib_smtp_ssl():
     before = inst.queue_ids()
     with smtplib.SMTP_SSL(harness.LOCALHOST, inst.p_smtps, local_hostname="client.example",
                           context=harness.client_tls_context(), timeout=10) as s:
-        s.sendmail(sender, [REMOTE_RCPT], harness.simple_body(sender))
+        try:
+            s.sendmail(sender, [REMOTE_RCPT], harness.simple_body(sender))
+            raise AssertionError("465 took mail without AUTH")
+        except smtplib.SMTPSenderRefused as e:
+            if e.smtp_code != 530:
+                raise
         s.quit()
     new = [e for e in inst.queue() if e["queue_id"] not in before and e["sender"] == sender]
-    if len(new) != 1:
-        raise AssertionError("expected one queued message from %s, found %d" % (sender, len(new)))
+    if new:
+        raise AssertionError("a message from 465 without AUTH was queued: %r" % new)
 
 
 class _SClient:
@@ -272,14 +273,26 @@ def test_swaks_starttls():
         raise AssertionError("swaks transcript lacks the STARTTLS reply:\n%s" % out[-2000:])
 
 
+def _swaks_no_auth(port, extra):
+    """Submission without AUTH: TLS works, MAIL gets 530 (with AUTH:
+    test_auth.py)."""
+    r = subprocess.run(["swaks", "--server", harness.LOCALHOST, "--port", str(port), "--from", "x@example.com",
+                        "--to", REMOTE_RCPT, "--helo", "client.example", "--timeout", "20"] + extra,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode(errors="replace")
+    if "<~* 530 5.7.0 Authentication required" not in out:
+        raise AssertionError("swaks %s on %d: no 530 inside TLS:\n%s" % (" ".join(extra), port, out[-2000:]))
+    return out
+
+
 def test_swaks_submission_starttls():
     inst = harness.shared()
-    _swaks(inst, inst.p_sub, ["--tls"])
+    _swaks_no_auth(inst.p_sub, ["--tls"])
 
 
 def test_swaks_tls_on_connect():
     inst = harness.shared()
-    out = _swaks(inst, inst.p_smtps, ["--tls-on-connect"])
+    out = _swaks_no_auth(inst.p_smtps, ["--tls-on-connect"])
     if "<~  220 %s ESMTP Postern" % HOST not in out:
         raise AssertionError("swaks did not see the banner under TLS:\n%s" % out[-2000:])
 

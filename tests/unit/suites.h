@@ -30,6 +30,7 @@ void suite_limits(void);
 void suite_lmtp(void);
 void suite_notice(void);
 void suite_notice_store(void);
+void suite_auth(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -59,6 +60,7 @@ void suite_notice_store(void);
     SUITE(lmtp) \
     SUITE(opsq) \
     SUITE(notice) \
-    SUITE(notice_store)
+    SUITE(notice_store) \
+    SUITE(auth)
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * ctl_reload.h - `posternctl reload-maps` (and `newaliases`, which runs it):
+ * posternctl_reload.h - `posternctl reload-maps` (and `newaliases`, which runs it):
  * recompile the mailbox and alias maps without a restart.
  */
 #ifndef POSTERN_TOOLS_CTL_RELOAD_H

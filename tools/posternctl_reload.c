@@ -1,5 +1,5 @@
 /*
- * ctl_reload.c - `posternctl reload-maps` (ctl_reload.h).
+ * posternctl_reload.c - `posternctl reload-maps` (posternctl_reload.h).
  *
  * The maps are compiled by the master (it parses no network input and is
  * the only writer of smtpd's jail), so this tool compiles nothing into
@@ -10,7 +10,7 @@
  * new smtpd generation on the new map; open sessions finish on the old one.
  * Needs root (the master is root's): anyone else gets EX_NOPERM.
  */
-#include "ctl_reload.h"
+#include "posternctl_reload.h"
 
 #include <errno.h>
 #include <stdio.h>
