@@ -46,6 +46,14 @@ $(eval $(call process,DELIVER,deliver,deliver))
 $(BUILD)/tests/%.o: CFLAGS += -Ideliver
 $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# deliver/local/: the local delivery role (Maildir); it shares deliver's
+# D_JOB parser (job.c)
+LOCAL_SRC := $(filter-out deliver/local/main.c,$(wildcard deliver/local/*.c))
+LOCAL_OBJ := $(LOCAL_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/deliver/local/%.o: CFLAGS += -Ideliver
+$(BIN)/local: $(BUILD)/deliver/local/main.o $(LOCAL_OBJ) $(BUILD)/deliver/job.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/tests/%.o: CFLAGS += -Ideliver/local
 # qdump: the stored state of one message, for the scheduler's tests
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -56,10 +64,10 @@ $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON) | $(BIN)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(LIBCOMMON)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(LOCAL_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit
 
-PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(TOOLS:%=$(BIN)/%)
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(BIN)/local $(TOOLS:%=$(BIN)/%)
 
 all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump
 

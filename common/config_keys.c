@@ -79,13 +79,16 @@ const struct config_key config_keys[] = {
     { "expn",                     CT_CHOICE,     FIELD(expn), CHOICE_EXPN, 0 },
     { "postmaster_address",       CT_MAILBOX,    FIELD(postmaster_address), 0, 0 },
     { "master_service_disable",   CT_CHOICES,    FIELD(master_service_disable), CHOICE_SERVICES, 0 },
+    /* local delivery (engineer "local") */
+    { "user_local",               CT_USER,       FIELD(user_local), 0, 0 },
+    { "local_transport",          CT_TRANSPORT,  FIELD(local_transport), 0, 0 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
 static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
 /* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
-static const char *const service_words[] = { "smtpd", "resolver", "deliver", NULL };
+static const char *const service_words[] = { "smtpd", "resolver", "deliver", "local", NULL };
 const char *const *const config_choices[] = {
     [CHOICE_VRFY] = vrfy_words,
     [CHOICE_EXPN] = expn_words,
@@ -219,6 +222,8 @@ void config_set_defaults(struct config *c)
     c->vrfy = CONF_VRFY_HIDE;
     c->expn = CONF_EXPN_OFF;
     /* postmaster_address: "postmaster@$hostname", set with the hostname */
+    config_copy(c->user_local, sizeof c->user_local, "postern-local");
+    config_copy(c->local_transport, sizeof c->local_transport, "maildir");
 }
 
 void config_defaults(struct config *c)

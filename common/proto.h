@@ -145,6 +145,8 @@ enum field_tag {
     T_D_DISPATCH,       /* u64, milliseconds since the epoch when the job left queue-mgr */
     T_D_FLAGS,          /* u64, D_F_* */
     T_R_INDEX,          /* u64, recipient index in the message (inside T_RCPT) */
+    /* local delivery (tags 136-143) */
+    T_R_ALIAS = 136,    /* str, inside T_RCPT: the alias this recipient was expanded from */
 };
 
 enum {

@@ -192,7 +192,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         o->root.uid = getuid();
         o->root.gid = getgid();
         snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
-        o->queue = o->deliver = o->resolver = o->root;
+        o->queue = o->deliver = o->resolver = o->local = o->root;
         return 0;
     }
     const struct {
@@ -203,6 +203,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         { "user_queue", c->user_queue, &o->queue },
         { "user_resolver", c->user_resolver, &o->resolver },
         { "user_deliver", c->user_deliver, &o->deliver },
+        { "user_local", c->user_local, &o->local },
     };
     for (size_t i = 0; i < ARRAY_LEN(a); i++) {
         if (priv_resolve(a[i].val, a[i].out, why, sizeof(why)) < 0) {
@@ -464,6 +465,7 @@ static int restart_needed(const struct config *a, const struct config *b, char *
         { "user_queue", a->user_queue, b->user_queue },
         { "user_resolver", a->user_resolver, b->user_resolver },
         { "user_deliver", a->user_deliver, b->user_deliver },
+        { "user_local", a->user_local, b->user_local },
     };
     for (size_t i = 0; i < ARRAY_LEN(k); i++) {
         if (strcmp(k[i].old, k[i].new) != 0) {

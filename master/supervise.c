@@ -89,6 +89,8 @@ static const struct role roles[] = {
      * flight and exit (a new generation takes the new configuration):
      * a reload never cuts a delivery between its final dot and the reply */
     { "deliver",   "deliver",   one,             0,      RELOAD_GENERATION, 0,   30,   { "queue-mgr", "resolver" } },
+    /* local delivery into mailbox_dir; drains on SIGHUP like deliver */
+    { "local",     "local",     one,             0,      RELOAD_GENERATION, 0,   30,   { "queue-mgr" } },
 };
 
 struct child {
@@ -258,6 +260,7 @@ static int role_disabled(const struct config *c, const struct role *r)
         { "smtpd", CONF_SERVICE_SMTPD },
         { "resolver", CONF_SERVICE_RESOLVER },
         { "deliver", CONF_SERVICE_DELIVER },
+        { "local", CONF_SERVICE_LOCAL },
     };
 
     for (size_t i = 0; i < ARRAY_LEN(sw); i++)

@@ -26,11 +26,12 @@
 
 static struct evloop *ev;
 static struct client *clients;
-static uid_t smtpd_uid, deliver_uid;
+static uid_t smtpd_uid, deliver_uid, local_uid;
 
 const char *client_kind_name(enum queue_listener k)
 {
-    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : k == QL_DELIVER ? "deliver" : "control";
+    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : k == QL_DELIVER ? "deliver" :
+           k == QL_LOCAL ? "local" : "control";
 }
 
 static void update_events(struct client *c)
@@ -45,7 +46,7 @@ static void client_free(struct client *c)
 {
     /* Whatever it opened and never committed is not mail anyone accepted. */
     handoff_forget_all(c);
-    if (c->kind == QL_DELIVER)
+    if (c->kind == QL_DELIVER || c->kind == QL_LOCAL)
         scheduler_deliver_gone(c);
     if (c->conn.fd >= 0)
         ev_del(ev, c->conn.fd);
@@ -139,7 +140,7 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             }
             if (c->kind == QL_CONTROL)
                 control_frame(c, &m);
-            else if (c->kind == QL_DELIVER)
+            else if (c->kind == QL_DELIVER || c->kind == QL_LOCAL)
                 scheduler_deliver_frame(c, &m);
             else
                 handoff_frame(c, &m);
@@ -196,6 +197,12 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             close(cfd);
             continue;
         }
+        if (kind == QL_LOCAL && uid != local_uid) {
+            log_warning("local socket: refused connection from uid %lu pid %ld",
+                        (unsigned long)uid, (long)pid);
+            close(cfd);
+            continue;
+        }
         c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -226,6 +233,8 @@ int clients_listen(struct evloop *loop, enum queue_listener kind, const char *pa
         deliver_uid = peer_uid;
     else if (kind == QL_SMTPD)
         smtpd_uid = peer_uid;
+    else if (kind == QL_LOCAL)
+        local_uid = peer_uid;
     /* Anyone may connect; SO_PEERCRED decides what each peer may do. */
     fd = net_listen_unix(path, 0666, err, errlen);
     if (fd < 0)

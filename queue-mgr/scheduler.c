@@ -19,6 +19,7 @@
 
 #include "batcher.h"
 #include "committer.h"
+#include "localroute.h"
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
@@ -34,7 +35,6 @@
 #define WANTS_MAX 4096              /* free slots one deliver may hold */
 #define RETRY_MS 2
 
-#define REASON_LOCAL "local delivery is not available yet"
 #define REASON_LOST "lost connection with deliver"
 #define REASON_NORESULT "deliver gave no result for this recipient"
 #define REASON_NOFILE "queue file is missing or unreadable"
@@ -218,6 +218,7 @@ static void blocked_set(const char *qid, struct dest *d)
 
 struct deliverer {
     struct client *c;
+    enum sched_pool pool;           /* deliver (remote, LMTP) or the local role */
     uint32_t wants[WANTS_MAX];      /* request ids of its D_WANTs, a ring */
     size_t whead, nwants;
     struct deliverer *next;
@@ -227,6 +228,7 @@ static struct deliverer *deliverers, *rr_next;
 struct job {
     uint64_t id;
     struct deliverer *dl;
+    enum sched_pool pool;
     struct dest *dest;
     char qid[QID_LEN + 1];
     char sender[ADDR_MAX + 1];
@@ -237,7 +239,7 @@ struct job {
     struct job *next;
 };
 static struct job *jobs;
-static size_t njobs;
+static size_t njobs[POOL_COUNT];
 static uint64_t next_job_id = 1;
 
 static struct deliverer *deliverer_of(struct client *c)
@@ -248,13 +250,13 @@ static struct deliverer *deliverer_of(struct client *c)
     return NULL;
 }
 
-/* A deliver with a free slot, round robin. */
-static struct deliverer *free_deliverer(void)
+/* A deliver of the pool with a free slot, round robin. */
+static struct deliverer *free_deliverer(enum sched_pool pool)
 {
     struct deliverer *d = rr_next ? rr_next : deliverers;
 
     for (struct deliverer *start = d; d;) {
-        if (d->nwants && !d->c->dead) {
+        if (d->nwants && !d->c->dead && d->pool == pool) {
             rr_next = d->next;
             return d;
         }
@@ -268,12 +270,17 @@ static struct deliverer *free_deliverer(void)
 /* Whether a job may start: a free slot, and a queue index that records
  * results (while writes fail, a delivery's result could not be kept, and
  * the recipient would be delivered again and again). */
-static int slots_free(void)
+static int slots_free(enum sched_pool pool)
 {
     const char *code, *text;
 
-    return njobs < cfg->deliver_concurrency && free_deliverer() != NULL &&
+    return njobs[pool] < localroute_pool_limit(cfg, pool) && free_deliverer(pool) != NULL &&
            batcher_refusal(&code, &text) == 0;
+}
+
+static int any_slots_free(void)
+{
+    return slots_free(POOL_REMOTE) || slots_free(POOL_LOCAL);
 }
 
 int scheduler_msg_active(const char *qid)
@@ -489,6 +496,7 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
     reqid = dl->wants[dl->whead];
     j->id = next_job_id++;
     j->dl = dl;
+    j->pool = dl->pool;
     j->dest = d;
     str_copy(j->qid, r->qid, sizeof(j->qid));
     str_copy(j->sender, r->sender, sizeof(j->sender));
@@ -514,6 +522,8 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
         ipc_out_str(&one, T_R_ADDR, rc->addr);
         if (rc->orcpt)
             ipc_out_str(&one, T_R_ORCPT, rc->orcpt);
+        if (rc->alias)
+            ipc_out_str(&one, T_R_ALIAS, rc->alias);
         ipc_out_u64(&one, T_R_NOTIFY, rc->notify);
         ipc_out_u64(&one, T_R_ATTEMPTS, rc->attempts);
         ipc_out_nested(&m, T_RCPT, &one);
@@ -533,28 +543,28 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
     d->active++;
     j->next = jobs;
     jobs = j;
-    njobs++;
+    njobs[j->pool]++;
     return 0;
 }
 
 /* Returns the destination when it left recipients waiting at its limit. */
 static struct dest *handle_group(const struct qrec *r, const struct group *g, uint64_t now, int *fd)
 {
+    enum sched_pool pool = localroute_pool(cfg, g->kind);
     struct dest *d;
     size_t from;
 
-    if (g->kind != DEST_REMOTE) {
+    if (g->kind == DEST_BAD) {
         for (size_t i = 0; i < g->n; i++) {
             const struct qrcpt *rc = &r->rcpt[g->idx[i]];
             if (ks_add(&inflight, r->qid, g->idx[i]) == 0)
                 queue_update(r->qid, g->idx[i], RCPT_DEFERRED, rc->attempts, now + cfg->max_backoff,
-                             "4.3.0", g->kind == DEST_LOCAL ? REASON_LOCAL : "bad recipient address");
+                             "4.3.0", "bad recipient address");
         }
-        log_info("%s: %zu recipient(s) of %s deferred: %s", r->qid, g->n, g->dest,
-                 g->kind == DEST_LOCAL ? REASON_LOCAL : "bad recipient address");
+        log_info("%s: %zu recipient(s) of %s deferred: %s", r->qid, g->n, g->dest, "bad recipient address");
         return NULL;
     }
-    d = dest_get(g->dest);
+    d = g->kind == DEST_LOCAL ? localroute_dest(cfg, dest_get) : dest_get(g->dest);
     if (!d)
         return NULL;
     if (dest_dead(d, now)) {
@@ -582,7 +592,7 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
             log_expired(r->qid, r->sender);
         return NULL;
     }
-    for (from = 0; from < g->n && dest_can_start(d, now) && slots_free();) {
+    for (from = 0; from < g->n && dest_can_start(d, now) && slots_free(pool);) {
         size_t n = g->n - from < SCHED_JOB_RCPTS ? g->n - from : SCHED_JOB_RCPTS;
         if (*fd < 0)
             *fd = openat(spool_dir_fd(), r->qid, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -594,7 +604,7 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
                                  now + cfg->max_backoff, "4.3.0", REASON_NOFILE);
             return NULL;
         }
-        if (send_job(free_deliverer(), r, d, g, from, n, *fd) < 0)
+        if (send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0)
             return NULL;
         from += n;
     }
@@ -662,7 +672,7 @@ static void pass(void)
 
     if (stopping)
         return;
-    from_start = !have_cursor || (rescan && slots_free());
+    from_start = !have_cursor || (rescan && any_slots_free());
     if (from_start) {
         rescan = 0;
     } else {
@@ -694,7 +704,7 @@ static void pass(void)
             break;
         /* from the start and out of slots: what follows, up to the
          * cursor, was looked at before */
-        out_of_slots = from_start && have_cursor && !slots_free() && qstore_due_cmp(&after, &cursor) < 0;
+        out_of_slots = from_start && have_cursor && !any_slots_free() && qstore_due_cmp(&after, &cursor) < 0;
     }
     if (have_after && !out_of_slots) {
         cursor = after;
@@ -776,7 +786,7 @@ static void job_free(struct job *j)
             *pp = j->next;
             break;
         }
-    njobs--;
+    njobs[j->pool]--;
     free(j);
 }
 
@@ -1003,6 +1013,7 @@ void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
             return;
         }
         dl->c = c;
+        dl->pool = localroute_pool_of(c->kind);
         dl->next = deliverers;
         deliverers = dl;
     }

@@ -50,6 +50,7 @@ ACCOUNTS = {
     "queue": (64002, 64002),
     "resolver": (64003, 64003),
     "deliver": (64004, 64004),
+    "local": (64005, 64005),
 }
 
 QID_RE = re.compile(r"^[0-9A-Z]{12,}$")
@@ -643,7 +644,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "mailq", "sendmail", "posternctl"):
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "local", "mailq", "sendmail", "posternctl"):
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
@@ -925,7 +926,7 @@ class _Final(Exception):
 # postern/deliver[PID] (or queue-mgr, for expiry): QUEUEID: to=<RCPT>, relay=HOST[IP]:PORT, delay=S,
 #     delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced (REPLY)
 DELIVERY_RE = re.compile(
-    r"postern/(?:deliver|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
+    r"postern/(?:deliver|local|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
     r"relay=([^,]+), (?:conn_use=(\d+), )?delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+), "
     r"dsn=([245]\.\d{1,3}\.\d{1,3}), status=(sent|deferred|bounced) \((.*)\)$")
 

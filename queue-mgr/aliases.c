@@ -1,0 +1,181 @@
+/*
+ * aliases.c - alias expansion at commit time (aliases.h).
+ *
+ * The map is the master's compiled file in smtpd's jail, opened read-only
+ * and reopened when its inode changes (a reload renames a new file over
+ * it), so the expansion always follows the map smtpd answered RCPT from.
+ * Must never write the map, never expand a member again (the compiler did
+ * that, and an alias naming itself means its mailbox), and never turn an
+ * address outside local_domains into anything but itself.
+ */
+#include "aliases.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "addr.h"
+#include "dsn.h"
+#include "log.h"
+#include "mapdb.h"
+#include "paths.h"
+#include "util.h"
+
+static struct mapdb *db;
+static dev_t db_dev;
+static ino_t db_ino;
+static time_t warned;
+
+/* The current map, reopened when the file is a new one; NULL if none. */
+static struct mapdb *current_map(const struct config *cfg)
+{
+    char path[4096], err[512];
+    struct stat st;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", cfg->run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof(path))
+        return NULL;
+    if (stat(path, &st) < 0) {
+        if (time(NULL) != warned)
+            log_warning("alias map %s: not available: aliases are not expanded", path);
+        warned = time(NULL);
+        return db;  /* the old one, if any, is better than none */
+    }
+    if (db && st.st_dev == db_dev && st.st_ino == db_ino)
+        return db;
+    struct mapdb *n;
+    if (mapdb_open(&n, path, err, sizeof(err)) < 0) {
+        if (time(NULL) != warned)
+            log_warning("alias map: %s", err);
+        warned = time(NULL);
+        return db;
+    }
+    mapdb_close(db);
+    db = n;
+    db_dev = st.st_dev;
+    db_ino = st.st_ino;
+    return db;
+}
+
+void aliases_close(void)
+{
+    mapdb_close(db);
+    db = NULL;
+}
+
+/* Parses a stored recipient; 0, or -1 when it is no address of ours to expand. */
+static int parse(const char *s, unsigned flags, struct addr *a)
+{
+    char path[ADDR_MAX + 3];
+    size_t n = strlen(s), end;
+
+    if (n > ADDR_MAX)
+        return -1;
+    path[0] = '<';
+    memcpy(path + 1, s, n);
+    path[n + 1] = '>';
+    if (addr_parse_path(path, n + 2, flags, a, &end) != ADDR_OK || end != n + 2 || !a->domain[0] ||
+        a->is_literal)
+        return -1;
+    return 0;
+}
+
+static int has_rcpt(const struct qrec *r, const char *addr)
+{
+    for (size_t i = 0; i < r->nrcpt; i++)
+        if (strcasecmp(r->rcpt[i].addr, addr) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends one recipient carrying over NOTIFY, ORCPT and the alias. */
+static int add(struct qrec *out, const char *addr, const struct qrcpt *from, const char *orcpt,
+               const char *alias)
+{
+    struct qrcpt *rc;
+
+    if (has_rcpt(out, addr))
+        return 0;
+    if (qrec_add_rcpt(out, addr) < 0)
+        return -1;
+    rc = &out->rcpt[out->nrcpt - 1];
+    rc->notify = from->notify;
+    rc->status = from->status;
+    rc->next_try = from->next_try;
+    if (qrcpt_set(&rc->orcpt, orcpt, QREC_ORCPT_MAX) < 0 || qrcpt_set(&rc->alias, alias, ADDR_MAX) < 0)
+        return -1;
+    return 0;
+}
+
+int aliases_expand(const struct config *cfg, struct qrec *r, char *err, size_t errlen)
+{
+    unsigned flags = (r->flags & QF_SMTPUTF8) ? ADDR_UTF8 : 0;
+    struct mapdb *m = NULL;
+    struct qrec out;
+    int expanded = 0, looked = 0;
+
+    qrec_init(&out);
+    for (size_t i = 0; i < r->nrcpt; i++) {
+        const struct qrcpt *rc = &r->rcpt[i];
+        const char *members = NULL;
+        size_t mlen = 0;
+        struct addr a;
+        enum mapdb_kind k = MAPDB_NONE;
+
+        if (parse(rc->addr, flags, &a) == 0 && config_is_local_domain(cfg, a.domain)) {
+            if (!looked) {
+                m = current_map(cfg);
+                looked = 1;
+            }
+            if (m)
+                k = mapdb_find(m, &a, cfg->recipient_delimiter, NULL, 0, &members, &mlen);
+        }
+        if (k != MAPDB_ALIAS) {
+            if (add(&out, rc->addr, rc, rc->orcpt, rc->alias) < 0)
+                goto oom;
+            continue;
+        }
+        char orcpt[QREC_ORCPT_MAX + 1];
+        const char *o = rc->orcpt;
+        if (!o) {
+            memcpy(orcpt, "rfc822;", 7);
+            if (xtext_encode(rc->addr, strlen(rc->addr), orcpt + 7, sizeof(orcpt) - 7) >= 0)
+                o = orcpt;
+        }
+        for (size_t off = 0; off < mlen;) {
+            const char *mem = members + off;
+            size_t n = strnlen(mem, mlen - off);
+            if (n == mlen - off)
+                break;      /* not NUL-terminated: the map is damaged */
+            off += n + 1;
+            if (n == 0 || n > ADDR_MAX)
+                continue;
+            for (size_t b = 0; b < n; b++)
+                if ((unsigned char)mem[b] >= 0x80)
+                    r->flags |= QF_SMTPUTF8;    /* the envelope now has a UTF-8 address */
+            if (add(&out, mem, rc, o, rc->addr) < 0)
+                goto oom;
+        }
+        expanded++;
+    }
+    if (!expanded) {
+        qrec_free(&out);
+        return 0;
+    }
+    if (out.nrcpt == 0) {
+        snprintf(err, errlen, "aliases expand to no recipient");
+        qrec_free(&out);
+        return -1;
+    }
+    qrec_free(r);       /* the recipients only */
+    r->rcpt = out.rcpt;
+    r->nrcpt = out.nrcpt;
+    return expanded;
+oom:
+    snprintf(err, errlen, out.nrcpt >= QREC_MAX_RCPT ? "too many recipients after alias expansion"
+                                                     : "out of memory expanding aliases");
+    qrec_free(&out);
+    return -1;
+}
