@@ -57,8 +57,8 @@ enum qrcpt_status {
 struct qrcpt {
     char *addr;
     char *orcpt;
-    unsigned notify;
-    unsigned status;
+    unsigned char notify;   /* NOTIFY_* (small: a record may hold QREC_MAX_RCPT of these) */
+    unsigned char status;   /* enum qrcpt_status */
     unsigned attempts;
     uint64_t next_try;
     char dsn[16];
