@@ -111,8 +111,10 @@ static struct md_dir *dir_get(struct md_store *s, const char *comp)
             s->dir[i].used = ++s->clock;
             return &s->dir[i];
         }
+    /* maps_path_component() checked it; checked again where it becomes a path */
     if (!slash || strchr(slash + 1, '/') || (size_t)(slash - comp) >= sizeof(dom) ||
-        strlen(comp) >= sizeof(d->comp) || slash == comp || !slash[1]) {
+        strlen(comp) >= sizeof(s->dir[0].comp) || slash == comp || !slash[1] || comp[0] == '.' ||
+        slash[1] == '.') {
         errno = EINVAL;
         return NULL;
     }

@@ -101,3 +101,163 @@ def test_maildir_byte_for_byte():
         md = maildir(inst, LOCAL_RCPT)
         assert os.path.isdir(os.path.join(md, "cur")) and os.listdir(os.path.join(md, "tmp")) == []
         inst.wait_removed(qid, since=since)
+
+
+def _send(inst, sender, rcpts, body, mail_params="", timeout=None):
+    with inst.client() as c:
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<%s>%s" % (sender, mail_params)), code=250)
+        for r in rcpts:
+            expect(c.cmd("RCPT TO:<%s>" % r), code=250)
+        return queued_id(c.data(body, timeout=timeout))
+
+
+def test_8bit_and_smtputf8_local_part():
+    """An SMTPUTF8 local part (j\u00f6rg) gets its own Maildir, named by its
+    UTF-8 bytes; an 8-bit body arrives unchanged."""
+    with _instance("local-utf8") as inst:
+        since = inst.log_size()
+        rcpt = "j\u00f6rg@" + HOST
+        body = "Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n\r\ngr\u00fc\u00dfe, j\u00f6rg \u2603\r\n".encode("utf-8")
+        qid = _send(inst, "s\u00e9nder@example.com", [rcpt], body, " BODY=8BITMIME SMTPUTF8")
+        inst.wait_delivery(qid, rcpt, since=since, timeout=60)
+        (name, data), = wait_messages(inst, rcpt, 1)
+        head = ("Return-Path: <s\u00e9nder@example.com>\nDelivered-To: %s\n" % rcpt).encode("utf-8")
+        assert data.startswith(head), data[:200]
+        assert data.endswith(body.replace(b"\r\n", b"\n")), data
+        assert os.path.isdir(os.path.join(inst.mailbox_dir, HOST, "j\u00f6rg", "new"))
+
+
+def test_alias_three_targets_nested_and_remote():
+    """staff -> alice, bob, someone@remote.example (through a sink); team
+    -> staff, carol: every member once, each with ORCPT the alias (the
+    remote one as ORCPT= on the wire) and orig_to= in the log line."""
+    import sinkfix
+    with sinkfix.Sink(host="127.0.0.1", dsn=True) as sink:
+        inst = harness.delivery_instance("local-alias", relayhost="[127.0.0.1]:%d" % sink.port)
+        _write(inst, MAILBOXES, ALIASES)
+        with inst:
+            since = inst.log_size()
+            qid = _send(inst, "s@example.com", ["staff@" + HOST], b"Subject: staff\r\n\r\nto the staff\r\n")
+            for who in ("alice", "bob"):
+                d = inst.wait_delivery(qid, "%s@%s" % (who, HOST), since=since, timeout=60)
+                assert "orig_to=<staff@%s>" % HOST in d.line, d.line
+                (_, data), = wait_messages(inst, "%s@%s" % (who, HOST), 1)
+                assert b"Delivered-To: %s@%s\n" % (who.encode(), HOST.encode()) in data
+            inst.wait_delivery(qid, "someone@remote.example", since=since, timeout=60)
+            m, = sink.wait_messages(1)
+            assert m.rcpt_tos == ["someone@remote.example"], m
+            assert m.dsn_rcpt["someone@remote.example"].get("ORCPT", "").lower() == \
+                ("rfc822;staff@%s" % HOST).lower(), m.dsn_rcpt
+            inst.wait_removed(qid, since=since)
+            # nested: team -> staff (alice, bob, remote) + carol; alice named twice is one copy
+            since = inst.log_size()
+            qid = _send(inst, "s@example.com", ["team@" + HOST, "alice@" + HOST],
+                        b"Subject: team\r\n\r\nto the team\r\n")
+            for who in ("alice", "bob", "carol"):
+                inst.wait_delivery(qid, "%s@%s" % (who, HOST), since=since, timeout=60)
+            inst.wait_delivery(qid, "someone@remote.example", since=since, timeout=60)
+            inst.wait_removed(qid, since=since)
+            assert len(messages(inst, "alice@" + HOST)) == 2      # one per message
+            assert len(messages(inst, "carol@" + HOST)) == 1
+            assert len(inst.deliveries(qid, "alice@" + HOST, since=since)) == 1
+            assert len(sink.wait_messages(2)) == 2
+
+
+def test_alias_loop_refused_and_self_alias():
+    """A loop between aliases is refused by the map compiler with
+    FILE:LINE; an alias naming itself means its mailbox too."""
+    inst = _instance("local-loop", aliases="a@%s: b@%s\nb@%s: a@%s\n" % (HOST, HOST, HOST, HOST))
+    r = subprocess.run([harness.binary("postern"), "-c", inst.conf_path, "check"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=harness.daemon_env(), timeout=60)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 1 and "%s:1: alias loop" % inst.aliases_file in out, out
+    _write(inst, aliases="bob@%s: bob, carol\n" % HOST)
+    with inst:
+        since = inst.log_size()
+        qid = _send(inst, "s@example.com", ["bob@" + HOST], b"Subject: self\r\n\r\nself alias\r\n")
+        inst.wait_delivery(qid, "bob@" + HOST, since=since, timeout=60)
+        inst.wait_delivery(qid, "carol@" + HOST, since=since, timeout=60)
+        wait_messages(inst, "bob@" + HOST, 1)
+        wait_messages(inst, "carol@" + HOST, 1)
+
+
+def test_unknown_user_refused_in_pipelined_transaction():
+    """One write: MAIL, three RCPTs (the middle one unknown), DATA: the
+    replies come in order, 550 5.1.1 for the unknown one, and the message
+    reaches the two others."""
+    with _instance("local-pipe") as inst:
+        since = inst.log_size()
+        with inst.client() as c:
+            c.ehlo()
+            c.send(("MAIL FROM:<s@example.com>\r\nRCPT TO:<alice@%s>\r\nRCPT TO:<nobody@%s>\r\n"
+                    "RCPT TO:<bob@%s>\r\nDATA\r\n" % (HOST, HOST, HOST)).encode())
+            expect(c.reply(), code=250)
+            expect(c.reply(), exact="250 2.1.5 Ok")
+            expect(c.reply(), exact="550 5.1.1 <nobody@%s>: Recipient address rejected: User unknown" % HOST)
+            expect(c.reply(), exact="250 2.1.5 Ok")
+            expect(c.reply(), code=354)
+            c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\n")
+            qid = queued_id(c.reply())
+        for who in ("alice", "bob"):
+            inst.wait_delivery(qid, "%s@%s" % (who, HOST), since=since, timeout=60)
+            wait_messages(inst, "%s@%s" % (who, HOST), 1)
+        assert not os.path.exists(maildir(inst, "nobody@" + HOST))
+        assert not inst.deliveries(qid, "nobody@" + HOST, since=since)
+
+
+def test_tag_and_postmaster():
+    """demo+tag@localhost lands in demo's Maildir with Delivered-To: the
+    address as given; PostMaster@localhost (any case) reaches the
+    postmaster_address mailbox."""
+    with _instance("local-tag") as inst:
+        since = inst.log_size()
+        qid = _send(inst, "s@example.com", ["demo+lists@localhost", "PostMaster@localhost"],
+                    b"Subject: tag\r\n\r\ntagged\r\n")
+        inst.wait_delivery(qid, "demo+lists@localhost", since=since, timeout=60)
+        (_, data), = wait_messages(inst, LOCAL_RCPT, 1)
+        assert b"\nDelivered-To: demo+lists@localhost\n" in data, data[:200]
+        assert not os.path.exists(os.path.join(inst.mailbox_dir, "localhost", "demo+lists"))
+        inst.wait_delivery(qid, "postmaster@" + HOST, since=since, timeout=60)
+        wait_messages(inst, "postmaster@" + HOST, 1)
+
+
+def test_delivered_to_loop_bounces():
+    """A message that already carries Delivered-To: for the recipient is a
+    mail loop: bounced 5.4.6, nothing stored; another recipient of the
+    same message is delivered."""
+    with _instance("local-dtloop") as inst:
+        since = inst.log_size()
+        qid = _send(inst, "s@example.com", ["alice@" + HOST, "bob@" + HOST],
+                    b"Delivered-To: ALICE@%s\r\nSubject: loop\r\n\r\nagain\r\n" % HOST.encode())
+        d = inst.wait_delivery(qid, "alice@" + HOST, status="bounced", since=since, timeout=60)
+        assert d.dsn == "5.4.6" and d.reply == "mail forwarding loop for alice@%s" % HOST, d.line
+        inst.wait_delivery(qid, "bob@" + HOST, since=since, timeout=60)
+        assert messages(inst, "alice@" + HOST) == []
+        wait_messages(inst, "bob@" + HOST, 1)
+
+
+def _sendmail(inst, args, message):
+    env = {"POSTERN_CONF": inst.conf_path}
+    return subprocess.run([harness.binary("sendmail")] + list(args), input=message, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=harness.daemon_env(env), timeout=60)
+
+
+def test_sendmail_and_cron_land_in_maildir():
+    """`sendmail root` (unqualified: @hostname) and cron's own invocation
+    (-FCronDaemon -i -B8BITMIME -oem root) are delivered into root's
+    Maildir; the message arrives with LF line ends."""
+    with _instance("local-sendmail") as inst:
+        since = inst.log_size()
+        r = _sendmail(inst, ["root"], b"Subject: plain sendmail\n\nfrom a script\n")
+        assert r.returncode == 0, r.stderr
+        r = _sendmail(inst, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                      "From: root (Cron Daemon)\nSubject: Cron <root@host> run-parts\n\n"
+                      "caf\u00e9 output\n.\nmore\n".encode("utf-8"))
+        assert r.returncode == 0, r.stderr
+        got = wait_messages(inst, "root@" + HOST, 2)
+        texts = b"".join(d for _, d in got)
+        assert b"from a script\n" in texts
+        assert "caf\u00e9 output\n.\nmore\n".encode("utf-8") in texts, texts
+        assert b"Cron Daemon" in texts and b"\r" not in texts
+        assert len(inst.deliveries(rcpt="root@" + HOST, status="sent", since=since)) == 2
