@@ -261,3 +261,122 @@ def test_sendmail_and_cron_land_in_maildir():
         assert "caf\u00e9 output\n.\nmore\n".encode("utf-8") in texts, texts
         assert b"Cron Daemon" in texts and b"\r" not in texts
         assert len(inst.deliveries(rcpt="root@" + HOST, status="sent", since=since)) == 2
+
+
+def test_disk_full_defers_then_delivers():
+    """mailbox_dir on a 256 KiB tmpfs: a 600 KB message is deferred 4.3.0
+    (nothing left in tmp/, the message stays queued); after a remount with
+    room and a flush it is delivered, once."""
+    if not harness.IS_ROOT:
+        raise harness.Skip("mounting a tmpfs as mailbox_dir needs root")
+    inst = _instance("local-full", min_backoff="1s", max_backoff="2s")
+    os.mkdir(inst.mailbox_dir, 0o700)
+    uid, gid = harness.ACCOUNTS["local"]
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,uid=%d,gid=%d,mode=0700" % (uid, gid), "tmpfs",
+                        inst.mailbox_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise harness.Skip("cannot mount a tmpfs here: %s" % r.stdout.decode(errors="replace").strip())
+    try:
+        with inst:
+            since = inst.log_size()
+            line = b"x" * 998 + b"\r\n"
+            body = b"Subject: big\r\n\r\n" + line * 600
+            qid = _send(inst, "s@example.com", [LOCAL_RCPT], body, timeout=60)
+            d = inst.wait_delivery(qid, LOCAL_RCPT, status="deferred", since=since, timeout=60)
+            assert d.dsn == "4.3.0" and "No space left on device" in d.reply, d.line
+            assert qid in inst.queue_ids()
+            tmp = os.path.join(maildir(inst, LOCAL_RCPT), "tmp")
+            assert not os.path.isdir(tmp) or os.listdir(tmp) == [], os.listdir(tmp)
+            assert messages(inst, LOCAL_RCPT) == []
+            r = subprocess.run(["mount", "-o", "remount,size=8m", inst.mailbox_dir],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert r.returncode == 0, r.stdout
+            inst.posternctl("flush")
+            inst.wait_delivery(qid, LOCAL_RCPT, status="sent", since=since, timeout=60)
+            (_, data), = wait_messages(inst, LOCAL_RCPT, 1)
+            assert data.endswith(line.replace(b"\r\n", b"\n") * 600)
+            inst.wait_removed(qid, since=since)
+            assert len(inst.deliveries(qid, LOCAL_RCPT, status="sent", since=since)) == 1
+    finally:
+        subprocess.run(["umount", "-l", inst.mailbox_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_thousand_messages_fifty_mailboxes():
+    """1,000 messages to 50 mailboxes over a few connections: each one
+    arrives exactly once, in its own mailbox, and the queue is empty."""
+    boxes = ["user%02d@%s" % (i, HOST) for i in range(50)]
+    with _instance("local-1000", mailboxes="\n".join(boxes + [LOCAL_RCPT]) + "\n", aliases="") as inst:
+        since = inst.log_size()
+        sent = {}
+        for conn in range(10):
+            with inst.client() as c:
+                c.ehlo()
+                for k in range(100):
+                    i = conn * 100 + k
+                    tok = "msg-%04d" % i
+                    expect(c.cmd("MAIL FROM:<s@example.com>"), code=250)
+                    expect(c.cmd("RCPT TO:<%s>" % boxes[i % 50]), code=250)
+                    qid = queued_id(c.data(b"Subject: %s\r\n\r\n%s\r\n" % (tok.encode(), tok.encode())))
+                    sent[tok] = (qid, boxes[i % 50])
+
+        def done():
+            return len(inst.deliveries(status="sent", since=since)) >= 1000
+        wait_until(done, 240, "1000 local deliveries")
+        seen = {}
+        for b in boxes:
+            for name, data in messages(inst, b):
+                tok = data.rsplit(b"\n", 2)[-2].decode()
+                assert tok not in seen, "%s twice (%s and %s)" % (tok, seen[tok], b)
+                seen[tok] = b
+        assert len(seen) == 1000, len(seen)
+        for tok, (qid, box) in sent.items():
+            assert seen[tok] == box, (tok, seen.get(tok), box)
+        wait_until(lambda: inst.queue_ids() == set(), 60, "an empty queue")
+        assert len(inst.deliveries(status="sent", since=since)) == 1000
+test_thousand_messages_fifty_mailboxes.timeout = 400
+
+
+def test_nothing_outside_mailbox_dir():
+    """Unsafe addresses never become paths (refused at RCPT, or bounced by
+    the local role when they come through sendmail), and a symlink planted
+    inside mailbox_dir is never followed: the delivery is deferred and
+    the directory it points to stays empty."""
+    with _instance("local-escape", mailboxes=MAILBOXES) as inst:
+        outside = os.path.join(inst.dir, "outside")
+        os.mkdir(outside, 0o777)
+        with inst.client() as c:
+            c.ehlo()
+            expect(c.cmd("MAIL FROM:<s@example.com>"), code=250)
+            for bad in ('"../../outside"@localhost', '"a/b"@localhost', "..@localhost", '"."@localhost'):
+                r = str(c.cmd("RCPT TO:<%s>" % bad))
+                assert r.startswith("550 5.1.1") or r.startswith("501 5.1.3"), (bad, r)
+        since = inst.log_size()
+        r = _sendmail(inst, ["-f", "s@example.com", "nosuchuser@localhost"], b"Subject: x\n\nx\n")
+        assert r.returncode == 0, r.stderr
+        d = wait_until(lambda: inst.deliveries(rcpt="nosuchuser@localhost", since=since), 60,
+                       "the unknown user's bounce")[0]
+        assert d.status == "bounced" and d.dsn == "5.1.1", d.line
+        # a symlink where alice's Maildir belongs
+        dom = os.path.join(inst.mailbox_dir, HOST)
+        os.mkdir(dom, 0o700)
+        uid, gid = harness.ACCOUNTS["local"] if harness.IS_ROOT else (os.getuid(), os.getgid())
+        os.chown(dom, uid, gid)
+        os.symlink(outside, os.path.join(dom, "alice"))
+        since = inst.log_size()
+        qid = _send(inst, "s@example.com", ["alice@" + HOST, "bob@" + HOST], b"Subject: link\r\n\r\nlink\r\n")
+        d = inst.wait_delivery(qid, "alice@" + HOST, status="deferred", since=since, timeout=60)
+        assert d.dsn == "4.2.0", d.line
+        inst.wait_delivery(qid, "bob@" + HOST, since=since, timeout=60)
+        assert os.listdir(outside) == []
+        # a symlink for new/ inside a real Maildir
+        os.unlink(os.path.join(dom, "alice"))
+        md = os.path.join(dom, "carol")
+        for sub in ("", "tmp", "cur"):
+            os.mkdir(os.path.join(md, sub), 0o700)
+            os.chown(os.path.join(md, sub), uid, gid)
+        os.symlink(outside, os.path.join(md, "new"))
+        since = inst.log_size()
+        qid = _send(inst, "s@example.com", ["carol@" + HOST], b"Subject: link\r\n\r\nlink\r\n")
+        d = inst.wait_delivery(qid, "carol@" + HOST, status="deferred", since=since, timeout=60)
+        assert d.dsn == "4.2.0", d.line
+        assert os.listdir(outside) == [] and os.listdir(os.path.join(md, "tmp")) == []
