@@ -53,7 +53,6 @@ LOCAL_OBJ := $(LOCAL_SRC:%.c=$(BUILD)/%.o)
 $(BUILD)/deliver/local/%.o: CFLAGS += -Ideliver
 $(BIN)/local: $(BUILD)/deliver/local/main.o $(LOCAL_OBJ) $(BUILD)/deliver/job.o $(LIBCOMMON) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
-$(BUILD)/tests/%.o: CFLAGS += -Ideliver/local
 # qdump: the stored state of one message, for the scheduler's tests
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -25,6 +25,7 @@ void suite_resolver_dnsclient(void);
 void suite_smtpc(void);
 void suite_agent(void);
 void suite_maps(void);
+void suite_maildir(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -49,6 +50,7 @@ void suite_maps(void);
     SUITE(smtpc) \
     SUITE(agent) \
     SUITE(sched) \
-    SUITE(maps)
+    SUITE(maps) \
+    SUITE(maildir)
 
 #endif
