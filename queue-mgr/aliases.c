@@ -82,21 +82,44 @@ static int parse(const char *s, unsigned flags, struct addr *a)
     return 0;
 }
 
-static int has_rcpt(const struct qrec *r, const char *addr)
+/* The addresses added so far, without regard to case: open addressing
+ * over indexes into out->rcpt, sized for every address that may come. */
+struct seen {
+    size_t *slot;               /* index + 1, 0 free */
+    size_t mask;
+};
+
+static uint32_t hash_ci(const char *s)
 {
-    for (size_t i = 0; i < r->nrcpt; i++)
-        if (strcasecmp(r->rcpt[i].addr, addr) == 0)
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 16777619u;
+    }
+    return h;
+}
+
+/* 1 if addr is there; else it is noted as index idx and 0. */
+static int seen_add(struct seen *t, const struct qrec *out, const char *addr, size_t idx)
+{
+    for (size_t i = hash_ci(addr) & t->mask;; i = (i + 1) & t->mask) {
+        if (!t->slot[i]) {
+            t->slot[i] = idx + 1;
+            return 0;
+        }
+        if (strcasecmp(out->rcpt[t->slot[i] - 1].addr, addr) == 0)
             return 1;
-    return 0;
+    }
 }
 
 /* Appends one recipient carrying over NOTIFY, ORCPT and the alias. */
-static int add(struct qrec *out, const char *addr, const struct qrcpt *from, const char *orcpt,
-               const char *alias)
+static int add(struct qrec *out, struct seen *t, const char *addr, const struct qrcpt *from,
+               const char *orcpt, const char *alias)
 {
     struct qrcpt *rc;
 
-    if (has_rcpt(out, addr))
+    if (seen_add(t, out, addr, out->nrcpt))
         return 0;
     if (qrec_add_rcpt(out, addr) < 0)
         return -1;
@@ -109,31 +132,62 @@ static int add(struct qrec *out, const char *addr, const struct qrcpt *from, con
     return 0;
 }
 
+/* The alias's members when the recipient is one: 1, else 0. */
+static int alias_of(const struct config *cfg, struct mapdb **m, int *looked, unsigned flags,
+                    const char *addr, const char **members, size_t *mlen)
+{
+    struct addr a;
+
+    if (parse(addr, flags, &a) < 0 || !config_is_local_domain(cfg, a.domain))
+        return 0;
+    if (!*looked) {
+        *m = current_map(cfg);
+        *looked = 1;
+    }
+    return *m && mapdb_find(*m, &a, cfg->recipient_delimiter, NULL, 0, members, mlen) == MAPDB_ALIAS;
+}
+
 int aliases_expand(const struct config *cfg, struct qrec *r, char *err, size_t errlen)
 {
     unsigned flags = (r->flags & QF_SMTPUTF8) ? ADDR_UTF8 : 0;
     struct mapdb *m = NULL;
+    struct seen t = { NULL, 0 };
     struct qrec out;
+    size_t total = 0, cap = 16;
     int expanded = 0, looked = 0;
 
+    /* first: is there an alias at all (most mail has none), and how many
+     * addresses can there be */
+    for (size_t i = 0; i < r->nrcpt; i++) {
+        const char *members;
+        size_t mlen;
+        if (alias_of(cfg, &m, &looked, flags, r->rcpt[i].addr, &members, &mlen)) {
+            expanded++;
+            total += MAPDB_MEMBERS_MAX;
+        } else {
+            total++;
+        }
+    }
+    if (!expanded)
+        return 0;
+    if (total > QREC_MAX_RCPT + 1)
+        total = QREC_MAX_RCPT + 1;  /* no more can be added */
+    while (cap < 2 * total)
+        cap *= 2;
+    if (!(t.slot = calloc(cap, sizeof(*t.slot)))) {
+        snprintf(err, errlen, "out of memory expanding aliases");
+        return -1;
+    }
+    t.mask = cap - 1;
+    expanded = 0;
     qrec_init(&out);
     for (size_t i = 0; i < r->nrcpt; i++) {
         const struct qrcpt *rc = &r->rcpt[i];
         const char *members = NULL;
         size_t mlen = 0;
-        struct addr a;
-        enum mapdb_kind k = MAPDB_NONE;
 
-        if (parse(rc->addr, flags, &a) == 0 && config_is_local_domain(cfg, a.domain)) {
-            if (!looked) {
-                m = current_map(cfg);
-                looked = 1;
-            }
-            if (m)
-                k = mapdb_find(m, &a, cfg->recipient_delimiter, NULL, 0, &members, &mlen);
-        }
-        if (k != MAPDB_ALIAS) {
-            if (add(&out, rc->addr, rc, rc->orcpt, rc->alias) < 0)
+        if (!alias_of(cfg, &m, &looked, flags, rc->addr, &members, &mlen)) {
+            if (add(&out, &t, rc->addr, rc, rc->orcpt, rc->alias) < 0)
                 goto oom;
             continue;
         }
@@ -155,15 +209,12 @@ int aliases_expand(const struct config *cfg, struct qrec *r, char *err, size_t e
             for (size_t b = 0; b < n; b++)
                 if ((unsigned char)mem[b] >= 0x80)
                     r->flags |= QF_SMTPUTF8;    /* the envelope now has a UTF-8 address */
-            if (add(&out, mem, rc, o, rc->addr) < 0)
+            if (add(&out, &t, mem, rc, o, rc->addr) < 0)
                 goto oom;
         }
         expanded++;
     }
-    if (!expanded) {
-        qrec_free(&out);
-        return 0;
-    }
+    free(t.slot);
     if (out.nrcpt == 0) {
         snprintf(err, errlen, "aliases expand to no recipient");
         qrec_free(&out);
@@ -174,6 +225,7 @@ int aliases_expand(const struct config *cfg, struct qrec *r, char *err, size_t e
     r->nrcpt = out.nrcpt;
     return expanded;
 oom:
+    free(t.slot);
     snprintf(err, errlen, out.nrcpt >= QREC_MAX_RCPT ? "too many recipients after alias expansion"
                                                      : "out of memory expanding aliases");
     qrec_free(&out);
