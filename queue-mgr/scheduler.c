@@ -122,6 +122,9 @@ static struct keyset seen;          /* messages looked at in this pass */
  * goes on from here, so new mail costs one read, not a rescan. */
 static struct qstore_due cursor;
 static int have_cursor, rescan = 1;
+/* Which pools' capacity changed since the last pass from the start: only
+ * their waiting recipients before the cursor can have become sendable. */
+static int rescan_pool[POOL_COUNT] = { 1, 1 };
 
 /* Messages whose due recipients all wait for one destination at its
  * limit: skipped without reading the record while it stays so. */
@@ -270,17 +273,23 @@ static struct deliverer *free_deliverer(enum sched_pool pool)
 /* Whether a job may start: a free slot, and a queue index that records
  * results (while writes fail, a delivery's result could not be kept, and
  * the recipient would be delivered again and again). */
+static int jammed[POOL_COUNT];     /* in this pass: a deliverer's queue is full */
+
 static int slots_free(enum sched_pool pool)
 {
     const char *code, *text;
 
-    return njobs[pool] < localroute_pool_limit(cfg, pool) && free_deliverer(pool) != NULL &&
+    return !jammed[pool] && njobs[pool] < localroute_pool_limit(cfg, pool) && free_deliverer(pool) != NULL &&
            batcher_refusal(&code, &text) == 0;
 }
 
-static int any_slots_free(void)
+/* A free slot in one of the pools flagged. */
+static int flagged_slots_free(const int *flag)
 {
-    return slots_free(POOL_REMOTE) || slots_free(POOL_LOCAL);
+    for (int p = 0; p < POOL_COUNT; p++)
+        if (flag[p] && slots_free((enum sched_pool)p))
+            return 1;
+    return 0;
 }
 
 int scheduler_msg_active(const char *qid)
@@ -309,6 +318,7 @@ struct rjob {
 
 static void submit_results(void);
 static void scheduler_rescan(void);
+static void scheduler_rescan_pool(enum sched_pool pool);
 
 static void retry_cb(struct evloop *ev, void *arg)
 {
@@ -335,7 +345,7 @@ static void rjob_done(struct commit_job *job)
             log_info("%s: removed", r->removed[i]);
         }
     if (job->status != COMMIT_OK)
-        rescan = 1; /* released while still due: before the cursor */
+        scheduler_rescan_pool(POOL_COUNT); /* released while still due: before the cursor */
     free(r->u);
     free(r->p);
     free(r->removed);
@@ -604,8 +614,14 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
                                  now + cfg->max_backoff, "4.3.0", REASON_NOFILE);
             return NULL;
         }
-        if (send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0)
+        /* a full descriptor queue (64 a connection) drains when written;
+         * if it does not, the pool takes nothing more in this pass (no
+         * spool file opened in vain for every message that follows) */
+        if (send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0 &&
+            (clients_flush(), send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0)) {
+            jammed[pool] = 1;
             return NULL;
+        }
         from += n;
     }
     return from < g->n && !dest_can_start(d, now) ? d : NULL;
@@ -672,9 +688,13 @@ static void pass(void)
 
     if (stopping)
         return;
-    from_start = !have_cursor || (rescan && any_slots_free());
+    memset(jammed, 0, sizeof(jammed));
+    int flagged[POOL_COUNT];
+    memcpy(flagged, rescan_pool, sizeof(flagged));
+    from_start = !have_cursor || (rescan && flagged_slots_free(flagged));
     if (from_start) {
         rescan = 0;
+        memset(rescan_pool, 0, sizeof(rescan_pool));
     } else {
         after = cursor;
         have_after = 1;
@@ -704,7 +724,8 @@ static void pass(void)
             break;
         /* from the start and out of slots: what follows, up to the
          * cursor, was looked at before */
-        out_of_slots = from_start && have_cursor && !any_slots_free() && qstore_due_cmp(&after, &cursor) < 0;
+        out_of_slots = from_start && have_cursor && !flagged_slots_free(flagged) &&
+                       qstore_due_cmp(&after, &cursor) < 0;
     }
     if (have_after && !out_of_slots) {
         cursor = after;
@@ -724,8 +745,18 @@ static void kick_cb(struct evloop *ev, void *arg)
 }
 
 /* Capacity changed: the next pass looks from the start again. */
+static void scheduler_rescan_pool(enum sched_pool pool)
+{
+    for (int p = 0; p < POOL_COUNT; p++)
+        if (pool == POOL_COUNT || p == (int)pool)
+            rescan_pool[p] = 1;
+    rescan = 1;
+    scheduler_kick();
+}
+
 static void scheduler_rescan(void)
 {
+    rescan_pool[POOL_REMOTE] = rescan_pool[POOL_LOCAL] = 1;
     rescan = 1;
     scheduler_kick();
 }
@@ -774,6 +805,7 @@ static void tick_cb(struct evloop *ev, void *arg)
     tick_timer = ev_timer(ev, SCHED_TICK_MS, tick_cb, NULL);
     dests_sweep();
     rescan = 1;
+    rescan_pool[POOL_REMOTE] = rescan_pool[POOL_LOCAL] = 1;
     pass();
 }
 
@@ -995,10 +1027,11 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
     if (dest_job_done(j->dest, (unsigned)flags, reason, now, &l))
         log_info("%s: destination %s is not reachable: delivery suspended for %us", qid,
                  j->dest->name, l.dead_time);
+    enum sched_pool pool = j->pool;
     job_free(j);
     free(res);
     submit_results();
-    scheduler_rescan();
+    scheduler_rescan_pool(pool);
 }
 
 void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
@@ -1025,7 +1058,7 @@ void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
         }
         dl->wants[(dl->whead + dl->nwants) % WANTS_MAX] = m->reqid;
         dl->nwants++;
-        scheduler_rescan();
+        scheduler_rescan_pool(dl->pool);
         return;
     case D_RESULT:
         handle_result(dl, m);
@@ -1063,8 +1096,9 @@ void scheduler_deliver_gone(struct client *c)
         }
     if (rr_next == dl)
         rr_next = NULL;
+    enum sched_pool pool = dl->pool;
     free(dl);
-    scheduler_rescan();
+    scheduler_rescan_pool(pool);
 }
 
 /* ---- flush ---- */
