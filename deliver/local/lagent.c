@@ -4,7 +4,8 @@
  * Jobs that arrive together are stored together: each D_JOB joins the
  * batch, and when the event loop has nothing else to do the batch runs:
  * every copy written into tmp/ of its Maildir, one syncfs, the renames
- * into new/, one more syncfs, then the log lines and the results. So
+ * into new/, one fsync of each new/ concerned, then the log lines and
+ * the results. So
  * RCPT_SENT always means the message is in new/ on stable storage, and
  * a batch of N messages costs two flushes, not 2N.
  *
@@ -209,7 +210,7 @@ static void run_batch(void)
 {
     struct ljob *jobs = batch, *lj;
     struct item *items;
-    size_t n = 0, cap = 0, written = 0, published = 0;
+    size_t n = 0, cap = 0, written = 0;
     uint64_t t_start = wall_ms(), t_end;
 
     batch = NULL;
@@ -268,15 +269,14 @@ static void run_batch(void)
         n = 0;
     }
     for (size_t k = 0; k < n; k++) {
-        if (maildir_publish(&items[k].it) < 0) {
+        if (maildir_publish(store, &items[k].it) < 0) {
             int e = errno;
             maildir_discard(&items[k].it);
             fail_errno(items[k].lj, items[k].r, "cannot rename the message into new/", e);
             continue;
         }
-        published++;
     }
-    if (published && maildir_sync(store) < 0) {
+    if (n && maildir_sync_dirs(store) < 0) {
         int e = errno;
         for (size_t k = 0; k < n; k++)
             if (items[k].it.state == 2) {

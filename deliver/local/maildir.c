@@ -35,8 +35,16 @@ struct md_dir {
     uint64_t used;                      /* LRU stamp */
 };
 
+struct md_dirty {
+    int fd;                             /* a new/ with a rename since its last fsync */
+    dev_t dev;
+    ino_t ino;
+};
+
 struct md_store {
     int root_fd;
+    struct md_dirty *dirty;
+    size_t ndirty, capdirty;
     char host[256];
     unsigned seq;
     uint64_t clock;
@@ -83,6 +91,9 @@ void maildir_close(struct md_store *s)
         return;
     for (size_t i = 0; i < s->ndir; i++)
         dir_close(&s->dir[i]);
+    for (size_t i = 0; i < s->ndirty; i++)
+        close(s->dirty[i].fd);
+    free(s->dirty);
     free(s);
 }
 
@@ -339,16 +350,61 @@ int maildir_sync(struct md_store *s)
     return syncfs(s->root_fd);
 }
 
-int maildir_publish(struct md_item *it)
+/* Remembers the item's new/ for maildir_sync_dirs (each directory once). */
+static int note_dirty(struct md_store *s, int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    for (size_t i = 0; i < s->ndirty; i++)
+        if (s->dirty[i].dev == st.st_dev && s->dirty[i].ino == st.st_ino)
+            return 0;
+    if (s->ndirty == s->capdirty) {
+        size_t cap = s->capdirty ? s->capdirty * 2 : 64;
+        struct md_dirty *n = realloc(s->dirty, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        s->dirty = n;
+        s->capdirty = cap;
+    }
+    if ((s->dirty[s->ndirty].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return -1;
+    s->dirty[s->ndirty].dev = st.st_dev;
+    s->dirty[s->ndirty].ino = st.st_ino;
+    s->ndirty++;
+    return 0;
+}
+
+int maildir_publish(struct md_store *s, struct md_item *it)
 {
     if (it->state != 1) {
         errno = EINVAL;
         return -1;
     }
+    /* noted first: a rename that cannot be made durable later is not made */
+    if (note_dirty(s, it->new_fd) < 0)
+        return -1;
     if (renameat(it->tmp_fd, it->name, it->new_fd, it->final) < 0)
         return -1;
     it->state = 2;
     return 0;
+}
+
+int maildir_sync_dirs(struct md_store *s)
+{
+    int rc = 0, e = 0;
+
+    for (size_t i = 0; i < s->ndirty; i++) {
+        if (fsync(s->dirty[i].fd) < 0 && !rc) {
+            rc = -1;
+            e = errno;
+        }
+        close(s->dirty[i].fd);
+    }
+    s->ndirty = 0;
+    errno = e;
+    return rc;
 }
 
 void maildir_discard(struct md_item *it)

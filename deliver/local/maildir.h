@@ -7,7 +7,8 @@
  *                     added, LF line endings, into tmp/ (not synced)
  *   syncfs() once for the whole batch (maildir_sync)
  *   maildir_publish() rename from tmp/ into new/ (unique name ,S=size)
- *   syncfs() once more: the new directory entries are durable
+ *   maildir_sync_dirs() fsync of each new/ concerned, once: the new
+ *                     directory entries are durable
  *
  * and only then is RCPT_SENT reported. maildir_discard() removes what a
  * failed step left. Paths come only from maps_path_component() of a map
@@ -62,7 +63,10 @@ int maildir_write(struct md_store *s, const char *component, int spool_fd, uint6
 /* syncfs() of the store's file system: 0, or -1 with errno. */
 int maildir_sync(struct md_store *s);
 /* tmp/ -> new/: 0, or -1 with errno (the tmp file stays; discard it). */
-int maildir_publish(struct md_item *it);
+int maildir_publish(struct md_store *s, struct md_item *it);
+/* fsync() of every new/ that got a message since the last call (each
+ * once): the renames are durable. 0, or -1 with errno (all are tried). */
+int maildir_sync_dirs(struct md_store *s);
 /* Removes the item's file wherever it is, and releases it. */
 void maildir_discard(struct md_item *it);
 /* Closes the item's descriptors (after publishing, or a discard). */

@@ -133,7 +133,8 @@ static void test_write_publish(void)
     snprintf(p, sizeof(p), "%s/d.example/u/tmp", dir);
     CU_ASSERT_EQUAL(count_dir(p), 1);
     CU_ASSERT(maildir_sync(s) == 0);
-    CU_ASSERT(maildir_publish(&it) == 0);
+    CU_ASSERT(maildir_publish(s, &it) == 0);
+    CU_ASSERT(maildir_sync_dirs(s) == 0);
     maildir_release(&it);
     CU_ASSERT_EQUAL(count_dir(p), 0);
     snprintf(p, sizeof(p), "%s/d.example/u/cur", dir);
