@@ -68,18 +68,7 @@ void aliases_close(void)
 /* Parses a stored recipient; 0, or -1 when it is no address of ours to expand. */
 static int parse(const char *s, unsigned flags, struct addr *a)
 {
-    char path[ADDR_MAX + 3];
-    size_t n = strlen(s), end;
-
-    if (n > ADDR_MAX)
-        return -1;
-    path[0] = '<';
-    memcpy(path + 1, s, n);
-    path[n + 1] = '>';
-    if (addr_parse_path(path, n + 2, flags, a, &end) != ADDR_OK || end != n + 2 || !a->domain[0] ||
-        a->is_literal)
-        return -1;
-    return 0;
+    return addr_parse_mailbox(s, flags, a) == ADDR_OK && a->domain[0] && !a->is_literal ? 0 : -1;
 }
 
 /* The addresses added so far, without regard to case: open addressing

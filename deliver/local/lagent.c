@@ -69,18 +69,6 @@ static void top_up(void);
 
 /* ------------------------------------------------------------ results */
 
-static void fmt_delay(double x, char *out, size_t outlen)
-{
-    if (x < 0.005)
-        snprintf(out, outlen, "0");
-    else if (x < 1)
-        snprintf(out, outlen, "%.2f", x);
-    else if (x < 10)
-        snprintf(out, outlen, "%.1f", x);
-    else
-        snprintf(out, outlen, "%.0f", x);
-}
-
 static void set_result(struct ljob *lj, size_t i, enum smtpc_status st, const char *dsn, const char *reply)
 {
     struct smtpc_rcpt *rc = &lj->j.rc[i];
@@ -105,11 +93,11 @@ static void log_job(const struct ljob *lj, uint64_t t_start, uint64_t t_end)
 
     if (total < b + c + dd)
         total = b + c + dd;
-    fmt_delay(total, d[0], sizeof(d[0]));
-    fmt_delay(0, d[1], sizeof(d[1]));
-    fmt_delay(b, d[2], sizeof(d[2]));
-    fmt_delay(c, d[3], sizeof(d[3]));
-    fmt_delay(dd, d[4], sizeof(d[4]));
+    format_delay(total, d[0], sizeof(d[0]));
+    format_delay(0, d[1], sizeof(d[1]));
+    format_delay(b, d[2], sizeof(d[2]));
+    format_delay(c, d[3], sizeof(d[3]));
+    format_delay(dd, d[4], sizeof(d[4]));
     for (size_t i = 0; i < lj->j.nrcpt; i++) {
         const struct smtpc_rcpt *rc = &lj->j.rc[i];
         char o[560] = "";
@@ -152,16 +140,11 @@ static void ljob_free(struct ljob *lj)
 /* The Maildir of a recipient: 0 with comp, or -1 with the result set. */
 static int mailbox_of(struct ljob *lj, size_t i, char *comp, size_t complen)
 {
-    const char *s = lj->j.jr[i].addr;
-    char path[ADDR_MAX + 3], key[MAPDB_KEY_MAX], stripped[MAPDB_KEY_MAX];
+    char key[MAPDB_KEY_MAX], stripped[MAPDB_KEY_MAX];
     struct addr a;
-    size_t n = strlen(s), end;
     int r;
 
-    path[0] = '<';
-    memcpy(path + 1, s, n);
-    path[n + 1] = '>';
-    if (addr_parse_path(path, n + 2, ADDR_UTF8, &a, &end) != ADDR_OK || end != n + 2 || !a.domain[0] ||
+    if (addr_parse_mailbox(lj->j.jr[i].addr, ADDR_UTF8, &a) != ADDR_OK || !a.domain[0] ||
         !config_is_local_domain(cfg, a.domain)) {
         set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: not an address of a local domain");
         return -1;
