@@ -334,10 +334,16 @@ static void take_job(const struct ipc_msg *m, int fd)
     if (job_parse(m, &lj->j, &has_id, why, sizeof(why)) < 0 || job_check_fd(fd, lj->j.size, why, sizeof(why)) < 0 ||
         !(lj->orig = calloc(lj->j.nrcpt, sizeof(*lj->orig)))) {
         log_warning("%s: invalid job from queue-mgr: %s", has_id ? lj->j.qid : "(no id)", why);
-        if (has_id && lj->j.rc) {
-            job_bind(&lj->j, fd);
-            snprintf(text, sizeof(text), "local: invalid job: %s", why);
-            job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", text);
+        if (has_id) {
+            /* answered even without recipients: queue-mgr defers every
+             * recipient of a job that has no result of its own */
+            if (lj->j.rc) {
+                job_bind(&lj->j, fd);
+                snprintf(text, sizeof(text), "local: invalid job: %s", why);
+                job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", text);
+            } else {
+                lj->j.nrcpt = 0;
+            }
             send_result(lj);
         }
         free(lj->orig);
