@@ -36,7 +36,10 @@ const char *client_kind_name(enum queue_listener k)
 
 static void update_events(struct client *c)
 {
-    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0);
+    /* a listing in progress always waits for EPOLLOUT: whoever drained its
+     * output, the next writable moment pumps the rest (mailq never waits
+     * on a listing nobody pumps) */
+    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) || c->listing ? EPOLLOUT : 0);
 
     if (events != c->events && ev_mod(ev, c->conn.fd, events) == 0)
         c->events = events;
@@ -109,10 +112,20 @@ void clients_flush(void)
         cn = c->next;
         if (c->dead || !ipc_conn_want_write(&c->conn))
             continue;
-        if (ipc_conn_flush(&c->conn) < 0)
+        if (ipc_conn_flush(&c->conn) < 0) {
             client_close(c, NULL);
-        else
-            update_events(c);
+            continue;
+        }
+        /* a listing waits for its output to drain: if this flush drained
+         * it, no EPOLLOUT will come to pump the rest (mailq would wait) */
+        if (c->listing) {
+            control_pump(c);
+            if (ipc_conn_flush(&c->conn) < 0) {
+                client_close(c, NULL);
+                continue;
+            }
+        }
+        update_events(c);
     }
 }
 
