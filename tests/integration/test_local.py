@@ -254,7 +254,9 @@ def test_sendmail_and_cron_land_in_maildir():
         assert b"from a script\n" in texts
         assert "caf\u00e9 output\n.\nmore\n".encode("utf-8") in texts, texts
         assert b"Cron Daemon" in texts and b"\r" not in texts
-        assert len(inst.deliveries(rcpt="root@" + HOST, status="sent", since=since)) == 2
+        # the log line follows the file (written once the batch is durable)
+        wait_until(lambda: len(inst.deliveries(rcpt="root@" + HOST, status="sent", since=since)) == 2, 30,
+                   "two delivery lines for root")
 
 
 def test_disk_full_defers_then_delivers():
