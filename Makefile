@@ -53,6 +53,13 @@ $(BUILD)/smtpc-drive: $(BUILD)/tests/tools/smtpc-drive.o $(DELIVER_OBJ) $(LIBCOM
 # qinject: fills a queue through the pickup socket, for scripts/bench-queue
 $(BUILD)/qinject: $(BUILD)/tests/tools/qinject.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# deliver/local/: the local delivery role (Maildir); it shares deliver's
+# D_JOB parser (job.c)
+LOCAL_SRC := $(filter-out deliver/local/main.c,$(wildcard deliver/local/*.c))
+LOCAL_OBJ := $(LOCAL_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/deliver/local/%.o: CFLAGS += -Ideliver
+$(BIN)/local: $(BUILD)/deliver/local/main.o $(LOCAL_OBJ) $(BUILD)/deliver/job.o $(LIBCOMMON) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 # qdump: the stored state of one message, for the scheduler's tests
 $(BUILD)/qdump: $(BUILD)/tests/tools/qdump.o $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -79,10 +86,10 @@ $(BIN)/posternctl: LIBS += -lcrypt
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(AUTH_OBJ) $(LIBCOMMON)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(QMGR_OBJ) $(SMTPD_OBJ) $(RESOLVER_OBJ) $(DELIVER_OBJ) $(AUTH_OBJ) $(LOCAL_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lunbound -lcunit -lcrypt -lpthread
 
-PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(BIN)/auth $(TOOLS:%=$(BIN)/%)
+PROGRAMS := $(BIN)/postern $(BIN)/smtpd $(BIN)/queue-mgr $(BIN)/resolver $(BIN)/deliver $(BIN)/auth $(BIN)/local $(TOOLS:%=$(BIN)/%)
 
 all: $(PROGRAMS) $(BUILD)/unit-tests $(BUILD)/smtpc-drive $(BUILD)/qdump $(BUILD)/jailprobe $(BUILD)/qinject
 

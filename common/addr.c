@@ -352,3 +352,19 @@ const char *addr_strerror(enum addr_error e)
     }
     return "unknown address error";
 }
+
+enum addr_error addr_parse_mailbox(const char *s, unsigned flags, struct addr *out)
+{
+    char path[ADDR_MAX + 3];
+    size_t n = strlen(s), end;
+    enum addr_error e;
+
+    if (n > ADDR_MAX)
+        return ADDR_ETOOLONG;
+    path[0] = '<';
+    memcpy(path + 1, s, n);
+    path[n + 1] = '>';
+    if ((e = addr_parse_path(path, n + 2, flags, out, &end)) != ADDR_OK)
+        return e;
+    return end == n + 2 ? ADDR_OK : ADDR_ESYNTAX;
+}

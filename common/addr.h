@@ -44,6 +44,10 @@ struct addr {
 enum addr_error addr_parse_path(const char *s, size_t len, unsigned flags,
                                 struct addr *out, size_t *end);
 
+/* A mailbox as stored (no angle brackets, "local@domain"), parsed whole
+ * as if it were the path "<s>": ADDR_OK or the error. */
+enum addr_error addr_parse_mailbox(const char *s, unsigned flags, struct addr *out);
+
 /* Human text for an error, for replies and logs. */
 const char *addr_strerror(enum addr_error e);
 

@@ -162,6 +162,11 @@ out:
 
 /* ----------------------------------------------------------------- queries */
 
+int config_local_maildir(const struct config *c)
+{
+    return strcmp(c->local_transport, "maildir") == 0;
+}
+
 int config_is_local_domain(const struct config *c, const char *domain)
 {
     if (c == NULL || domain == NULL)

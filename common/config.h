@@ -128,6 +128,9 @@ struct config {
     unsigned smtpd_auth_failure_limit;      /* failures per client IP before a block, 10 */
     unsigned smtpd_auth_user_failure_limit; /* failures per user before its failing IPs are blocked, 20 */
     unsigned smtpd_auth_block_time;         /* seconds failures are remembered and blocks last, 600 */
+    /* local delivery (deliver/local/, queue-mgr/localroute.c) */
+    char user_local[128];               /* the account of the local role, owns mailbox_dir */
+    char local_transport[CONF_MAX_STR]; /* "maildir", or "lmtp:unix:/path", "lmtp:[host]:port", "lmtp:host:port" */
 };
 
 /* master_service_disable words (Postfix's setting of that name) */
@@ -135,6 +138,7 @@ struct config {
 #define CONF_SERVICE_RESOLVER (1u << 1)
 #define CONF_SERVICE_DELIVER  (1u << 2)
 #define CONF_SERVICE_AUTH     (1u << 3)
+#define CONF_SERVICE_LOCAL    (1u << 4)
 
 #define CONF_VRFY_HIDE 0                /* 252 for every address */
 #define CONF_VRFY_REVEAL 1              /* 250 / 550 */
@@ -155,6 +159,8 @@ void config_defaults(struct config *c);
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 void config_free(struct config *c);
 
+/* Is local_transport "maildir" (the local role stores the mail)? */
+int config_local_maildir(const struct config *c);
 /* Is the (lower-cased) domain one of local_domains? */
 int config_is_local_domain(const struct config *c, const char *domain);
 /* Does the address fall inside one of the networks? */

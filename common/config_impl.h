@@ -45,6 +45,7 @@ enum config_type {
     CT_MAILBOX,     /* local@domain (domain lower-cased) */
     CT_CHOICES,     /* unsigned: a bit per word of config_choices[key's min] given, empty = 0 */
     CT_RCPT,        /* local or local@domain (bounces: double_bounce_recipient) */
+    CT_TRANSPORT,   /* local_transport: maildir, lmtp:unix:/path, lmtp:[host]:port, lmtp:host:port */
     CT_COUNT
 };
 

@@ -112,13 +112,16 @@ const struct config_key config_keys[] = {
     { "smtpd_auth_failure_limit", CT_UINT,       FIELD(smtpd_auth_failure_limit), 1, 1000000 },
     { "smtpd_auth_user_failure_limit", CT_UINT,  FIELD(smtpd_auth_user_failure_limit), 1, 1000000 },
     { "smtpd_auth_block_time",    CT_DURATION,   FIELD(smtpd_auth_block_time), 1, 86400 * 30 },
+    /* local delivery (engineer "local") */
+    { "user_local",               CT_USER,       FIELD(user_local), 0, 0 },
+    { "local_transport",          CT_TRANSPORT,  FIELD(local_transport), 0, 0 },
 };
 
 /* CT_CHOICE words, in the order of the CONF_VRFY_* / CONF_EXPN_* values. */
 static const char *const vrfy_words[] = { "hide", "reveal", NULL };
 static const char *const expn_words[] = { "off", "relay_networks", NULL };
 /* in the order of the CONF_SERVICE_* bits; queue-mgr cannot be disabled */
-static const char *const service_words[] = { "smtpd", "resolver", "deliver", "auth", NULL };
+static const char *const service_words[] = { "smtpd", "resolver", "deliver", "auth", "local", NULL };
 /* in the order of the CONF_BOUNCE_* values */
 static const char *const bounce_lang_words[] = { "auto", "en", "de", NULL };
 const char *const *const config_choices[] = {
@@ -285,6 +288,8 @@ void config_set_defaults(struct config *c)
     c->smtpd_auth_failure_limit = 10;
     c->smtpd_auth_user_failure_limit = 20;
     c->smtpd_auth_block_time = 600;
+    config_copy(c->user_local, sizeof c->user_local, "postern-local");
+    config_copy(c->local_transport, sizeof c->local_transport, "maildir");
 }
 
 void config_defaults(struct config *c)

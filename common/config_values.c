@@ -281,6 +281,37 @@ static int set_relayhost(void *field, const struct config_key *k, const char *v,
     return 0;
 }
 
+/* local_transport: "maildir", "lmtp:unix:/absolute/path", or "lmtp:" and
+ * a destination in the relayhost's forms ("[host]:port", "host:port"). */
+static int set_transport(void *field, const struct config_key *k, const char *v,
+                         char *why, size_t whylen)
+{
+    if (check_single(k, v, why, whylen) < 0)
+        return -1;
+    if (strcmp(v, "maildir") == 0) {
+        config_copy(field, k->size, v);
+        return 0;
+    }
+    if (strncmp(v, "lmtp:unix:", 10) == 0) {
+        const char *p = v + 10;
+        if (p[0] != '/' || strlen(p) >= 108 || strstr(p, "/../") || strpbrk(p, " \t")) {
+            config_fmt(why, whylen, "\"%.100s\": lmtp:unix: needs an absolute socket path "
+                       "(at most 107 bytes)", v);
+            return -1;
+        }
+    } else if (strncmp(v, "lmtp:", 5) != 0 || !v[5] || config_net_relayhost(v + 5) < 0 ||
+               !strchr(v + 5, ':')) {
+        config_fmt(why, whylen, "\"%.100s\": expected maildir, lmtp:unix:/path, lmtp:[host]:port "
+                   "or lmtp:host:port", v);
+        return -1;
+    }
+    if (config_copy(field, k->size, v) < 0) {
+        config_fmt(why, whylen, "value too long");
+        return -1;
+    }
+    return 0;
+}
+
 static int set_size(void *field, const struct config_key *k, const char *v,
                     char *why, size_t whylen)
 {
@@ -651,6 +682,7 @@ static const setter_fn setters[CT_COUNT] = {
     [CT_MAILBOX] = set_mailbox,
     [CT_CHOICES] = set_choices,
     [CT_RCPT] = set_rcpt,
+    [CT_TRANSPORT] = set_transport,
 };
 
 int config_set_value(struct config *c, const struct config_key *k, const char *v,

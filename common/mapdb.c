@@ -216,6 +216,17 @@ enum mapdb_kind mapdb_get(struct mapdb *db, const char *key, const char **member
     return rc == MDB_NOTFOUND ? MAPDB_NONE : MAPDB_ERROR;
 }
 
+int mapdb_mailbox(struct mapdb *db, const char *key)
+{
+    MDB_val v;
+    int rc;
+
+    if (!db)
+        return -1;
+    rc = get(db, MAPDB_K_MAILBOX, key, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 enum mapdb_kind mapdb_find(struct mapdb *db, const struct addr *a, const char *delims, char *found, size_t foundlen,
                            const char **members, size_t *mlen)
 {

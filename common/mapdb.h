@@ -74,6 +74,10 @@ enum mapdb_kind { MAPDB_ERROR = -1, MAPDB_NONE = 0, MAPDB_MAILBOX = 1, MAPDB_ALI
  */
 enum mapdb_kind mapdb_get(struct mapdb *db, const char *key, const char **members, size_t *mlen);
 
+/* Whether the key itself is a mailbox ('M'), whatever alias of that name
+ * there is (an alias naming itself means its mailbox): 1, 0, or -1. */
+int mapdb_mailbox(struct mapdb *db, const char *key);
+
 /*
  * The RCPT question for an address of a local domain: its key, else (with a
  * delimiter of delims in the local part, Postfix's recipient_delimiter) the

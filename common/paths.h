@@ -6,6 +6,7 @@
  *   RUN/smtpd/queue/queue.sock  smtpd links (inside smtpd's chroot jail)
  *   RUN/queue/pickup.sock       sendmail (any local user; SO_PEERCRED recorded)
  *   RUN/queue/control.sock      mailq, posternctl
+ *   RUN/queue/local.sock        the local delivery role (only user_local)
  * resolver listens on:
  *   RUN/resolver/resolver.sock  deliver, queue-mgr, smtpd (SO_PEERCRED)
  * The master writes RUN/postern.pid.
@@ -21,6 +22,9 @@
 #define SOCK_QUEUE_SMTPD_IN_JAIL "/queue/queue.sock"
 #define SOCK_QUEUE_PICKUP "queue/pickup.sock"
 #define SOCK_QUEUE_CONTROL "queue/control.sock"
+/* the local delivery role (deliver/local) pulls jobs here; it connects
+ * before it chroots into mailbox_dir, so the socket needs no jail */
+#define SOCK_QUEUE_LOCAL  "queue/local.sock"
 #define PID_FILE          "postern.pid"
 #define SOCK_RESOLVER_JAIL "resolver"          /* resolver's chroot jail */
 #define SOCK_RESOLVER     "resolver/resolver.sock"

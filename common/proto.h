@@ -199,6 +199,8 @@ enum field_tag {
     T_A_CLIENT = 154,   /* str, the client's IP address */
     T_A_STATUS = 155,   /* u64, enum auth_status (authproto.h) */
     T_A_DELAY = 156,    /* u64, milliseconds smtpd waits before it says 535 */
+    /* local delivery (tags 136-143) */
+    T_R_ALIAS = 136,    /* str, inside T_RCPT: the alias this recipient was expanded from */
 };
 
 enum {

@@ -37,7 +37,8 @@ void qrcpt_free(struct qrcpt *rc)
     free(rc->orcpt);
     free(rc->reply);
     free(rc->relay);
-    rc->addr = rc->orcpt = rc->reply = rc->relay = NULL;
+    free(rc->alias);
+    rc->addr = rc->orcpt = rc->reply = rc->relay = rc->alias = NULL;
 }
 
 void qrec_free(struct qrec *r)
@@ -158,6 +159,7 @@ void qrcpt_encode(const struct qrcpt *rc, struct ipc_out *m)
     out_str_opt(m, T_R_REPLY, rc->reply ? rc->reply : "");
     out_u64_opt(m, T_R_NOTICE, rc->notice);
     out_str_opt(m, T_R_RELAY, rc->relay ? rc->relay : "");
+    out_str_opt(m, T_R_ALIAS, rc->alias ? rc->alias : "");
 }
 
 void qrec_encode(const struct qrec *r, struct ipc_out *m)
@@ -221,6 +223,7 @@ static const char *tag_name(uint16_t tag)
     case T_R_NOTICE: return "notice";
     case T_R_RELAY: return "relay";
     case T_NOTICE_KIND: return "notice kind";
+    case T_R_ALIAS: return "alias";
     }
     return "field";
 }
@@ -336,7 +339,7 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
         int bad = 0;
 
         if ((f.tag < T_R_ADDR || f.tag > T_R_REPLY) &&
-            (f.tag < T_R_NOTICE || f.tag > T_R_RELAY))
+            (f.tag < T_R_NOTICE || f.tag > T_R_RELAY) && f.tag != T_R_ALIAS)
             continue; /* unknown: skipped */
         if (seen_once(&seen, f.tag) < 0)
             return fail(err, errlen, "recipient %zu: duplicate field: %s", idx, tag_name(f.tag));
@@ -379,6 +382,9 @@ static int decode_rcpt_fields(const struct ipc_field *outer, size_t idx, struct 
             break;
         case T_R_RELAY:
             bad = field_strdup(&f, QREC_RELAY_MAX, &rc->relay) < 0 || (rc->relay && !text_ok(rc->relay));
+            break;
+        case T_R_ALIAS:
+            bad = field_strdup(&f, ADDR_MAX, &rc->alias);
             break;
         }
         if (bad)
@@ -536,7 +542,8 @@ int qrec_decode(const unsigned char *body, size_t len, struct qrec *r, char *err
         goto bad;
     }
     for (size_t i = 0; i < r->nrcpt; i++) {
-        if ((why = check_mailbox(r->rcpt[i].addr, aflags | ADDR_ALLOW_POSTMASTER)) != NULL) {
+        if ((why = check_mailbox(r->rcpt[i].addr, aflags | ADDR_ALLOW_POSTMASTER)) != NULL ||
+            (r->rcpt[i].alias && (why = check_mailbox(r->rcpt[i].alias, aflags | ADDR_ALLOW_POSTMASTER)))) {
             fail(err, errlen, "recipient %zu: %s", i + 1, why);
             goto bad;
         }
@@ -573,6 +580,8 @@ int qrcpt_decode(const unsigned char *body, size_t len, unsigned rflags, struct 
     if (decode_rcpt(&whole, 1, rc, err, errlen) < 0)
         return -1;
     why = check_mailbox(rc->addr, ((rflags & QF_SMTPUTF8) ? ADDR_UTF8 : 0) | ADDR_ALLOW_POSTMASTER);
+    if (!why && rc->alias)
+        why = check_mailbox(rc->alias, ((rflags & QF_SMTPUTF8) ? ADDR_UTF8 : 0) | ADDR_ALLOW_POSTMASTER);
     if (why) {
         qrcpt_free(rc);
         return fail(err, errlen, "recipient: %s", why);

@@ -79,6 +79,7 @@ struct qrcpt {
     unsigned attempts;
     uint64_t next_try;
     char dsn[16];
+    char *alias;            /* the alias it was expanded from (T_R_ALIAS), or NULL */
 };
 
 struct qrec {
@@ -104,7 +105,7 @@ void qrec_init(struct qrec *r);
 void qrec_free(struct qrec *r);
 /* Appends a recipient (copying addr); -1 on OOM or over QREC_MAX_RCPT. */
 int qrec_add_rcpt(struct qrec *r, const char *addr);
-/* Sets a recipient's orcpt or reply to a copy of s (NULL or "" clears it);
+/* Sets a recipient's orcpt, reply or alias to a copy of s (NULL or "" clears it);
  * -1 on OOM or when s is longer than max. */
 int qrcpt_set(char **field, const char *s, size_t max);
 

@@ -108,3 +108,15 @@ int set_nonblock(int fd, int on)
     fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
     return fcntl(fd, F_SETFL, fl);
 }
+
+void format_delay(double x, char *out, size_t outlen)
+{
+    if (x < 0.005)
+        snprintf(out, outlen, "0");
+    else if (x < 1)
+        snprintf(out, outlen, "%.2f", x);
+    else if (x < 10)
+        snprintf(out, outlen, "%.1f", x);
+    else
+        snprintf(out, outlen, "%.0f", x);
+}

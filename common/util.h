@@ -26,6 +26,9 @@ uint64_t now_ms(void);
 uint64_t wall_ms(void);
 /* Writes all of buf to a blocking fd, retrying on EINTR; -1 on error. */
 int write_all(int fd, const void *buf, size_t len);
+/* A delay in seconds as Postfix's delivery lines show it: "0" under 5 ms,
+ * then 2, 1 or 0 decimals (0.12, 1.5, 42). */
+void format_delay(double seconds, char *out, size_t outlen);
 /* Sets O_NONBLOCK (on=1) or clears it; -1 on error. */
 int set_nonblock(int fd, int on);
 

@@ -1459,18 +1459,6 @@ const char *smtpc_peer_ip(const struct smtpc *s)
 }
 
 /* Postfix's delay style: "0", "0.05", "1.2", "35". */
-static void fmt_delay(double x, char *out, size_t outlen)
-{
-    if (x < 0.005)
-        sfmt(out, outlen, "0");
-    else if (x < 1)
-        sfmt(out, outlen, "%.2f", x);
-    else if (x < 10)
-        sfmt(out, outlen, "%.1f", x);
-    else
-        sfmt(out, outlen, "%.0f", x);
-}
-
 void smtpc_format_result(const struct smtpc_msg *m, const struct smtpc_rcpt *r,
                          double delay_total, double a, double b, char *out, size_t outlen)
 {
@@ -1478,11 +1466,11 @@ void smtpc_format_result(const struct smtpc_msg *m, const struct smtpc_rcpt *r,
     char d[5][16], addr[520];
 
     log_sanitize(r->addr ? r->addr : "", r->addr ? strlen(r->addr) : 0, addr, sizeof(addr));
-    fmt_delay(delay_total, d[0], sizeof(d[0]));
-    fmt_delay(a, d[1], sizeof(d[1]));
-    fmt_delay(b, d[2], sizeof(d[2]));
-    fmt_delay((double)m->delay_conn_ms / 1000.0, d[3], sizeof(d[3]));
-    fmt_delay((double)m->delay_xfer_ms / 1000.0, d[4], sizeof(d[4]));
+    format_delay(delay_total, d[0], sizeof(d[0]));
+    format_delay(a, d[1], sizeof(d[1]));
+    format_delay(b, d[2], sizeof(d[2]));
+    format_delay((double)m->delay_conn_ms / 1000.0, d[3], sizeof(d[3]));
+    format_delay((double)m->delay_xfer_ms / 1000.0, d[4], sizeof(d[4]));
     sfmt(out, outlen, "to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
              addr, m->relay[0] ? m->relay : "none", d[0], d[1], d[2], d[3], d[4],
              r->dsn[0] ? r->dsn : "4.0.0", st[r->status], r->reply);

@@ -62,7 +62,8 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
         { c->run_dir, "deliver", "deliver jail", &o->root, 0755 },
         { c->run_dir, "deliver/queue", "queue-mgr socket in the deliver jail", &o->queue, 0755 },
         { c->run_dir, "deliver/resolver", "resolver socket in the deliver jail", &o->resolver, 0755 },
-        { c->mailbox_dir, NULL, "mailbox_dir", &o->deliver, 0700 },
+        /* the local role chroots into it and writes nothing else */
+        { c->mailbox_dir, NULL, "mailbox_dir", &o->local, 0700 },
         /* the auth process's jail (its password map, written by the
          * master, readable only by user_auth) and its socket in smtpd's */
         { c->run_dir, "auth", "auth jail", &o->root, 0755 },

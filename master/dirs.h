@@ -13,7 +13,7 @@
 /* Who owns what: as root the configured accounts, otherwise the invoking user
  * for all of them. */
 struct dir_owners {
-    struct account root, smtpd, queue, deliver, resolver, auth;
+    struct account root, smtpd, queue, deliver, resolver, auth, local;
 };
 
 /*

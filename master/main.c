@@ -218,7 +218,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         o->root.uid = getuid();
         o->root.gid = getgid();
         snprintf(o->root.name, sizeof(o->root.name), "uid %lu", (unsigned long)getuid());
-        o->smtpd = o->queue = o->deliver = o->resolver = o->auth = o->root;
+        o->smtpd = o->queue = o->deliver = o->resolver = o->auth = o->local = o->root;
         return 0;
     }
     /* one row an account (a new role's account is a new row and a field
@@ -232,6 +232,7 @@ static int resolve_owners(const struct config *c, struct dir_owners *o, char *er
         { "user_resolver", c->user_resolver, &o->resolver },
         { "user_deliver", c->user_deliver, &o->deliver },
         { "user_auth", c->user_auth, &o->auth },
+        { "user_local", c->user_local, &o->local },
     };
     for (size_t i = 0; i < ARRAY_LEN(a); i++) {
         if (priv_resolve(a[i].val, a[i].out, why, sizeof(why)) < 0) {
@@ -508,6 +509,7 @@ static int restart_needed(const struct config *a, const struct config *b, char *
         { "user_resolver", a->user_resolver, b->user_resolver },
         { "user_deliver", a->user_deliver, b->user_deliver },
         { "user_auth", a->user_auth, b->user_auth },
+        { "user_local", a->user_local, b->user_local },
     };
     for (size_t i = 0; i < ARRAY_LEN(k); i++) {
         if (strcmp(k[i].old, k[i].new) != 0) {

@@ -102,6 +102,8 @@ static const struct role roles[] = {
     /* SIGHUP re-reads the password map in place: the AUTH failure counts
      * survive a reload (and posternctl passwd) */
     { "auth",      "auth",      auth_instances,  0,      RELOAD_IN_PLACE,   2,   10,   { NULL } },
+    /* local delivery into mailbox_dir; drains on SIGHUP like deliver */
+    { "local",     "local",     one,             0,      RELOAD_GENERATION, 0,   30,   { "queue-mgr" } },
 };
 
 struct child {
@@ -274,6 +276,7 @@ static int role_disabled(const struct config *c, const struct role *r)
         { "resolver", CONF_SERVICE_RESOLVER },
         { "deliver", CONF_SERVICE_DELIVER },
         { "auth", CONF_SERVICE_AUTH },
+        { "local", CONF_SERVICE_LOCAL },
     };
 
     for (size_t i = 0; i < ARRAY_LEN(sw); i++)

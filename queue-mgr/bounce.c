@@ -138,11 +138,8 @@ void bounce_plan_free(struct bounce_plan *p)
 }
 
 /* The alias a recipient came from (T_R_ALIAS, tag 136, alias expansion at
- * commit): "expanded" is reported once for it. Until struct qrcpt has the
- * field, no recipient has one; then define QRCPT_ALIAS(rc) as (rc)->alias. */
-#ifndef QRCPT_ALIAS
-#define QRCPT_ALIAS(rc) ((void)(rc), (const char *)NULL)
-#endif
+ * commit): "expanded" is reported once for it. */
+#define QRCPT_ALIAS(rc) ((const char *)(rc)->alias)
 
 static int wants(unsigned notify, unsigned bit)
 {

@@ -26,11 +26,12 @@
 
 static struct evloop *ev;
 static struct client *clients;
-static uid_t smtpd_uid, deliver_uid;
+static uid_t smtpd_uid, deliver_uid, local_uid;
 
 const char *client_kind_name(enum queue_listener k)
 {
-    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : k == QL_DELIVER ? "deliver" : "control";
+    return k == QL_SMTPD ? "smtpd" : k == QL_PICKUP ? "pickup" : k == QL_DELIVER ? "deliver" :
+           k == QL_LOCAL ? "local" : "control";
 }
 
 static void update_events(struct client *c)
@@ -49,7 +50,7 @@ static void client_free(struct client *c)
     handoff_forget_all(c);
     if (c->kind == QL_CONTROL)
         control_gone(c);
-    if (c->kind == QL_DELIVER)
+    if (c->kind == QL_DELIVER || c->kind == QL_LOCAL)
         scheduler_deliver_gone(c);
     if (c->conn.fd >= 0)
         ev_del(ev, c->conn.fd);
@@ -116,10 +117,15 @@ void clients_flush(void)
             client_close(c, NULL);
             continue;
         }
-        /* a listing paused on a full buffer goes on here too: once this
-         * flush drained it, no EPOLLOUT would ever wake it again */
-        if (c->listing)
+        /* a listing waits for its output to drain: if this flush drained
+         * it, no EPOLLOUT will come to pump the rest (mailq would wait) */
+        if (c->listing) {
             control_pump(c);
+            if (ipc_conn_flush(&c->conn) < 0) {
+                client_close(c, NULL);
+                continue;
+            }
+        }
         update_events(c);
     }
 }
@@ -148,7 +154,7 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             }
             if (c->kind == QL_CONTROL)
                 control_frame(c, &m);
-            else if (c->kind == QL_DELIVER)
+            else if (c->kind == QL_DELIVER || c->kind == QL_LOCAL)
                 scheduler_deliver_frame(c, &m);
             else
                 handoff_frame(c, &m);
@@ -205,6 +211,13 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
             close(cfd);
             continue;
         }
+        /* the local role connects as root, before it chroots into mailbox_dir */
+        if (kind == QL_LOCAL && uid != local_uid && uid != 0) {
+            log_warning("local socket: refused connection from uid %lu pid %ld",
+                        (unsigned long)uid, (long)pid);
+            close(cfd);
+            continue;
+        }
         c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -235,6 +248,8 @@ int clients_listen(struct evloop *loop, enum queue_listener kind, const char *pa
         deliver_uid = peer_uid;
     else if (kind == QL_SMTPD)
         smtpd_uid = peer_uid;
+    else if (kind == QL_LOCAL)
+        local_uid = peer_uid;
     /* Anyone may connect; SO_PEERCRED decides what each peer may do. */
     fd = net_listen_unix(path, 0666, err, errlen);
     if (fd < 0)

@@ -15,7 +15,7 @@
 #include "queueid.h"
 
 /* Which socket a client came in on (the master's LK_* are its listeners). */
-enum queue_listener { QL_SMTPD, QL_PICKUP, QL_CONTROL, QL_DELIVER };
+enum queue_listener { QL_SMTPD, QL_PICKUP, QL_CONTROL, QL_DELIVER, QL_LOCAL };
 
 struct openfile;
 struct ctl_op;
@@ -43,7 +43,8 @@ const char *client_kind_name(enum queue_listener kind);
 
 /* Listens on path for kind; smtpd_uid is the only uid (besides root and
  * ours) let in on QL_SMTPD; on QL_DELIVER only peer_uid is (user_deliver,
- * or our own uid when queue-mgr runs unprivileged). Returns the socket, or
+ * or our own uid when queue-mgr runs unprivileged), on QL_LOCAL only peer_uid
+ * (user_local; the local role speaks deliver's protocol). Returns the socket, or
  * -1 with err. */
 int clients_listen(struct evloop *ev, enum queue_listener kind, const char *path,
                    uid_t peer_uid, char *err, size_t errlen);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aliases.h"
 #include "batcher.h"
 #include "log.h"
 #include "proto.h"
@@ -268,6 +269,7 @@ static void set_trusted_fields(struct client *c, struct qrec *r, uint64_t size)
         rc->next_try = r->arrival;
         rc->dsn[0] = 0;
         qrcpt_set(&rc->reply, NULL, 0);
+        qrcpt_set(&rc->alias, NULL, 0);     /* only our expansion sets it */
     }
 }
 
@@ -310,6 +312,13 @@ static void handle_commit(struct client *c, const struct ipc_msg *m)
         return;
     }
     set_trusted_fields(c, &rec, (uint64_t)size);
+    if (aliases_expand(cfg, &rec, err, sizeof(err)) < 0) {
+        log_warning("%s: refused: %s", rec.qid, err);
+        client_error(c, m->reqid, "451 4.3.0", err);
+        forget_open(c, rec.qid, 1);
+        qrec_free(&rec);
+        return;
+    }
     if (batcher_add(c, m->reqid, &rec, o->epoch, &code, &text) < 0) {
         log_warning("%s: refused: %s %s", rec.qid, code, text);
         client_error(c, m->reqid, code, text);
@@ -390,4 +399,5 @@ void handoff_set_config(const struct config *conf)
 void handoff_stop(void)
 {
     batcher_stop();
+    aliases_close();
 }

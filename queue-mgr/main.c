@@ -61,7 +61,7 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
 
 int main(int argc, char **argv)
 {
-    struct account acct, smtpd_acct, deliver_acct;
+    struct account acct, smtpd_acct, deliver_acct, local_acct;
     struct evloop *ev;
     struct qstore *q;
     char err[1024], last[QID_LEN + 1];
@@ -71,12 +71,14 @@ int main(int argc, char **argv)
     if (priv_is_root()) {
         if (priv_resolve(cfg->user_queue, &acct, err, sizeof(err)) < 0 ||
             priv_resolve(cfg->user_smtpd, &smtpd_acct, err, sizeof(err)) < 0 ||
-            priv_resolve(cfg->user_deliver, &deliver_acct, err, sizeof(err)) < 0)
+            priv_resolve(cfg->user_deliver, &deliver_acct, err, sizeof(err)) < 0 ||
+            priv_resolve(cfg->user_local, &local_acct, err, sizeof(err)) < 0)
             log_fatal("%s", err);
         priv_drop(&acct, NULL);
     } else {
         smtpd_acct.uid = getuid();
         deliver_acct.uid = getuid();
+        local_acct.uid = getuid();
     }
     signal(SIGPIPE, SIG_IGN);
 
@@ -101,7 +103,7 @@ int main(int argc, char **argv)
         log_fatal("cannot start the spool file thread: %s", strerror(errno));
 
     ev = daemon_loop(on_term, on_hup);
-    if (server_start(ev, cfg, q, smtpd_acct.uid, deliver_acct.uid, err, sizeof(err)) < 0)
+    if (server_start(ev, cfg, q, smtpd_acct.uid, deliver_acct.uid, local_acct.uid, err, sizeof(err)) < 0)
         log_fatal("%s", err);
     log_info("ready: %ld message(s) in the queue", kept);
     ready_notify();

@@ -20,6 +20,7 @@
 #include "batcher.h"
 #include "bounce.h"
 #include "committer.h"
+#include "localroute.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -37,7 +38,6 @@
 #define WANTS_MAX 4096              /* free slots one deliver may hold */
 #define RETRY_MS 2
 
-#define REASON_LOCAL "local delivery is not available yet"
 #define REASON_LOST "lost connection with deliver"
 #define REASON_NORESULT "deliver gave no result for this recipient"
 #define REASON_NOFILE "queue file is missing or unreadable"
@@ -125,6 +125,9 @@ static struct keyset seen;          /* messages looked at in this pass */
  * goes on from here, so new mail costs one read, not a rescan. */
 static struct qstore_due cursor;
 static int have_cursor, rescan = 1;
+/* Which pools' capacity changed since the last pass from the start: only
+ * their waiting recipients before the cursor can have become sendable. */
+static int rescan_pool[POOL_COUNT] = { 1, 1 };
 
 /* Messages whose due recipients all wait for one destination at its
  * limit: skipped without reading the record while it stays so. */
@@ -221,6 +224,7 @@ static void blocked_set(const char *qid, struct dest *d)
 
 struct deliverer {
     struct client *c;
+    enum sched_pool pool;           /* deliver (remote, LMTP) or the local role */
     uint32_t wants[WANTS_MAX];      /* request ids of its D_WANTs, a ring */
     size_t whead, nwants;
     struct deliverer *next;
@@ -230,6 +234,7 @@ static struct deliverer *deliverers, *rr_next;
 struct job {
     uint64_t id;
     struct deliverer *dl;
+    enum sched_pool pool;
     struct dest *dest;
     char qid[QID_LEN + 1];
     char sender[ADDR_MAX + 1];
@@ -240,7 +245,7 @@ struct job {
     struct job *next;
 };
 static struct job *jobs;
-static size_t njobs;
+static size_t njobs[POOL_COUNT];
 static uint64_t next_job_id = 1;
 
 static struct deliverer *deliverer_of(struct client *c)
@@ -251,13 +256,13 @@ static struct deliverer *deliverer_of(struct client *c)
     return NULL;
 }
 
-/* A deliver with a free slot, round robin. */
-static struct deliverer *free_deliverer(void)
+/* A deliver of the pool with a free slot, round robin. */
+static struct deliverer *free_deliverer(enum sched_pool pool)
 {
     struct deliverer *d = rr_next ? rr_next : deliverers;
 
     for (struct deliverer *start = d; d;) {
-        if (d->nwants && !d->c->dead) {
+        if (d->nwants && !d->c->dead && d->pool == pool) {
             rr_next = d->next;
             return d;
         }
@@ -271,12 +276,23 @@ static struct deliverer *free_deliverer(void)
 /* Whether a job may start: a free slot, and a queue index that records
  * results (while writes fail, a delivery's result could not be kept, and
  * the recipient would be delivered again and again). */
-static int slots_free(void)
+static int jammed[POOL_COUNT];     /* in this pass: a deliverer's queue is full */
+
+static int slots_free(enum sched_pool pool)
 {
     const char *code, *text;
 
-    return njobs < cfg->deliver_concurrency && free_deliverer() != NULL &&
+    return !jammed[pool] && njobs[pool] < localroute_pool_limit(cfg, pool) && free_deliverer(pool) != NULL &&
            batcher_refusal(&code, &text) == 0;
+}
+
+/* A free slot in one of the pools flagged. */
+static int flagged_slots_free(const int *flag)
+{
+    for (int p = 0; p < POOL_COUNT; p++)
+        if (flag[p] && slots_free((enum sched_pool)p))
+            return 1;
+    return 0;
 }
 
 int scheduler_msg_active(const char *qid)
@@ -289,7 +305,11 @@ int scheduler_msg_active(const char *qid)
 
 size_t scheduler_njobs(void)
 {
-    return njobs;
+    size_t n = 0;
+
+    for (int p = 0; p < POOL_COUNT; p++)
+        n += njobs[p];
+    return n;
 }
 
 void scheduler_each_job_qid(void (*fn)(const char *qid, void *arg), void *arg)
@@ -316,6 +336,7 @@ struct rjob {
 };
 
 static void submit_results(void);
+static void scheduler_rescan_pool(enum sched_pool pool);
 
 static void retry_cb(struct evloop *ev, void *arg)
 {
@@ -345,7 +366,7 @@ static void rjob_done(struct commit_job *job)
             log_info("%s: removed", r->removed[i]);
         }
     if (job->status != COMMIT_OK)
-        rescan = 1; /* released while still due: before the cursor */
+        scheduler_rescan_pool(POOL_COUNT); /* released while still due: before the cursor */
     free(r->u);
     free(r->p);
     free(r->removed);
@@ -517,6 +538,7 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
     reqid = dl->wants[dl->whead];
     j->id = next_job_id++;
     j->dl = dl;
+    j->pool = dl->pool;
     j->dest = d;
     str_copy(j->qid, r->qid, sizeof(j->qid));
     str_copy(j->sender, r->sender, sizeof(j->sender));
@@ -542,6 +564,8 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
         ipc_out_str(&one, T_R_ADDR, rc->addr);
         if (rc->orcpt)
             ipc_out_str(&one, T_R_ORCPT, rc->orcpt);
+        if (rc->alias)
+            ipc_out_str(&one, T_R_ALIAS, rc->alias);
         ipc_out_u64(&one, T_R_NOTIFY, rc->notify);
         ipc_out_u64(&one, T_R_ATTEMPTS, rc->attempts);
         ipc_out_nested(&m, T_RCPT, &one);
@@ -561,28 +585,28 @@ static int send_job(struct deliverer *dl, const struct qrec *r, struct dest *d, 
     d->active++;
     j->next = jobs;
     jobs = j;
-    njobs++;
+    njobs[j->pool]++;
     return 0;
 }
 
 /* Returns the destination when it left recipients waiting at its limit. */
 static struct dest *handle_group(const struct qrec *r, const struct group *g, uint64_t now, int *fd)
 {
+    enum sched_pool pool = localroute_pool(cfg, g->kind);
     struct dest *d;
     size_t from;
 
-    if (g->kind != DEST_REMOTE) {
+    if (g->kind == DEST_BAD) {
         for (size_t i = 0; i < g->n; i++) {
             const struct qrcpt *rc = &r->rcpt[g->idx[i]];
             if (ks_add(&inflight, r->qid, g->idx[i]) == 0)
                 queue_update(r->qid, g->idx[i], RCPT_DEFERRED, rc->attempts, now + cfg->max_backoff,
-                             "4.3.0", g->kind == DEST_LOCAL ? REASON_LOCAL : "bad recipient address");
+                             "4.3.0", "bad recipient address");
         }
-        log_info("%s: %zu recipient(s) of %s deferred: %s", r->qid, g->n, g->dest,
-                 g->kind == DEST_LOCAL ? REASON_LOCAL : "bad recipient address");
+        log_info("%s: %zu recipient(s) of %s deferred: %s", r->qid, g->n, g->dest, "bad recipient address");
         return NULL;
     }
-    d = dest_get(g->dest);
+    d = g->kind == DEST_LOCAL ? localroute_dest(cfg, dest_get) : dest_get(g->dest);
     if (!d)
         return NULL;
     if (dest_dead(d, now)) {
@@ -610,7 +634,7 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
             log_expired(r->qid, r->sender);
         return NULL;
     }
-    for (from = 0; from < g->n && dest_can_start(d, now) && slots_free();) {
+    for (from = 0; from < g->n && dest_can_start(d, now) && slots_free(pool);) {
         size_t n = g->n - from < SCHED_JOB_RCPTS ? g->n - from : SCHED_JOB_RCPTS;
         if (*fd < 0)
             *fd = openat(spool_dir_fd(), r->qid, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -622,8 +646,14 @@ static struct dest *handle_group(const struct qrec *r, const struct group *g, ui
                                  now + cfg->max_backoff, "4.3.0", REASON_NOFILE);
             return NULL;
         }
-        if (send_job(free_deliverer(), r, d, g, from, n, *fd) < 0)
+        /* a full descriptor queue (64 a connection) drains when written;
+         * if it does not, the pool takes nothing more in this pass (no
+         * spool file opened in vain for every message that follows) */
+        if (send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0 &&
+            (clients_flush(), send_job(free_deliverer(pool), r, d, g, from, n, *fd) < 0)) {
+            jammed[pool] = 1;
             return NULL;
+        }
         from += n;
     }
     return from < g->n && !dest_can_start(d, now) ? d : NULL;
@@ -690,9 +720,13 @@ static void pass(void)
 
     if (stopping)
         return;
-    from_start = !have_cursor || (rescan && slots_free());
+    memset(jammed, 0, sizeof(jammed));
+    int flagged[POOL_COUNT];
+    memcpy(flagged, rescan_pool, sizeof(flagged));
+    from_start = !have_cursor || (rescan && flagged_slots_free(flagged));
     if (from_start) {
         rescan = 0;
+        memset(rescan_pool, 0, sizeof(rescan_pool));
     } else {
         after = cursor;
         have_after = 1;
@@ -722,7 +756,8 @@ static void pass(void)
             break;
         /* from the start and out of slots: what follows, up to the
          * cursor, was looked at before */
-        out_of_slots = from_start && have_cursor && !slots_free() && qstore_due_cmp(&after, &cursor) < 0;
+        out_of_slots = from_start && have_cursor && !flagged_slots_free(flagged) &&
+                       qstore_due_cmp(&after, &cursor) < 0;
     }
     if (have_after && !out_of_slots) {
         cursor = after;
@@ -742,8 +777,18 @@ static void kick_cb(struct evloop *ev, void *arg)
 }
 
 /* Capacity changed: the next pass looks from the start again. */
+static void scheduler_rescan_pool(enum sched_pool pool)
+{
+    for (int p = 0; p < POOL_COUNT; p++)
+        if (pool == POOL_COUNT || p == (int)pool)
+            rescan_pool[p] = 1;
+    rescan = 1;
+    scheduler_kick();
+}
+
 void scheduler_rescan(void)
 {
+    rescan_pool[POOL_REMOTE] = rescan_pool[POOL_LOCAL] = 1;
     rescan = 1;
     scheduler_kick();
 }
@@ -792,6 +837,7 @@ static void tick_cb(struct evloop *ev, void *arg)
     tick_timer = ev_timer(ev, SCHED_TICK_MS, tick_cb, NULL);
     dests_sweep();
     rescan = 1;
+    rescan_pool[POOL_REMOTE] = rescan_pool[POOL_LOCAL] = 1;
     pass();
 }
 
@@ -804,7 +850,7 @@ static void job_free(struct job *j)
             *pp = j->next;
             break;
         }
-    njobs--;
+    njobs[j->pool]--;
     qops_job_ended(j->qid); /* a deleted message's file goes once unread */
     free(j);
 }
@@ -1046,10 +1092,11 @@ static void handle_result(struct deliverer *dl, const struct ipc_msg *m)
     if (dest_job_done(j->dest, (unsigned)flags, reason, now, &l))
         log_info("%s: destination %s is not reachable: delivery suspended for %us", qid,
                  j->dest->name, l.dead_time);
+    enum sched_pool pool = j->pool;
     job_free(j);
     free(res);
     submit_results();
-    scheduler_rescan();
+    scheduler_rescan_pool(pool);
 }
 
 void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
@@ -1064,6 +1111,7 @@ void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
             return;
         }
         dl->c = c;
+        dl->pool = localroute_pool_of(c->kind);
         dl->next = deliverers;
         deliverers = dl;
     }
@@ -1075,7 +1123,7 @@ void scheduler_deliver_frame(struct client *c, const struct ipc_msg *m)
         }
         dl->wants[(dl->whead + dl->nwants) % WANTS_MAX] = m->reqid;
         dl->nwants++;
-        scheduler_rescan();
+        scheduler_rescan_pool(dl->pool);
         return;
     case D_RESULT:
         handle_result(dl, m);
@@ -1113,8 +1161,9 @@ void scheduler_deliver_gone(struct client *c)
         }
     if (rr_next == dl)
         rr_next = NULL;
+    enum sched_pool pool = dl->pool;
     free(dl);
-    scheduler_rescan();
+    scheduler_rescan_pool(pool);
 }
 
 /* ---- flush ---- */

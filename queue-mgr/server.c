@@ -27,7 +27,7 @@
 #include "util.h"
 
 static struct evloop *ev;
-static int lfd[4] = { -1, -1, -1, -1 };
+static int lfd[5] = { -1, -1, -1, -1, -1 };
 
 /* Unprivileged (tests, a user's own instance) nobody else makes the
  * deliver jail's queue directory: make it. As root it is the master's. */
@@ -45,13 +45,14 @@ static void deliver_dir(const char *run_dir)
 }
 
 int server_start(struct evloop *loop, const struct config *conf, struct qstore *q,
-                 uid_t smtpd_account, uid_t deliver_account, char *err, size_t errlen)
+                 uid_t smtpd_account, uid_t deliver_account, uid_t local_account, char *err, size_t errlen)
 {
     static const struct { enum queue_listener kind; const char *path; } socks[] = {
         { QL_SMTPD, SOCK_QUEUE_SMTPD },
         { QL_PICKUP, SOCK_QUEUE_PICKUP },
         { QL_CONTROL, SOCK_QUEUE_CONTROL },
         { QL_DELIVER, SOCK_QUEUE_DELIVER },
+        { QL_LOCAL, SOCK_QUEUE_LOCAL },
     };
     char path[4096];
 
@@ -72,7 +73,8 @@ int server_start(struct evloop *loop, const struct config *conf, struct qstore *
             return -1;
         }
         lfd[i] = clients_listen(loop, socks[i].kind, path,
-                                socks[i].kind == QL_DELIVER ? deliver_account : smtpd_account, err, errlen);
+                                socks[i].kind == QL_DELIVER ? deliver_account :
+                                socks[i].kind == QL_LOCAL ? local_account : smtpd_account, err, errlen);
         if (lfd[i] < 0)
             return -1;
     }

@@ -16,7 +16,7 @@
  * err. Only smtpd_uid may hand off on the smtpd socket, only deliver_uid
  * may take jobs. */
 int server_start(struct evloop *ev, const struct config *cfg, struct qstore *q,
-                 uid_t smtpd_uid, uid_t deliver_uid, char *err, size_t errlen);
+                 uid_t smtpd_uid, uid_t deliver_uid, uid_t local_uid, char *err, size_t errlen);
 /* Takes a new configuration (reload). */
 void server_set_config(const struct config *cfg);
 /* Stops accepting, commits what is pending, closes every connection. */

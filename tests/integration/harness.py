@@ -51,6 +51,7 @@ ACCOUNTS = {
     "resolver": (64003, 64003),
     "deliver": (64004, 64004),
     "auth": (64005, 64005),
+    "local": (64006, 64006),
 }
 
 QID_RE = re.compile(r"^[0-9A-Z]{12,}$")
@@ -654,7 +655,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail", "posternctl"):
+            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "local", "mailq", "sendmail", "posternctl"):
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
@@ -936,7 +937,7 @@ class _Final(Exception):
 # postern/deliver[PID] (or queue-mgr, for expiry): QUEUEID: to=<RCPT>, relay=HOST[IP]:PORT, delay=S,
 #     delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced (REPLY)
 DELIVERY_RE = re.compile(
-    r"postern/(?:deliver|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
+    r"postern/(?:deliver|local|queue-mgr)\[(\d+)\]: ([0-9A-Z]{12,}): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?"
     r"relay=([^,]+), (?:conn_use=(\d+), )?delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+), "
     r"dsn=([245]\.\d{1,3}\.\d{1,3}), status=(sent|deferred|bounced) \((.*)\)$")
 

@@ -128,9 +128,9 @@ def connect_as_deliver(path, uid=None):
 
 
 class FakeDeliver:
-    def __init__(self, inst, uid=None):
+    def __init__(self, inst, uid=None, sock=None):
         self.inst = inst
-        path = os.path.join(inst.run_dir, DELIVER_SOCK)
+        path = os.path.join(inst.run_dir, sock or DELIVER_SOCK)
         harness.wait_until(lambda: os.path.exists(path), 10, "the deliver socket %s" % path)
         self.sock = connect_as_deliver(path, uid)
         self.buf = b""
@@ -577,18 +577,40 @@ def test_expiry_bounces_with_last_error():
         d.close()
 
 
-def test_local_recipients_deferred_without_attempt():
-    with instance("sched-local") as inst:
-        off = inst.log_size()
+def test_local_recipients_go_to_the_local_pool():
+    """local_transport = maildir: local recipients are jobs for the local
+    role's socket (D_DEST "maildir"), remote ones for deliver's; a
+    deliver takes no local job and the local role no remote one."""
+    with instance("sched-local", master_service_disable="deliver, local") as inst:
+        loc = FakeDeliver(inst, uid=harness.ACCOUNTS["local"][0] if harness.IS_ROOT else None,
+                          sock="queue/local.sock")
+        rem = FakeDeliver(inst)
+        qid = inst.send(rcpts=[harness.LOCAL_RCPT, "r@remote.example"])
+        loc.want(2)
+        rem.want(2)
+        lj, rj = loc.job(), rem.job()
+        assert lj["dest"] == "maildir" and [r["addr"] for r in lj["rcpts"]] == [harness.LOCAL_RCPT], lj
+        assert rj["dest"] == "remote.example" and [r["addr"] for r in rj["rcpts"]] == ["r@remote.example"], rj
+        loc.all_sent(lj)
+        rem.all_sent(rj)
+        inst.wait_removed(qid)
+        loc.close()
+        rem.close()
+
+
+def test_local_transport_lmtp_goes_to_deliver():
+    """local_transport = lmtp:...: local recipients go to the ordinary
+    deliver pool with the local_transport value as the destination."""
+    with instance("sched-lmtp", master_service_disable="deliver, local",
+                  local_transport="lmtp:unix:/run/dovecot/lmtp") as inst:
+        d = FakeDeliver(inst)
         qid = inst.send(rcpts=[harness.LOCAL_RCPT])
-        inst.wait_log(r"%s: 1 recipient\(s\) of localhost deferred: local delivery is not available yet" % qid,
-                      since=off)
-        harness.wait_until(lambda: rcpt_state(inst, qid, 0)["status"] == str(RCPT_DEFERRED), 10, "deferred")
-        st = rcpt_state(inst, qid, 0)
-        assert st["attempts"] == "0" and st["reply"] == "local delivery is not available yet", st
-        assert int(st["next_try"]) >= time.time() + 500, st   # max_backoff 600s
-        e = inst.queue_entry(qid)
-        assert e["recipients"][0]["delay_reason"] == "local delivery is not available yet", e
+        d.want(1)
+        job = d.job()
+        assert job["dest"] == "lmtp:unix:/run/dovecot/lmtp" and job["rcpts"][0]["addr"] == harness.LOCAL_RCPT, job
+        d.all_sent(job)
+        inst.wait_removed(qid)
+        d.close()
 
 
 def test_relayhost_is_the_destination():

@@ -469,7 +469,7 @@ def test_pickup_cannot_claim_a_login_or_a_client():
     client fields in its envelope: queue-mgr keeps the message but records
     only what it knows (the uid), never a login the user claimed."""
     import subprocess
-    with harness.Instance("pickup-forge") as inst:
+    with harness.Instance("pickup-forge", master_service_disable="local") as inst:  # demo@localhost stays queued
         p = _Pickup(inst)
         qid = p.open()
         p.send(Q_DATA, [_field(T_QID, qid.encode()), _field(T_DATA, b"Subject: forged\r\n\r\nbody\r\n")])
@@ -501,7 +501,7 @@ def test_pickup_client_gets_no_descriptor_and_cannot_rewrite_received():
     """Q_OPENED on the pickup socket carries no descriptor; the content is
     streamed and written by queue-mgr after its own Received: line, and the
     spool file is exactly what was committed."""
-    with harness.Instance("pickup-stream") as inst:
+    with harness.Instance("pickup-stream", master_service_disable="local") as inst:  # demo@localhost stays queued
         p = _Pickup(inst)
         qid = p.open()
         if p.fds:

@@ -31,6 +31,7 @@ void suite_lmtp(void);
 void suite_notice(void);
 void suite_notice_store(void);
 void suite_auth(void);
+void suite_maildir(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -61,6 +62,7 @@ void suite_auth(void);
     SUITE(opsq) \
     SUITE(notice) \
     SUITE(notice_store) \
-    SUITE(auth)
+    SUITE(auth) \
+    SUITE(maildir)
 
 #endif

@@ -1,0 +1,483 @@
+/*
+ * lagent.c - the local delivery role's work loop (lagent.h).
+ *
+ * Jobs that arrive together are stored together: each D_JOB joins the
+ * batch, and when the event loop has nothing else to do the batch runs:
+ * every copy written into tmp/ of its Maildir, one syncfs, the renames
+ * into new/, one fsync of each new/ concerned, then the log lines and
+ * the results. So
+ * RCPT_SENT always means the message is in new/ on stable storage, and
+ * a batch of N messages costs two flushes, not 2N.
+ *
+ * Must never trust a D_JOB (deliver/job.c checks it), never let an
+ * address become a path except through maps_path_component() of a map
+ * key, never report a recipient sent before its copy is durable, and
+ * never lose a message: every failure defers (the queue keeps it) and
+ * removes what it wrote.
+ */
+#include "lagent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "job.h"
+#include "log.h"
+#include "maildir.h"
+#include "proto.h"
+#include "util.h"
+
+#define TICK_MS 200u
+
+struct want {
+    uint32_t id;
+    struct want *next;
+};
+
+struct ljob {
+    struct job j;
+    int fd;
+    uint64_t t_recv;                    /* wall ms */
+    char (*orig)[ADDR_MAX + 1];         /* per recipient: the alias it came from, or "" */
+    struct ljob *next;
+};
+
+struct item {
+    struct ljob *lj;
+    size_t r;
+    struct md_item it;
+};
+
+static struct evloop *ev;
+static const struct config *cfg;
+static struct link *ql;
+static struct mapdb *db;
+static struct md_store *store;
+static int exit_on_loss, draining;
+static unsigned nwants, nbatch;
+static struct want *wants;
+static struct ljob *batch, **batch_tail = &batch;
+static uint64_t tick;
+static unsigned link_gen;
+
+static void top_up(void);
+
+/* ------------------------------------------------------------ results */
+
+static void set_result(struct ljob *lj, size_t i, enum smtpc_status st, const char *dsn, const char *reply)
+{
+    struct smtpc_rcpt *rc = &lj->j.rc[i];
+
+    rc->status = st;
+    str_copy(rc->dsn, dsn, sizeof(rc->dsn));
+    str_copy(rc->reply, reply, sizeof(rc->reply));
+}
+
+/* SPEC §6: delays a (before queue-mgr: 0), b (in the queue), c (here,
+ * before the batch ran), d (writing and syncing). */
+static void log_job(const struct ljob *lj, uint64_t t_start, uint64_t t_end)
+{
+    static const char *const st[] = { "deferred", "sent", "deferred", "bounced" };
+    uint64_t arrival = lj->j.arrival * 1000u;
+    uint64_t disp = lj->j.dispatch_ms && lj->j.dispatch_ms <= t_end ? lj->j.dispatch_ms : lj->t_recv;
+    char d[5][16], addr[520], orig[520], reply[SMTPC_REPLY_TEXT];
+    double b = arrival && disp > arrival ? (double)(disp - arrival) / 1000.0 : 0;
+    double c = t_start > disp ? (double)(t_start - disp) / 1000.0 : 0;
+    double dd = t_end > t_start ? (double)(t_end - t_start) / 1000.0 : 0;
+    double total = arrival && t_end > arrival ? (double)(t_end - arrival) / 1000.0 : b + c + dd;
+
+    if (total < b + c + dd)
+        total = b + c + dd;
+    format_delay(total, d[0], sizeof(d[0]));
+    format_delay(0, d[1], sizeof(d[1]));
+    format_delay(b, d[2], sizeof(d[2]));
+    format_delay(c, d[3], sizeof(d[3]));
+    format_delay(dd, d[4], sizeof(d[4]));
+    for (size_t i = 0; i < lj->j.nrcpt; i++) {
+        const struct smtpc_rcpt *rc = &lj->j.rc[i];
+        char o[560] = "";
+        log_sanitize(lj->j.jr[i].addr, strlen(lj->j.jr[i].addr), addr, sizeof(addr));
+        log_sanitize(rc->reply, strlen(rc->reply), reply, sizeof(reply));
+        if (lj->orig[i][0] && strcasecmp(lj->orig[i], lj->j.jr[i].addr) != 0) {
+            log_sanitize(lj->orig[i], strlen(lj->orig[i]), orig, sizeof(orig));
+            snprintf(o, sizeof(o), "orig_to=<%s>, ", orig);
+        }
+        log_info("%s: to=<%s>, %srelay=local, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+                 lj->j.qid, addr, o, d[0], d[1], d[2], d[3], d[4], rc->dsn[0] ? rc->dsn : "4.0.0",
+                 st[rc->status <= SMTPC_BOUNCED ? rc->status : 0], reply);
+    }
+}
+
+static void send_result(struct ljob *lj)
+{
+    struct ipc_out out;
+
+    if (job_result_encode(&lj->j, 0, &out) < 0) {
+        log_warning("%s: result too large to send", lj->j.qid);
+        return;
+    }
+    if (link_notify(ql, &out) < 0)
+        log_warning("%s: queue-mgr away: result lost; its recipients will be tried again", lj->j.qid);
+    ipc_out_free(&out);
+}
+
+static void ljob_free(struct ljob *lj)
+{
+    if (lj->fd >= 0)
+        close(lj->fd);
+    job_free(&lj->j);
+    free(lj->orig);
+    free(lj);
+}
+
+/* ------------------------------------------------------------ mailboxes */
+
+/* The Maildir of a recipient: 0 with comp, or -1 with the result set. */
+static int mailbox_of(struct ljob *lj, size_t i, char *comp, size_t complen)
+{
+    char key[MAPDB_KEY_MAX], stripped[MAPDB_KEY_MAX];
+    struct addr a;
+    int r;
+
+    if (addr_parse_mailbox(lj->j.jr[i].addr, ADDR_UTF8, &a) != ADDR_OK || !a.domain[0] ||
+        !config_is_local_domain(cfg, a.domain)) {
+        set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: not an address of a local domain");
+        return -1;
+    }
+    if (maps_addr_key(&a, key, sizeof(key)) < 0) {
+        set_result(lj, i, SMTPC_BOUNCED, "5.1.1", "user unknown");
+        return -1;
+    }
+    if (!db) {
+        set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: the mailbox map is not available");
+        return -1;
+    }
+    str_copy(stripped, key, sizeof(stripped));
+    if ((r = mapdb_mailbox(db, key)) == 0 && maps_strip_extension(stripped, cfg->recipient_delimiter) &&
+        (r = mapdb_mailbox(db, stripped)) == 1)
+        str_copy(key, stripped, sizeof(key));
+    if (r < 0) {
+        set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: mailbox map read error");
+        return -1;
+    }
+    if (r == 0) {
+        if (mapdb_get(db, key, NULL, NULL) == MAPDB_ALIAS || mapdb_get(db, stripped, NULL, NULL) == MAPDB_ALIAS)
+            set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: alias not expanded at queue time");
+        else
+            set_result(lj, i, SMTPC_BOUNCED, "5.1.1", "user unknown");
+        return -1;
+    }
+    if (maps_path_component(key, comp, complen) < 0) {
+        set_result(lj, i, SMTPC_BOUNCED, "5.1.1", "user unknown (no safe mailbox path)");
+        return -1;
+    }
+    return 0;
+}
+
+static void fail_errno(struct ljob *lj, size_t i, const char *what, int e)
+{
+    char text[SMTPC_REPLY_TEXT];
+
+    snprintf(text, sizeof(text), "local: %s: %s", what, strerror(e));
+    set_result(lj, i, SMTPC_DEFERRED, maildir_errno_dsn(e), text);
+}
+
+/* ------------------------------------------------------------ the batch */
+
+static void run_batch(void)
+{
+    struct ljob *jobs = batch, *lj;
+    struct item *items;
+    size_t n = 0, cap = 0, written = 0;
+    uint64_t t_start = wall_ms(), t_end;
+
+    batch = NULL;
+    batch_tail = &batch;
+    nbatch = 0;
+    for (lj = jobs; lj; lj = lj->next)
+        cap += lj->j.nrcpt;
+    items = calloc(cap ? cap : 1, sizeof(*items));
+    for (lj = jobs; lj; lj = lj->next) {
+        struct md_seen seen;
+        int scanned = 0;
+        if (!items) {
+            job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", "local: out of memory");
+            continue;
+        }
+        if (strcmp(lj->j.dest, "maildir") != 0) {
+            job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", "local: not a maildir job");
+            continue;
+        }
+        for (size_t i = 0; i < lj->j.nrcpt; i++) {
+            char comp[MAPDB_KEY_MAX + 8];
+            if (mailbox_of(lj, i, comp, sizeof(comp)) < 0)
+                continue;
+            if (!scanned) {
+                if (maildir_scan_header(lj->fd, lj->j.size, &seen) < 0) {
+                    job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", "local: cannot read the queue file");
+                    break;
+                }
+                scanned = 1;
+            }
+            if (maildir_seen(&seen, lj->j.jr[i].addr)) {
+                char text[SMTPC_REPLY_TEXT];
+                snprintf(text, sizeof(text), "mail forwarding loop for %s", lj->j.jr[i].addr);
+                set_result(lj, i, SMTPC_BOUNCED, "5.4.6", text);
+                continue;
+            }
+            struct item *it = &items[n];
+            it->lj = lj;
+            it->r = i;
+            if (maildir_write(store, comp, lj->fd, lj->j.size, lj->j.sender, lj->j.jr[i].addr, &it->it) < 0) {
+                fail_errno(lj, i, "cannot write the message into the maildir", errno);
+                continue;
+            }
+            set_result(lj, i, SMTPC_SENT, "2.0.0", "delivered to maildir");
+            n++;
+            written++;
+        }
+    }
+    /* data first, then the names: a name in new/ always has its data */
+    if (written && maildir_sync(store) < 0) {
+        int e = errno;
+        for (size_t k = 0; k < n; k++) {
+            maildir_discard(&items[k].it);
+            fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
+        }
+        n = 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (maildir_publish(store, &items[k].it) < 0) {
+            int e = errno;
+            maildir_discard(&items[k].it);
+            fail_errno(items[k].lj, items[k].r, "cannot rename the message into new/", e);
+            continue;
+        }
+    }
+    if (n && maildir_sync_dirs(store) < 0) {
+        int e = errno;
+        for (size_t k = 0; k < n; k++)
+            if (items[k].it.state == 2) {
+                maildir_discard(&items[k].it);
+                fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
+            }
+    }
+    for (size_t k = 0; k < n; k++)
+        maildir_release(&items[k].it);
+    free(items);
+    t_end = wall_ms();
+    while ((lj = jobs)) {
+        jobs = lj->next;
+        log_job(lj, t_start, t_end);
+        send_result(lj);
+        ljob_free(lj);
+    }
+}
+
+static void on_idle(struct evloop *loop, void *arg)
+{
+    (void)arg;
+    if (batch) {
+        run_batch();
+        top_up();
+    }
+    if (draining && !batch)
+        ev_stop(loop);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+/* T_R_ALIAS of each recipient (job.c skips it): orig_to in the log. */
+static void read_aliases(const struct ipc_msg *m, struct ljob *lj)
+{
+    struct ipc_iter it, in;
+    struct ipc_field f, g;
+
+    ipc_iter_init(&it, m->body, m->len);
+    while (ipc_iter_next(&it, &f) == 1) {
+        uint64_t idx = UINT64_MAX;
+        char alias[ADDR_MAX + 1] = "";
+        if (f.tag != T_RCPT)
+            continue;
+        ipc_iter_init(&in, f.val, f.len);
+        while (ipc_iter_next(&in, &g) == 1) {
+            if (g.tag == T_R_INDEX && ipc_field_u64(&g, &idx) < 0)
+                idx = UINT64_MAX;
+            else if (g.tag == T_R_ALIAS && ipc_field_str(&g, alias, sizeof(alias)) < 0)
+                alias[0] = 0;
+        }
+        for (size_t i = 0; alias[0] && i < lj->j.nrcpt; i++)
+            if (lj->j.jr[i].index == idx)
+                str_copy(lj->orig[i], alias, sizeof(lj->orig[i]));
+    }
+}
+
+static void take_job(const struct ipc_msg *m, int fd)
+{
+    struct ljob *lj = calloc(1, sizeof(*lj));
+    char why[256], text[SMTPC_REPLY_TEXT];
+    int has_id;
+
+    if (!lj) {
+        log_error("out of memory for a job: dropped (queue-mgr defers it)");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    lj->fd = fd;
+    lj->t_recv = wall_ms();
+    if (job_parse(m, &lj->j, &has_id, why, sizeof(why)) < 0 || job_check_fd(fd, lj->j.size, why, sizeof(why)) < 0 ||
+        !(lj->orig = calloc(lj->j.nrcpt, sizeof(*lj->orig)))) {
+        log_warning("%s: invalid job from queue-mgr: %s", has_id ? lj->j.qid : "(no id)", why);
+        if (has_id) {
+            /* answered even without recipients: queue-mgr defers every
+             * recipient of a job that has no result of its own */
+            if (lj->j.rc) {
+                job_bind(&lj->j, fd);
+                snprintf(text, sizeof(text), "local: invalid job: %s", why);
+                job_fail_all(&lj->j, SMTPC_DEFERRED, "4.3.0", text);
+            } else {
+                lj->j.nrcpt = 0;
+            }
+            send_result(lj);
+        }
+        free(lj->orig);
+        lj->orig = NULL;
+        ljob_free(lj);
+        return;
+    }
+    job_bind(&lj->j, fd);
+    read_aliases(m, lj);
+    *batch_tail = lj;
+    batch_tail = &lj->next;
+    nbatch++;
+}
+
+static void want_forget(struct want *w)
+{
+    for (struct want **pp = &wants; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    free(w);
+    nwants--;
+}
+
+static void on_job(void *arg, const struct ipc_msg *m)
+{
+    struct want *w = arg;
+
+    want_forget(w);
+    if (m && m->type == D_JOB) {
+        take_job(m, m->fd);
+    } else if (m) {
+        log_warning("queue-mgr answered D_WANT with type %u", (unsigned)m->type);
+        if (m->fd >= 0)
+            close(m->fd);
+    }
+}
+
+static void on_orphan(struct link *l, const struct ipc_msg *m)
+{
+    (void)l;
+    /* a job for a D_WANT withdrawn while draining: stored all the same */
+    if (m->type == D_JOB)
+        take_job(m, m->fd >= 0 ? fcntl(m->fd, F_DUPFD_CLOEXEC, 0) : -1);
+}
+
+static void top_up(void)
+{
+    while (!draining && nwants + nbatch < LAGENT_SLOTS && link_up(ql)) {
+        struct want *w = calloc(1, sizeof(*w));
+        struct ipc_out out;
+
+        if (!w)
+            return;
+        w->id = link_new_id(ql);
+        ipc_out_begin(&out, D_WANT, w->id);
+        if (link_request(ql, &out, -1, w->id, 0, on_job, w) < 0) {
+            ipc_out_free(&out);
+            free(w);
+            return;
+        }
+        ipc_out_free(&out);
+        w->next = wants;
+        wants = w;
+        nwants++;
+    }
+}
+
+static void on_tick(struct evloop *loop, void *arg)
+{
+    (void)arg;
+    if (exit_on_loss && (!link_up(ql) || link_generation(ql) != link_gen)) {
+        /* the socket is outside the jail: a new process reconnects */
+        log_warning("lost the link to queue-mgr: exiting so that the master starts a new local");
+        ev_stop(loop);
+        return;
+    }
+    top_up();
+    tick = ev_timer(loop, TICK_MS, on_tick, NULL);
+}
+
+int lagent_start(struct evloop *loop, const struct config *c, struct link *l, int root_fd,
+                 struct mapdb *map, int exit_loss, char *err, size_t errlen)
+{
+    ev = loop;
+    cfg = c;
+    ql = l;
+    db = map;
+    exit_on_loss = exit_loss;
+    link_gen = link_generation(ql);
+    if (!(store = maildir_open(root_fd, c->hostname))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    link_set_orphan(ql, on_orphan);
+    ev_set_idle(loop, on_idle, NULL);
+    top_up();
+    tick = ev_timer(loop, TICK_MS, on_tick, NULL);
+    return 0;
+}
+
+void lagent_drain(void)
+{
+    if (draining)
+        return;
+    draining = 1;
+    while (wants) {
+        link_cancel(ql, wants->id);
+        want_forget(wants);
+    }
+    log_info("draining: %u job(s) in hand", nbatch);
+}
+
+int lagent_drained(void)
+{
+    return draining && !batch;
+}
+
+void lagent_stop(void)
+{
+    struct ljob *lj;
+
+    if (tick)
+        ev_timer_cancel(ev, tick);
+    tick = 0;
+    /* jobs not stored yet get no result: queue-mgr defers them */
+    while ((lj = batch)) {
+        batch = lj->next;
+        ljob_free(lj);
+    }
+    batch_tail = &batch;
+    while (wants)
+        want_forget(wants);
+    maildir_close(store);
+    store = NULL;
+}

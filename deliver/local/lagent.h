@@ -1,0 +1,29 @@
+/*
+ * lagent.h - the local delivery role's work: pulls Maildir jobs from
+ * queue-mgr on RUN/queue/local.sock with deliver's protocol (D_WANT,
+ * D_JOB with a read-only spool descriptor, D_RESULT; common/proto.h),
+ * stores each recipient's copy through maildir.h with one group commit
+ * per batch of jobs, logs the SPEC §6 line and reports the results.
+ */
+#ifndef POSTERN_LOCAL_LAGENT_H
+#define POSTERN_LOCAL_LAGENT_H
+
+#include "config.h"
+#include "evloop.h"
+#include "link.h"
+#include "mapdb.h"
+
+#define LAGENT_SLOTS 256                /* D_WANTs held: jobs in one batch at most */
+
+/* ql: the link to queue-mgr, connected already; root_fd: mailbox_dir;
+ * map: the compiled map (may be NULL: every recipient is then deferred);
+ * exit_on_loss: the socket is out of reach (chrooted), so a lost link
+ * ends the process (the master starts a new one). -1 with err. */
+int lagent_start(struct evloop *ev, const struct config *cfg, struct link *ql, int root_fd,
+                 struct mapdb *map, int exit_on_loss, char *err, size_t errlen);
+/* SIGHUP: no new job; the batch in hand is finished and reported. */
+void lagent_drain(void);
+int lagent_drained(void);
+void lagent_stop(void);
+
+#endif
