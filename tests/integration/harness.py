@@ -232,9 +232,13 @@ def need_deliver():
                    % binary("deliver"))
 
 
+# every binary the master starts, and the tools the tests run
+ROLE_BINARIES = ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "local")
+ALL_BINARIES = ROLE_BINARIES + ("mailq", "sendmail", "posternctl")
+
+
 def have_binaries():
-    return all(os.access(binary(n), os.X_OK)
-               for n in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail"))
+    return all(os.access(binary(n), os.X_OK) for n in ALL_BINARIES)
 
 
 # --------------------------------------------------------------------------
@@ -655,7 +659,7 @@ class Instance:
             bindir = os.path.join(self.dir, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.chmod(bindir, 0o755)
-            for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "local", "mailq", "sendmail", "posternctl"):
+            for p in ALL_BINARIES:
                 shutil.copy2(binary(p), os.path.join(bindir, p))
             master = os.path.join(bindir, "postern")
         self.proc = subprocess.Popen(
