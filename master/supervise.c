@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "ready.h"
+#include "status.h"
 #include "util.h"
 
 #define BACKOFF_FIRST_MS   100u
@@ -147,6 +148,7 @@ struct sup {
     int all_up;             /* every process is up right now */
     int announced;          /* SUP_READY was sent */
     int start_failed;       /* SUP_FAILED was sent */
+    unsigned long long restarts[ARRAY_LEN(roles)]; /* per role, since the master started */
 };
 
 static void spawn(struct child *ch);
@@ -675,6 +677,24 @@ static void on_restart_timer(struct evloop *ev, void *arg)
     ready_changed(s);
 }
 
+/* RUN/restarts, "role count" a line, for queue-mgr's metrics and
+ * posternctl stats (the master serves nothing itself). */
+static void write_restarts(struct sup *s)
+{
+    char text[STATUS_MAX - 1];
+    size_t len = 0;
+
+    for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
+        int n = snprintf(text + len, sizeof(text) - len, "%s%s %llu", len ? "\n" : "", roles[i].name,
+                         s->restarts[i]);
+        if (n < 0 || (size_t)n >= sizeof(text) - len)
+            break;
+        len += (size_t)n;
+    }
+    if (status_file_write(s->cfg->run_dir, "restarts", text) < 0)
+        log_warning("cannot write %s/restarts: %s", s->cfg->run_dir, strerror(errno));
+}
+
 static void schedule_restart(struct child *ch)
 {
     struct sup *s = ch->sup;
@@ -696,6 +716,8 @@ static void schedule_restart(struct child *ch)
         return;
     }
     log_info("%s: restarting in %llu ms", ch->role->name, (unsigned long long)delay);
+    s->restarts[ch->role - roles]++;
+    write_restarts(s);
 }
 
 static void spawn(struct child *ch)

@@ -16,6 +16,7 @@ queue-mgr's only deliver when a test needs one), so mail stays queued.
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -255,6 +256,16 @@ def test_stats_and_metrics_endpoint():
         s.close()
         assert b" 400 " in got + b" ", got
         assert inst.alive()
+        # a role killed is restarted by the master and counted
+        pid = inst.pids("smtpd")[0]
+        os.kill(pid, signal.SIGKILL)
+
+        def restarted():
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                t = resp.read().decode()
+            return _metric(t, "postern_process_restarts_total", role="smtpd") == 1 and t
+        t = harness.wait_until(restarted, 30, "the smtpd restart counted in the metrics")
+        assert _metric(t, "postern_process_restarts_total", role="queue-mgr") == 0, t
         harness.note("metrics text checked by %s" % how)
         d.close()
 
