@@ -80,7 +80,7 @@ def test_install_destdir_tree():
     na = open(p("/usr/bin/newaliases")).read()
     assert "exec /usr/lib/postern/posternctl reload-maps" in na and _mode(p("/usr/bin/newaliases")) == 0o755, na
     for f, mode in (("/etc/postern/postern.conf", 0o644), ("/etc/postern/postern.conf.example", 0o644),
-                    ("/etc/postern/mailboxes", 0o644), ("/etc/postern/aliases", 0o644),
+                    ("/etc/postern/mailboxes", 0o600), ("/etc/postern/aliases", 0o644),
                     ("/etc/systemd/system/postern.service", 0o644), ("/etc/logrotate.d/postern", 0o644),
                     ("/etc/rsyslog.d/30-postern.conf", 0o644), ("/usr/share/doc/postern/INSTALL", 0o644)):
         assert os.path.isfile(p(f)) and _mode(p(f)) == mode, "%s missing or mode %o" % (f, _mode(p(f)))
