@@ -141,6 +141,19 @@ void bounce_plan_free(struct bounce_plan *p)
  * commit): "expanded" is reported once for it. */
 #define QRCPT_ALIAS(rc) ((const char *)(rc)->alias)
 
+/* How many recipients of r came from this alias (stops counting at 2). */
+static unsigned alias_members(const struct qrec *r, const char *alias)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < r->nrcpt && n < 2; i++) {
+        const char *a = QRCPT_ALIAS(&r->rcpt[i]);
+        if (a && strcmp(a, alias) == 0)
+            n++;
+    }
+    return n;
+}
+
 static int wants(unsigned notify, unsigned bit)
 {
     return !(notify & NOTIFY_NEVER) && (notify == 0 ? bit != NOTIFY_SUCCESS : (notify & bit) != 0);
@@ -198,6 +211,8 @@ int bounce_plan(const struct qrec *r, const struct bounce_policy *pol, uint64_t 
         if (rc->status != RCPT_SENT || !(rc->notify & NOTIFY_SUCCESS) || (rc->notice & QN_SUCCESS))
             continue;
         const char *alias = QRCPT_ALIAS(rc);
+        if (alias && alias_members(r, alias) < 2)
+            alias = NULL;   /* one target: a rewrite, reported as delivered (RFC 3461 6.2.7.4) */
         p->idx[p->n] = (uint32_t)i;
         p->mark[p->n] = QN_SUCCESS;
         p->action[p->n] = alias ? NA_EXPANDED : (rc->notice & QN_RELAYED) ? NA_RELAYED : NA_DELIVERED;

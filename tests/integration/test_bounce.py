@@ -522,3 +522,55 @@ def test_bad_template_refused_at_check_and_reload():
             f.write(good)
         rc, out = postern(inst, "check")
         assert rc == 0, (rc, out)
+
+
+class LocalWorld(World):
+    """World with local mailboxes and an alias, written before the start."""
+
+    def __init__(self, name, mailboxes, aliases, **conf):
+        super().__init__(name, ZONE, HOSTS, **conf)
+        self.maps = (mailboxes, aliases)
+
+    def __enter__(self):
+        from test_maps import _write
+        self.nsd.start()
+        try:
+            self.inst = harness.delivery_instance(self.name, nsd=self.nsd, smtp_port=self.port,
+                                                  **self.conf)
+            _write(self.inst, *self.maps)
+            self.inst.start()
+        except BaseException:
+            self.nsd.__exit__(None, None, None)
+            raise
+        return self
+
+
+def test_notify_success_local_delivered_and_alias_expanded():
+    """NOTIFY=SUCCESS to a local mailbox: "delivered"; to an alias with two
+    targets: one "expanded" for the alias; to an alias with one target: a
+    rewrite, so "delivered"."""
+    host = harness.HOST
+    boxes = "ann@%s\nbo@%s\n" % (host, host)
+    aliases = "two@%s: ann, bo\none@%s: ann\n" % (host, host)
+    with LocalWorld("bsuccl", boxes, aliases, bounce_language="en") as w:
+        with Sink(host="127.0.0.62", port=w.port) as s:
+            succ = {}
+            for rcpt in ("ann", "two", "one"):
+                addr = "%s@%s" % (rcpt, host)
+                qid = send(w, [addr], rcpt_options={addr: ["NOTIFY=SUCCESS"]})
+                w.inst.wait_log(r"%s: sender delivery status notification: [0-9A-Z]+$" % qid, timeout=60)
+                succ[rcpt] = qid
+            got = notice_at(s, 3)
+            reported = []
+            for g in got:
+                msg = parse(g.data)
+                assert msg["Subject"] == "Successful Mail Delivery Report", msg["Subject"]
+                text, mb, rb, orig = report_parts(msg)
+                reported += [(fr.lower(), b["Action"], b["Status"]) for fr, b in by_rcpt(rb).items()]
+            # ann and one (a single target: ann) are delivered; two is
+            # expanded once, its targets are not reported one by one
+            assert sorted(reported) == [("ann@%s" % host, "delivered", "2.0.0"),
+                                        ("ann@%s" % host, "delivered", "2.0.0"),
+                                        ("two@%s" % host, "expanded", "2.0.0")], reported
+            for qid in succ.values():
+                w.inst.wait_removed(qid)
