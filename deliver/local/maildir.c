@@ -32,19 +32,26 @@
 struct md_dir {
     char comp[600];
     int tmp_fd, new_fd;
+    dev_t dev;                          /* of tmp/: the file system its files are on */
     uint64_t used;                      /* LRU stamp */
 };
 
 struct md_dirty {
-    int fd;                             /* a new/ with a rename since its last fsync */
+    int fd;                             /* a new/ with a rename since its last sync, or
+                                         * a tmp/ on a file system with unsynced files */
     dev_t dev;
     ino_t ino;
 };
 
+struct md_set {                         /* each directory (or file system) once */
+    struct md_dirty *v;
+    size_t n, cap;
+};
+
 struct md_store {
     int root_fd;
-    struct md_dirty *dirty;
-    size_t ndirty, capdirty;
+    struct md_set dirty;                /* new/ directories: by device and inode */
+    struct md_set data;                 /* file systems written to: by device */
     char host[256];
     unsigned seq;
     uint64_t clock;
@@ -91,9 +98,12 @@ void maildir_close(struct md_store *s)
         return;
     for (size_t i = 0; i < s->ndir; i++)
         dir_close(&s->dir[i]);
-    for (size_t i = 0; i < s->ndirty; i++)
-        close(s->dirty[i].fd);
-    free(s->dirty);
+    for (size_t i = 0; i < s->dirty.n; i++)
+        close(s->dirty.v[i].fd);
+    for (size_t i = 0; i < s->data.n; i++)
+        close(s->data.v[i].fd);
+    free(s->dirty.v);
+    free(s->data.v);
     free(s);
 }
 
@@ -115,6 +125,7 @@ static struct md_dir *dir_get(struct md_store *s, const char *comp)
     char dom[300];
     const char *slash = strchr(comp, '/');
     struct md_dir *d = NULL;
+    struct stat st;
     int dfd = -1, ufd = -1, cfd;
 
     for (size_t i = 0; i < s->ndir; i++)
@@ -147,6 +158,9 @@ static struct md_dir *dir_get(struct md_store *s, const char *comp)
         (cfd = subdir(ufd, "cur")) < 0)
         goto fail;
     close(cfd);
+    if (fstat(d->tmp_fd, &st) < 0)
+        goto fail;
+    d->dev = st.st_dev;
     close(ufd);
     close(dfd);
     str_copy(d->comp, comp, sizeof(d->comp));
@@ -244,6 +258,33 @@ int maildir_seen(const struct md_seen *seen, const char *addr)
     return 0;
 }
 
+/* Remembers the directory fd in set (each once: by device and inode, or
+ * by device alone when by_dev): 0, or -1 with errno. */
+static int note(struct md_set *set, int fd, int by_dev)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i].dev == st.st_dev && (by_dev || set->v[i].ino == st.st_ino))
+            return 0;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        struct md_dirty *n = realloc(set->v, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        set->v = n;
+        set->cap = cap;
+    }
+    if ((set->v[set->n].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return -1;
+    set->v[set->n].dev = st.st_dev;
+    set->v[set->n].ino = st.st_ino;
+    set->n++;
+    return 0;
+}
+
 /* -------------------------------------------------------------- writing */
 
 static int copy_message(struct md_store *s, int out, int spool_fd, uint64_t size, uint64_t *written)
@@ -334,6 +375,10 @@ again:
         fd = -1;
         goto fail;
     }
+    fd = -1;
+    /* its file system is synced by maildir_sync (mailbox_dir may span several) */
+    if (note(&s->data, it->tmp_fd, 1) < 0)
+        goto fail;
     snprintf(it->final, sizeof(it->final), "%s,S=%llu", it->name, (unsigned long long)it->size);
     return 0;
 fail:
@@ -347,33 +392,37 @@ fail:
 
 int maildir_sync(struct md_store *s)
 {
-    return syncfs(s->root_fd);
+    int rc = 0, e = 0;
+
+    /* one syncfs per file system written to: the data and inodes of the
+     * whole batch, in one flush each */
+    for (size_t i = 0; i < s->data.n; i++) {
+        if (syncfs(s->data.v[i].fd) < 0 && !rc) {
+            rc = -1;
+            e = errno;
+        }
+        close(s->data.v[i].fd);
+    }
+    s->data.n = 0;
+    errno = e;
+    return rc;
 }
 
-/* Remembers the item's new/ for maildir_sync_dirs (each directory once). */
-static int note_dirty(struct md_store *s, int fd)
+void maildir_sync_plan(const dev_t *devs, size_t n, size_t syncfs_min, unsigned char *how)
 {
-    struct stat st;
-
-    if (fstat(fd, &st) < 0)
-        return -1;
-    for (size_t i = 0; i < s->ndirty; i++)
-        if (s->dirty[i].dev == st.st_dev && s->dirty[i].ino == st.st_ino)
-            return 0;
-    if (s->ndirty == s->capdirty) {
-        size_t cap = s->capdirty ? s->capdirty * 2 : 64;
-        struct md_dirty *n = realloc(s->dirty, cap * sizeof(*n));
-        if (!n)
-            return -1;
-        s->dirty = n;
-        s->capdirty = cap;
+    for (size_t i = 0; i < n; i++) {
+        size_t same = 0, first = i;
+        for (size_t k = 0; k < n; k++)
+            if (devs[k] == devs[i]) {
+                if (!same)
+                    first = k;
+                same++;
+            }
+        if (same < syncfs_min || !syncfs_min)
+            how[i] = MD_FSYNC;
+        else
+            how[i] = first == i ? MD_SYNCFS : MD_COVERED;
     }
-    if ((s->dirty[s->ndirty].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-        return -1;
-    s->dirty[s->ndirty].dev = st.st_dev;
-    s->dirty[s->ndirty].ino = st.st_ino;
-    s->ndirty++;
-    return 0;
 }
 
 int maildir_publish(struct md_store *s, struct md_item *it)
@@ -383,7 +432,7 @@ int maildir_publish(struct md_store *s, struct md_item *it)
         return -1;
     }
     /* noted first: a rename that cannot be made durable later is not made */
-    if (note_dirty(s, it->new_fd) < 0)
+    if (note(&s->dirty, it->new_fd, 0) < 0)
         return -1;
     if (renameat(it->tmp_fd, it->name, it->new_fd, it->final) < 0)
         return -1;
@@ -394,15 +443,30 @@ int maildir_publish(struct md_store *s, struct md_item *it)
 int maildir_sync_dirs(struct md_store *s)
 {
     int rc = 0, e = 0;
+    dev_t *devs = calloc(s->dirty.n ? s->dirty.n : 1, sizeof(*devs));
+    unsigned char *how = calloc(s->dirty.n ? s->dirty.n : 1, 1);
 
-    for (size_t i = 0; i < s->ndirty; i++) {
-        if (fsync(s->dirty[i].fd) < 0 && !rc) {
+    if (devs && how) {
+        for (size_t i = 0; i < s->dirty.n; i++)
+            devs[i] = s->dirty.v[i].dev;
+        maildir_sync_plan(devs, s->dirty.n, MD_SYNCFS_MIN, how);
+    }
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        /* out of memory: each directory on its own (MD_FSYNC is 0) */
+        int r = 0;
+        if (!how || how[i] == MD_FSYNC)
+            r = fsync(s->dirty.v[i].fd);
+        else if (how[i] == MD_SYNCFS)
+            r = syncfs(s->dirty.v[i].fd);
+        if (r < 0 && !rc) {
             rc = -1;
             e = errno;
         }
-        close(s->dirty[i].fd);
+        close(s->dirty.v[i].fd);
     }
-    s->ndirty = 0;
+    s->dirty.n = 0;
+    free(devs);
+    free(how);
     errno = e;
     return rc;
 }

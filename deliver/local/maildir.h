@@ -5,10 +5,13 @@
  *
  *   maildir_write()   the message with Return-Path: and Delivered-To:
  *                     added, LF line endings, into tmp/ (not synced)
- *   syncfs() once for the whole batch (maildir_sync)
+ *   maildir_sync()    syncfs() once per file system written to, for
+ *                     the whole batch: data and inodes are durable
  *   maildir_publish() rename from tmp/ into new/ (unique name ,S=size)
- *   maildir_sync_dirs() fsync of each new/ concerned, once: the new
- *                     directory entries are durable
+ *   maildir_sync_dirs() the new/ directories concerned made durable,
+ *                     each once: an fsync of each, or, where several
+ *                     share a file system, one syncfs() of it (one flush
+ *                     instead of one per directory)
  *
  * and only then is RCPT_SENT reported. maildir_discard() removes what a
  * failed step left. Paths come only from maps_path_component() of a map
@@ -60,13 +63,24 @@ struct md_item {
  */
 int maildir_write(struct md_store *s, const char *component, int spool_fd, uint64_t size,
                   const char *sender, const char *rcpt, struct md_item *it);
-/* syncfs() of the store's file system: 0, or -1 with errno. */
+/* syncfs() of each file system written to since the last call: 0, or -1
+ * with errno (all are tried). */
 int maildir_sync(struct md_store *s);
 /* tmp/ -> new/: 0, or -1 with errno (the tmp file stays; discard it). */
 int maildir_publish(struct md_store *s, struct md_item *it);
-/* fsync() of every new/ that got a message since the last call (each
- * once): the renames are durable. 0, or -1 with errno (all are tried). */
+/* Every new/ that got a message since the last call made durable (each
+ * once, by maildir_sync_plan with MD_SYNCFS_MIN): the renames are durable.
+ * 0, or -1 with errno (all are tried). */
 int maildir_sync_dirs(struct md_store *s);
+
+/* How n directories, devs[i] the device of each, are made durable:
+ * how[i] = MD_FSYNC (fsync of the directory), MD_SYNCFS (one syncfs of
+ * its file system, which covers the others there) or MD_COVERED (by
+ * that syncfs). A file system with at least syncfs_min of them gets the
+ * syncfs (0: never). Pure; for maildir_sync_dirs and its tests. */
+enum { MD_FSYNC = 0, MD_SYNCFS = 1, MD_COVERED = 2 };
+#define MD_SYNCFS_MIN 2
+void maildir_sync_plan(const dev_t *devs, size_t n, size_t syncfs_min, unsigned char *how);
 /* Removes the item's file wherever it is, and releases it. */
 void maildir_discard(struct md_item *it);
 /* Closes the item's descriptors (after publishing, or a discard). */

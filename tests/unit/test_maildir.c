@@ -162,6 +162,62 @@ static void test_write_publish(void)
     rm_tree(dir);
 }
 
+/* The batch's directory syncs: one syncfs per file system with several
+ * new/ directories, an fsync of a lone one, each directory covered once. */
+static void test_sync_plan(void)
+{
+    dev_t devs[6] = { 7, 9, 7, 7, 3, 9 };
+    unsigned char how[6];
+    static const unsigned char want[6] = { MD_SYNCFS, MD_SYNCFS, MD_COVERED, MD_COVERED, MD_FSYNC, MD_COVERED };
+    static const unsigned char want3[6] = { MD_SYNCFS, MD_FSYNC, MD_COVERED, MD_COVERED, MD_FSYNC, MD_FSYNC };
+
+    maildir_sync_plan(devs, 6, MD_SYNCFS_MIN, how);
+    CU_ASSERT(memcmp(how, want, 6) == 0);
+    maildir_sync_plan(devs, 6, 3, how);
+    CU_ASSERT(memcmp(how, want3, 6) == 0);
+    maildir_sync_plan(devs, 6, 0, how);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_EQUAL(how[i], MD_FSYNC);
+    maildir_sync_plan(devs, 1, MD_SYNCFS_MIN, how);
+    CU_ASSERT_EQUAL(how[0], MD_FSYNC);
+    maildir_sync_plan(devs, 0, MD_SYNCFS_MIN, how);     /* nothing to do, nothing touched */
+}
+
+/* A batch over three Maildirs: every copy in its new/, none left in tmp/. */
+static void test_batch_three_maildirs(void)
+{
+    static const char *const box[3] = { "d.example/a", "d.example/b", "e.example/c" };
+    struct md_item it[6];
+    struct md_store *s;
+    char p[256];
+    int root, fd;
+
+    mk_tmp();
+    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
+    root = open(dir, O_RDONLY | O_DIRECTORY);
+    s = maildir_open(root, "h");
+    CU_ASSERT_FATAL(s != NULL);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_FATAL(maildir_write(s, box[i % 3], fd, 20, "s@x.example", "r@d.example", &it[i]) == 0);
+    CU_ASSERT(maildir_sync(s) == 0);
+    CU_ASSERT(maildir_sync(s) == 0);                    /* nothing new: nothing to sync */
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT(maildir_publish(s, &it[i]) == 0);
+    CU_ASSERT(maildir_sync_dirs(s) == 0);
+    for (int i = 0; i < 6; i++)
+        maildir_release(&it[i]);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s/new", dir, box[i]);
+        CU_ASSERT_EQUAL(count_dir(p), 2);
+        snprintf(p, sizeof(p), "%s/%s/tmp", dir, box[i]);
+        CU_ASSERT_EQUAL(count_dir(p), 0);
+    }
+    maildir_close(s);
+    close(fd);
+    close(root);
+    rm_tree(dir);
+}
+
 static void test_header_scan(void)
 {
     static const char m[] = "Received: x\r\nDelivered-To: A@B.example \r\ndelivered-to:<c@d.example>\r\n"
@@ -326,6 +382,8 @@ void suite_maildir(void)
 
     CU_add_test(s, "CRLF to LF, headers added, tmp/ to new/ with ,S=size", test_write_publish);
     CU_add_test(s, "Delivered-To: values of the header only", test_header_scan);
+    CU_add_test(s, "directory syncs of a batch: syncfs per file system, fsync of a lone one", test_sync_plan);
+    CU_add_test(s, "a batch over three Maildirs: all in new/, none in tmp/", test_batch_three_maildirs);
     CU_add_test(s, "no symlink followed, no unsafe component", test_no_symlink_no_unsafe_path);
     CU_add_test(s, "aliases expanded at commit: members, NOTIFY, ORCPT, T_R_ALIAS", test_alias_expand);
 }
