@@ -3,9 +3,10 @@
  *
  * Jobs that arrive together are stored together: each D_JOB joins the
  * batch, and when the event loop has nothing else to do the batch runs:
- * every copy written into tmp/ of its Maildir, one syncfs, the renames
- * into new/, one fsync of each new/ concerned, then the log lines and
- * the results. So
+ * every copy written into tmp/ of its Maildir, one syncfs per file
+ * system written to, the renames into new/, the new/ directories made
+ * durable (one more syncfs where several share a file system, else an
+ * fsync: maildir.h), then the log lines and the results. So
  * RCPT_SENT always means the message is in new/ on stable storage, and
  * a batch of N messages costs two flushes, not 2N.
  *
