@@ -57,7 +57,7 @@ struct md_store {
     uint64_t clock;
     struct md_dir dir[CACHE_MAX];
     size_t ndir;
-    char in[BLOCK], out[BLOCK + 1024];
+    struct md_buf buf;                  /* for maildir_write */
 };
 
 struct md_store *maildir_open(int root_fd, const char *host)
@@ -287,7 +287,7 @@ static int note(struct md_set *set, int fd, int by_dev)
 
 /* -------------------------------------------------------------- writing */
 
-static int copy_message(struct md_store *s, int out, int spool_fd, uint64_t size, uint64_t *written)
+static int copy_message(struct md_buf *s, int out, int spool_fd, uint64_t size, uint64_t *written)
 {
     uint64_t off = 0;
     int cr = 0;                         /* a CR ended the last block */
@@ -328,66 +328,103 @@ static int copy_message(struct md_store *s, int out, int spool_fd, uint64_t size
     return 0;
 }
 
-int maildir_write(struct md_store *s, const char *comp, int spool_fd, uint64_t size,
-                  const char *sender, const char *rcpt, struct md_item *it)
+int maildir_prepare(struct md_store *s, const char *comp, struct md_item *it)
 {
     struct md_dir *d;
     struct timeval tv;
-    char head[700];
-    int fd = -1, n, e, tries = 0;
+    int e;
 
     memset(it, 0, sizeof(*it));
     it->tmp_fd = it->new_fd = -1;
-again:
     if (!(d = dir_get(s, comp)))
         return -1;
     gettimeofday(&tv, NULL);
     snprintf(it->name, sizeof(it->name), "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec,
              (long)tv.tv_usec, (long)getpid(), ++s->seq, s->host);
-    fd = openat(d->tmp_fd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == ENOENT && !tries++) {
-            dir_close(d);           /* removed under us: make it again */
-            goto again;
-        }
-        return -1;
-    }
     /* its own descriptors: the cache may close the Maildir's before the batch ends */
-    it->state = 1;
     if ((it->tmp_fd = fcntl(d->tmp_fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
         (it->new_fd = fcntl(d->new_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
         e = errno;
-        unlinkat(d->tmp_fd, it->name, 0);
-        close(fd);
         maildir_release(it);
         errno = e;
         return -1;
     }
+    return 0;
+}
+
+int maildir_fill(struct md_buf *b, struct md_item *it, int spool_fd, uint64_t size, const char *sender,
+                 const char *rcpt)
+{
+    char head[700];
+    int fd, n, e;
+
+    fd = openat(it->tmp_fd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    it->state = 1;
     n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
     if (n < 0 || (size_t)n >= sizeof(head)) {
         errno = EINVAL;
         goto fail;
     }
     it->size = (uint64_t)n;
-    if (write_all(fd, head, (size_t)n) < 0 || copy_message(s, fd, spool_fd, size, &it->size) < 0)
+    if (write_all(fd, head, (size_t)n) < 0 || copy_message(b, fd, spool_fd, size, &it->size) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;
         goto fail;
     }
-    fd = -1;
-    /* its file system is synced by maildir_sync (mailbox_dir may span several) */
-    if (note(&s->data, it->tmp_fd, 1) < 0)
-        goto fail;
     snprintf(it->final, sizeof(it->final), "%s,S=%llu", it->name, (unsigned long long)it->size);
     return 0;
 fail:
     e = errno;
     if (fd >= 0)
         close(fd);
-    maildir_discard(it);
+    unlinkat(it->tmp_fd, it->name, 0);
+    it->state = 0;
     errno = e;
     return -1;
+}
+
+int maildir_finish(struct md_store *s, struct md_item *it)
+{
+    /* its file system is synced by maildir_sync (mailbox_dir may span several) */
+    if (it->state != 1 || note(&s->data, it->tmp_fd, 1) < 0) {
+        int e = it->state != 1 ? EINVAL : errno;
+        maildir_discard(it);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int maildir_write(struct md_store *s, const char *comp, int spool_fd, uint64_t size,
+                  const char *sender, const char *rcpt, struct md_item *it)
+{
+    int e;
+
+    for (int tries = 0;; tries++) {
+        if (maildir_prepare(s, comp, it) < 0)
+            return -1;
+        if (maildir_fill(&s->buf, it, spool_fd, size, sender, rcpt) == 0)
+            return maildir_finish(s, it);
+        e = errno;
+        maildir_release(it);
+        if (e != ENOENT || tries) {
+            errno = e;
+            return -1;
+        }
+        maildir_forget(s, comp);        /* removed under us: make it again */
+    }
+}
+
+void maildir_forget(struct md_store *s, const char *comp)
+{
+    for (size_t i = 0; i < s->ndir; i++)
+        if (strcmp(s->dir[i].comp, comp) == 0) {
+            dir_close(&s->dir[i]);
+            s->dir[i].used = 0;
+        }
 }
 
 int maildir_sync(struct md_store *s)

@@ -55,6 +55,11 @@ struct md_item {
     int state;                          /* 0 none, 1 in tmp/, 2 in new/ */
 };
 
+/* Buffers for copying one message (one per thread that fills). */
+struct md_buf {
+    char in[64u << 10], out[(64u << 10) + 1024];
+};
+
 /*
  * Writes the message of spool_fd (size bytes, CRLF lines) for rcpt into
  * tmp/ of the Maildir at component ("domain/user", from
@@ -63,6 +68,23 @@ struct md_item {
  */
 int maildir_write(struct md_store *s, const char *component, int spool_fd, uint64_t size,
                   const char *sender, const char *rcpt, struct md_item *it);
+/*
+ * maildir_write() in three steps, so that the middle one, where the time
+ * goes (a new inode, the copy), can run on several threads at once:
+ * maildir_prepare() (the store's thread) opens or makes the Maildir and
+ * names the item; maildir_fill() (any thread; touches only the item, b
+ * and the spool descriptor) makes and writes the file in tmp/;
+ * maildir_finish() (the store's thread) records its file system for
+ * maildir_sync. Each returns 0, or -1 with errno: after a failed prepare
+ * or fill, maildir_release() the item (nothing is left in tmp/); a failed
+ * finish has discarded it. maildir_forget() drops a Maildir from the
+ * cache (a fill that found it removed: ENOENT).
+ */
+int maildir_prepare(struct md_store *s, const char *component, struct md_item *it);
+int maildir_fill(struct md_buf *b, struct md_item *it, int spool_fd, uint64_t size, const char *sender,
+                 const char *rcpt);
+int maildir_finish(struct md_store *s, struct md_item *it);
+void maildir_forget(struct md_store *s, const char *component);
 /* syncfs() of each file system written to since the last call: 0, or -1
  * with errno (all are tried). */
 int maildir_sync(struct md_store *s);
