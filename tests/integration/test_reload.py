@@ -265,7 +265,7 @@ def test_queue_mgr_reload_takes_new_binary():
     os.makedirs(bindir)
     os.chmod(bindir, 0o755)
     src = harness.BIN
-    for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "mailq", "sendmail", "posternctl"):
+    for p in ("postern", "smtpd", "queue-mgr", "resolver", "deliver", "auth", "local", "mailq", "sendmail", "posternctl"):
         shutil.copy2(os.path.join(src, p), os.path.join(bindir, p))
     harness.BIN = bindir           # the master, its processes and the tools come from the copy
     try:
