@@ -3,9 +3,10 @@
  *
  * Jobs that arrive together are stored together: each D_JOB joins the
  * batch, and when the event loop has nothing else to do the batch runs:
- * every copy written into tmp/ of its Maildir, one syncfs, the renames
- * into new/, one fsync of each new/ concerned, then the log lines and
- * the results. So
+ * every copy written into tmp/ of its Maildir, one syncfs per file
+ * system written to, the renames into new/, the new/ directories made
+ * durable (one more syncfs where several share a file system, else an
+ * fsync: maildir.h), then the log lines and the results. So
  * RCPT_SENT always means the message is in new/ on stable storage, and
  * a batch of N messages costs two flushes, not 2N.
  *
@@ -19,6 +20,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +54,16 @@ struct ljob {
 struct item {
     struct ljob *lj;
     size_t r;
+    int err;                            /* of maildir_fill */
     struct md_item it;
+};
+
+/* The fill step of a batch, shared by its threads (fill_all). */
+struct fill {
+    struct item *items;
+    size_t n;
+    atomic_size_t next;
+    struct md_buf *buf;
 };
 
 static struct evloop *ev;
@@ -64,6 +77,7 @@ static struct want *wants;
 static struct ljob *batch, **batch_tail = &batch;
 static uint64_t tick;
 static unsigned link_gen;
+static struct md_buf *bufs[LAGENT_FILLERS];
 
 static void top_up(void);
 
@@ -189,6 +203,73 @@ static void fail_errno(struct ljob *lj, size_t i, const char *what, int e)
 
 /* ------------------------------------------------------------ the batch */
 
+unsigned lagent_fillers(size_t n, unsigned max)
+{
+    size_t t = (n + LAGENT_FILL_PER_THREAD - 1) / LAGENT_FILL_PER_THREAD;
+
+    if (t > max)
+        t = max;
+    return t ? (unsigned)t : 1;
+}
+
+/* One filler: takes the next item until none is left. Touches only its
+ * items, its buffer and the jobs' read-only fields. */
+static void fill_run(struct fill *f, struct md_buf *buf)
+{
+    size_t k;
+
+    while ((k = atomic_fetch_add(&f->next, 1)) < f->n) {
+        struct item *it = &f->items[k];
+        const struct ljob *lj = it->lj;
+        it->err = maildir_fill(buf, &it->it, lj->fd, lj->j.size, lj->j.sender, lj->j.jr[it->r].addr) < 0 ? errno : 0;
+        if (it->err == 0 && it->it.state != 1)
+            it->err = EIO;
+    }
+}
+
+struct filler {
+    pthread_t t;
+    struct fill *f;
+    struct md_buf *buf;
+};
+
+static void *filler_main(void *arg)
+{
+    struct filler *fl = arg;
+
+    fill_run(fl->f, fl->buf);
+    return NULL;
+}
+
+/*
+ * Writes the n prepared items into tmp/, on up to LAGENT_FILLERS threads
+ * (this one among them): most of a copy's time is the kernel making its
+ * inode, which threads on other cores do side by side. Threads that
+ * cannot be started leave their share to the others.
+ */
+static void fill_all(struct item *items, size_t n)
+{
+    struct fill f = { .items = items, .n = n, .buf = bufs[0] };
+    struct filler fl[LAGENT_FILLERS];
+    unsigned want = lagent_fillers(n, LAGENT_FILLERS), started = 0;
+    sigset_t all, old;
+
+    atomic_init(&f.next, 0);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);     /* signals stay with the event loop */
+    for (unsigned t = 1; t < want && bufs[t]; t++) {
+        fl[started].f = &f;
+        fl[started].buf = bufs[t];
+        if (pthread_create(&fl[started].t, NULL, filler_main, &fl[started]) != 0)
+            break;
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    fill_run(&f, bufs[0]);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(fl[t].t, NULL);
+}
+
 static void run_batch(void)
 {
     struct ljob *jobs = batch, *lj;
@@ -233,15 +314,43 @@ static void run_batch(void)
             struct item *it = &items[n];
             it->lj = lj;
             it->r = i;
-            if (maildir_write(store, comp, lj->fd, lj->j.size, lj->j.sender, lj->j.jr[i].addr, &it->it) < 0) {
+            if (maildir_prepare(store, comp, &it->it) < 0) {
                 fail_errno(lj, i, "cannot write the message into the maildir", errno);
                 continue;
             }
-            set_result(lj, i, SMTPC_SENT, "2.0.0", "delivered to maildir");
             n++;
-            written++;
         }
     }
+    /* the copies into tmp/, side by side; then each checked in order */
+    fill_all(items, n);
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        struct item *it = &items[k];
+        struct ljob *o = it->lj;
+        int e = it->err;
+        if (e) {
+            maildir_release(&it->it);
+            if (e == ENOENT) {
+                /* the Maildir was removed under us: made again, once */
+                char comp[MAPDB_KEY_MAX + 8];
+                if (mailbox_of(o, it->r, comp, sizeof(comp)) < 0)
+                    continue;
+                maildir_forget(store, comp);
+                e = maildir_write(store, comp, o->fd, o->j.size, o->j.sender, o->j.jr[it->r].addr, &it->it) < 0
+                        ? errno : 0;
+            }
+        } else if (maildir_finish(store, &it->it) < 0) {
+            e = errno;
+        }
+        if (e) {
+            fail_errno(o, it->r, "cannot write the message into the maildir", e);
+            continue;
+        }
+        set_result(o, it->r, SMTPC_SENT, "2.0.0", "delivered to maildir");
+        items[m++] = *it;
+        written++;
+    }
+    n = m;
     /* data first, then the names: a name in new/ always has its data */
     if (written && maildir_sync(store) < 0) {
         int e = errno;
@@ -431,6 +540,11 @@ int lagent_start(struct evloop *loop, const struct config *c, struct link *l, in
 {
     ev = loop;
     cfg = c;
+    for (unsigned t = 0; t < LAGENT_FILLERS; t++)
+        if (!(bufs[t] = malloc(sizeof(*bufs[t]))) && t == 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     ql = l;
     db = map;
     exit_on_loss = exit_loss;
@@ -480,4 +594,8 @@ void lagent_stop(void)
         want_forget(wants);
     maildir_close(store);
     store = NULL;
+    for (unsigned t = 0; t < LAGENT_FILLERS; t++) {
+        free(bufs[t]);
+        bufs[t] = NULL;
+    }
 }

@@ -14,6 +14,12 @@
 #include "mapdb.h"
 
 #define LAGENT_SLOTS 256                /* D_WANTs held: jobs in one batch at most */
+#define LAGENT_FILLERS 4                /* threads that write a batch's copies into tmp/ */
+#define LAGENT_FILL_PER_THREAD 8        /* copies per thread, at least, before one more starts */
+
+/* Threads for a batch of n copies: one per LAGENT_FILL_PER_THREAD, at
+ * least 1, at most max. Pure; for run_batch and its tests. */
+unsigned lagent_fillers(size_t n, unsigned max);
 
 /* ql: the link to queue-mgr, connected already; root_fd: mailbox_dir;
  * map: the compiled map (may be NULL: every recipient is then deferred);

@@ -32,25 +32,32 @@
 struct md_dir {
     char comp[600];
     int tmp_fd, new_fd;
+    dev_t dev;                          /* of tmp/: the file system its files are on */
     uint64_t used;                      /* LRU stamp */
 };
 
 struct md_dirty {
-    int fd;                             /* a new/ with a rename since its last fsync */
+    int fd;                             /* a new/ with a rename since its last sync, or
+                                         * a tmp/ on a file system with unsynced files */
     dev_t dev;
     ino_t ino;
 };
 
+struct md_set {                         /* each directory (or file system) once */
+    struct md_dirty *v;
+    size_t n, cap;
+};
+
 struct md_store {
     int root_fd;
-    struct md_dirty *dirty;
-    size_t ndirty, capdirty;
+    struct md_set dirty;                /* new/ directories: by device and inode */
+    struct md_set data;                 /* file systems written to: by device */
     char host[256];
     unsigned seq;
     uint64_t clock;
     struct md_dir dir[CACHE_MAX];
     size_t ndir;
-    char in[BLOCK], out[BLOCK + 1024];
+    struct md_buf buf;                  /* for maildir_write */
 };
 
 struct md_store *maildir_open(int root_fd, const char *host)
@@ -91,9 +98,12 @@ void maildir_close(struct md_store *s)
         return;
     for (size_t i = 0; i < s->ndir; i++)
         dir_close(&s->dir[i]);
-    for (size_t i = 0; i < s->ndirty; i++)
-        close(s->dirty[i].fd);
-    free(s->dirty);
+    for (size_t i = 0; i < s->dirty.n; i++)
+        close(s->dirty.v[i].fd);
+    for (size_t i = 0; i < s->data.n; i++)
+        close(s->data.v[i].fd);
+    free(s->dirty.v);
+    free(s->data.v);
     free(s);
 }
 
@@ -115,6 +125,7 @@ static struct md_dir *dir_get(struct md_store *s, const char *comp)
     char dom[300];
     const char *slash = strchr(comp, '/');
     struct md_dir *d = NULL;
+    struct stat st;
     int dfd = -1, ufd = -1, cfd;
 
     for (size_t i = 0; i < s->ndir; i++)
@@ -147,6 +158,9 @@ static struct md_dir *dir_get(struct md_store *s, const char *comp)
         (cfd = subdir(ufd, "cur")) < 0)
         goto fail;
     close(cfd);
+    if (fstat(d->tmp_fd, &st) < 0)
+        goto fail;
+    d->dev = st.st_dev;
     close(ufd);
     close(dfd);
     str_copy(d->comp, comp, sizeof(d->comp));
@@ -244,9 +258,36 @@ int maildir_seen(const struct md_seen *seen, const char *addr)
     return 0;
 }
 
+/* Remembers the directory fd in set (each once: by device and inode, or
+ * by device alone when by_dev): 0, or -1 with errno. */
+static int note(struct md_set *set, int fd, int by_dev)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i].dev == st.st_dev && (by_dev || set->v[i].ino == st.st_ino))
+            return 0;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        struct md_dirty *n = realloc(set->v, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        set->v = n;
+        set->cap = cap;
+    }
+    if ((set->v[set->n].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return -1;
+    set->v[set->n].dev = st.st_dev;
+    set->v[set->n].ino = st.st_ino;
+    set->n++;
+    return 0;
+}
+
 /* -------------------------------------------------------------- writing */
 
-static int copy_message(struct md_store *s, int out, int spool_fd, uint64_t size, uint64_t *written)
+static int copy_message(struct md_buf *s, int out, int spool_fd, uint64_t size, uint64_t *written)
 {
     uint64_t off = 0;
     int cr = 0;                         /* a CR ended the last block */
@@ -287,48 +328,47 @@ static int copy_message(struct md_store *s, int out, int spool_fd, uint64_t size
     return 0;
 }
 
-int maildir_write(struct md_store *s, const char *comp, int spool_fd, uint64_t size,
-                  const char *sender, const char *rcpt, struct md_item *it)
+int maildir_prepare(struct md_store *s, const char *comp, struct md_item *it)
 {
     struct md_dir *d;
     struct timeval tv;
-    char head[700];
-    int fd = -1, n, e, tries = 0;
+    int e;
 
     memset(it, 0, sizeof(*it));
     it->tmp_fd = it->new_fd = -1;
-again:
     if (!(d = dir_get(s, comp)))
         return -1;
     gettimeofday(&tv, NULL);
     snprintf(it->name, sizeof(it->name), "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec,
              (long)tv.tv_usec, (long)getpid(), ++s->seq, s->host);
-    fd = openat(d->tmp_fd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == ENOENT && !tries++) {
-            dir_close(d);           /* removed under us: make it again */
-            goto again;
-        }
-        return -1;
-    }
     /* its own descriptors: the cache may close the Maildir's before the batch ends */
-    it->state = 1;
     if ((it->tmp_fd = fcntl(d->tmp_fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
         (it->new_fd = fcntl(d->new_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
         e = errno;
-        unlinkat(d->tmp_fd, it->name, 0);
-        close(fd);
         maildir_release(it);
         errno = e;
         return -1;
     }
+    return 0;
+}
+
+int maildir_fill(struct md_buf *b, struct md_item *it, int spool_fd, uint64_t size, const char *sender,
+                 const char *rcpt)
+{
+    char head[700];
+    int fd, n, e;
+
+    fd = openat(it->tmp_fd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    it->state = 1;
     n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
     if (n < 0 || (size_t)n >= sizeof(head)) {
         errno = EINVAL;
         goto fail;
     }
     it->size = (uint64_t)n;
-    if (write_all(fd, head, (size_t)n) < 0 || copy_message(s, fd, spool_fd, size, &it->size) < 0)
+    if (write_all(fd, head, (size_t)n) < 0 || copy_message(b, fd, spool_fd, size, &it->size) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;
@@ -340,40 +380,86 @@ fail:
     e = errno;
     if (fd >= 0)
         close(fd);
-    maildir_discard(it);
+    unlinkat(it->tmp_fd, it->name, 0);
+    it->state = 0;
     errno = e;
     return -1;
 }
 
-int maildir_sync(struct md_store *s)
+int maildir_finish(struct md_store *s, struct md_item *it)
 {
-    return syncfs(s->root_fd);
+    /* its file system is synced by maildir_sync (mailbox_dir may span several) */
+    if (it->state != 1 || note(&s->data, it->tmp_fd, 1) < 0) {
+        int e = it->state != 1 ? EINVAL : errno;
+        maildir_discard(it);
+        errno = e;
+        return -1;
+    }
+    return 0;
 }
 
-/* Remembers the item's new/ for maildir_sync_dirs (each directory once). */
-static int note_dirty(struct md_store *s, int fd)
+int maildir_write(struct md_store *s, const char *comp, int spool_fd, uint64_t size,
+                  const char *sender, const char *rcpt, struct md_item *it)
 {
-    struct stat st;
+    int e;
 
-    if (fstat(fd, &st) < 0)
-        return -1;
-    for (size_t i = 0; i < s->ndirty; i++)
-        if (s->dirty[i].dev == st.st_dev && s->dirty[i].ino == st.st_ino)
-            return 0;
-    if (s->ndirty == s->capdirty) {
-        size_t cap = s->capdirty ? s->capdirty * 2 : 64;
-        struct md_dirty *n = realloc(s->dirty, cap * sizeof(*n));
-        if (!n)
+    for (int tries = 0;; tries++) {
+        if (maildir_prepare(s, comp, it) < 0)
             return -1;
-        s->dirty = n;
-        s->capdirty = cap;
+        if (maildir_fill(&s->buf, it, spool_fd, size, sender, rcpt) == 0)
+            return maildir_finish(s, it);
+        e = errno;
+        maildir_release(it);
+        if (e != ENOENT || tries) {
+            errno = e;
+            return -1;
+        }
+        maildir_forget(s, comp);        /* removed under us: make it again */
     }
-    if ((s->dirty[s->ndirty].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-        return -1;
-    s->dirty[s->ndirty].dev = st.st_dev;
-    s->dirty[s->ndirty].ino = st.st_ino;
-    s->ndirty++;
-    return 0;
+}
+
+void maildir_forget(struct md_store *s, const char *comp)
+{
+    for (size_t i = 0; i < s->ndir; i++)
+        if (strcmp(s->dir[i].comp, comp) == 0) {
+            dir_close(&s->dir[i]);
+            s->dir[i].used = 0;
+        }
+}
+
+int maildir_sync(struct md_store *s)
+{
+    int rc = 0, e = 0;
+
+    /* one syncfs per file system written to: the data and inodes of the
+     * whole batch, in one flush each */
+    for (size_t i = 0; i < s->data.n; i++) {
+        if (syncfs(s->data.v[i].fd) < 0 && !rc) {
+            rc = -1;
+            e = errno;
+        }
+        close(s->data.v[i].fd);
+    }
+    s->data.n = 0;
+    errno = e;
+    return rc;
+}
+
+void maildir_sync_plan(const dev_t *devs, size_t n, size_t syncfs_min, unsigned char *how)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t same = 0, first = i;
+        for (size_t k = 0; k < n; k++)
+            if (devs[k] == devs[i]) {
+                if (!same)
+                    first = k;
+                same++;
+            }
+        if (same < syncfs_min || !syncfs_min)
+            how[i] = MD_FSYNC;
+        else
+            how[i] = first == i ? MD_SYNCFS : MD_COVERED;
+    }
 }
 
 int maildir_publish(struct md_store *s, struct md_item *it)
@@ -383,7 +469,7 @@ int maildir_publish(struct md_store *s, struct md_item *it)
         return -1;
     }
     /* noted first: a rename that cannot be made durable later is not made */
-    if (note_dirty(s, it->new_fd) < 0)
+    if (note(&s->dirty, it->new_fd, 0) < 0)
         return -1;
     if (renameat(it->tmp_fd, it->name, it->new_fd, it->final) < 0)
         return -1;
@@ -394,15 +480,30 @@ int maildir_publish(struct md_store *s, struct md_item *it)
 int maildir_sync_dirs(struct md_store *s)
 {
     int rc = 0, e = 0;
+    dev_t *devs = calloc(s->dirty.n ? s->dirty.n : 1, sizeof(*devs));
+    unsigned char *how = calloc(s->dirty.n ? s->dirty.n : 1, 1);
 
-    for (size_t i = 0; i < s->ndirty; i++) {
-        if (fsync(s->dirty[i].fd) < 0 && !rc) {
+    if (devs && how) {
+        for (size_t i = 0; i < s->dirty.n; i++)
+            devs[i] = s->dirty.v[i].dev;
+        maildir_sync_plan(devs, s->dirty.n, MD_SYNCFS_MIN, how);
+    }
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        /* out of memory: each directory on its own (MD_FSYNC is 0) */
+        int r = 0;
+        if (!how || how[i] == MD_FSYNC)
+            r = fsync(s->dirty.v[i].fd);
+        else if (how[i] == MD_SYNCFS)
+            r = syncfs(s->dirty.v[i].fd);
+        if (r < 0 && !rc) {
             rc = -1;
             e = errno;
         }
-        close(s->dirty[i].fd);
+        close(s->dirty.v[i].fd);
     }
-    s->ndirty = 0;
+    s->dirty.n = 0;
+    free(devs);
+    free(how);
     errno = e;
     return rc;
 }

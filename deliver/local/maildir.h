@@ -5,10 +5,13 @@
  *
  *   maildir_write()   the message with Return-Path: and Delivered-To:
  *                     added, LF line endings, into tmp/ (not synced)
- *   syncfs() once for the whole batch (maildir_sync)
+ *   maildir_sync()    syncfs() once per file system written to, for
+ *                     the whole batch: data and inodes are durable
  *   maildir_publish() rename from tmp/ into new/ (unique name ,S=size)
- *   maildir_sync_dirs() fsync of each new/ concerned, once: the new
- *                     directory entries are durable
+ *   maildir_sync_dirs() the new/ directories concerned made durable,
+ *                     each once: an fsync of each, or, where several
+ *                     share a file system, one syncfs() of it (one flush
+ *                     instead of one per directory)
  *
  * and only then is RCPT_SENT reported. maildir_discard() removes what a
  * failed step left. Paths come only from maps_path_component() of a map
@@ -52,6 +55,11 @@ struct md_item {
     int state;                          /* 0 none, 1 in tmp/, 2 in new/ */
 };
 
+/* Buffers for copying one message (one per thread that fills). */
+struct md_buf {
+    char in[64u << 10], out[(64u << 10) + 1024];
+};
+
 /*
  * Writes the message of spool_fd (size bytes, CRLF lines) for rcpt into
  * tmp/ of the Maildir at component ("domain/user", from
@@ -60,13 +68,41 @@ struct md_item {
  */
 int maildir_write(struct md_store *s, const char *component, int spool_fd, uint64_t size,
                   const char *sender, const char *rcpt, struct md_item *it);
-/* syncfs() of the store's file system: 0, or -1 with errno. */
+/*
+ * maildir_write() in three steps, so that the middle one, where the time
+ * goes (a new inode, the copy), can run on several threads at once:
+ * maildir_prepare() (the store's thread) opens or makes the Maildir and
+ * names the item; maildir_fill() (any thread; touches only the item, b
+ * and the spool descriptor) makes and writes the file in tmp/;
+ * maildir_finish() (the store's thread) records its file system for
+ * maildir_sync. Each returns 0, or -1 with errno: after a failed prepare
+ * or fill, maildir_release() the item (nothing is left in tmp/); a failed
+ * finish has discarded it. maildir_forget() drops a Maildir from the
+ * cache (a fill that found it removed: ENOENT).
+ */
+int maildir_prepare(struct md_store *s, const char *component, struct md_item *it);
+int maildir_fill(struct md_buf *b, struct md_item *it, int spool_fd, uint64_t size, const char *sender,
+                 const char *rcpt);
+int maildir_finish(struct md_store *s, struct md_item *it);
+void maildir_forget(struct md_store *s, const char *component);
+/* syncfs() of each file system written to since the last call: 0, or -1
+ * with errno (all are tried). */
 int maildir_sync(struct md_store *s);
 /* tmp/ -> new/: 0, or -1 with errno (the tmp file stays; discard it). */
 int maildir_publish(struct md_store *s, struct md_item *it);
-/* fsync() of every new/ that got a message since the last call (each
- * once): the renames are durable. 0, or -1 with errno (all are tried). */
+/* Every new/ that got a message since the last call made durable (each
+ * once, by maildir_sync_plan with MD_SYNCFS_MIN): the renames are durable.
+ * 0, or -1 with errno (all are tried). */
 int maildir_sync_dirs(struct md_store *s);
+
+/* How n directories, devs[i] the device of each, are made durable:
+ * how[i] = MD_FSYNC (fsync of the directory), MD_SYNCFS (one syncfs of
+ * its file system, which covers the others there) or MD_COVERED (by
+ * that syncfs). A file system with at least syncfs_min of them gets the
+ * syncfs (0: never). Pure; for maildir_sync_dirs and its tests. */
+enum { MD_FSYNC = 0, MD_SYNCFS = 1, MD_COVERED = 2 };
+#define MD_SYNCFS_MIN 2
+void maildir_sync_plan(const dev_t *devs, size_t n, size_t syncfs_min, unsigned char *how);
 /* Removes the item's file wherever it is, and releases it. */
 void maildir_discard(struct md_item *it);
 /* Closes the item's descriptors (after publishing, or a discard). */

@@ -20,6 +20,7 @@
 
 #include "../../queue-mgr/aliases.h"
 #include "config.h"
+#include "../../deliver/local/lagent.h"
 #include "../../deliver/local/maildir.h"
 #include "mapdb.h"
 #include "maps.h"
@@ -156,6 +157,115 @@ static void test_write_publish(void)
     free(got);
     free(msg);
     free(want);
+    maildir_close(s);
+    close(fd);
+    close(root);
+    rm_tree(dir);
+}
+
+/* The batch's directory syncs: one syncfs per file system with several
+ * new/ directories, an fsync of a lone one, each directory covered once. */
+static void test_sync_plan(void)
+{
+    dev_t devs[6] = { 7, 9, 7, 7, 3, 9 };
+    unsigned char how[6];
+    static const unsigned char want[6] = { MD_SYNCFS, MD_SYNCFS, MD_COVERED, MD_COVERED, MD_FSYNC, MD_COVERED };
+    static const unsigned char want3[6] = { MD_SYNCFS, MD_FSYNC, MD_COVERED, MD_COVERED, MD_FSYNC, MD_FSYNC };
+
+    maildir_sync_plan(devs, 6, MD_SYNCFS_MIN, how);
+    CU_ASSERT(memcmp(how, want, 6) == 0);
+    maildir_sync_plan(devs, 6, 3, how);
+    CU_ASSERT(memcmp(how, want3, 6) == 0);
+    maildir_sync_plan(devs, 6, 0, how);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_EQUAL(how[i], MD_FSYNC);
+    maildir_sync_plan(devs, 1, MD_SYNCFS_MIN, how);
+    CU_ASSERT_EQUAL(how[0], MD_FSYNC);
+    maildir_sync_plan(devs, 0, MD_SYNCFS_MIN, how);     /* nothing to do, nothing touched */
+}
+
+/* Threads for a batch's copies: more only for bigger batches, bounded. */
+static void test_fillers(void)
+{
+    CU_ASSERT_EQUAL(lagent_fillers(0, 4), 1);
+    CU_ASSERT_EQUAL(lagent_fillers(1, 4), 1);
+    CU_ASSERT_EQUAL(lagent_fillers(LAGENT_FILL_PER_THREAD, 4), 1);
+    CU_ASSERT_EQUAL(lagent_fillers(LAGENT_FILL_PER_THREAD + 1, 4), 2);
+    CU_ASSERT_EQUAL(lagent_fillers(1000, 4), 4);
+    CU_ASSERT_EQUAL(lagent_fillers(1000, 1), 1);
+}
+
+/* The three steps by hand, a fill on another buffer: the same file. */
+static void test_prepare_fill_finish(void)
+{
+    struct md_item it;
+    struct md_store *s;
+    struct md_buf *b = malloc(sizeof(*b));
+    char p[256];
+    int root, fd;
+
+    CU_ASSERT_FATAL(b != NULL);
+    mk_tmp();
+    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
+    root = open(dir, O_RDONLY | O_DIRECTORY);
+    s = maildir_open(root, "h");
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_FATAL(maildir_prepare(s, "d.example/u", &it) == 0);
+    snprintf(p, sizeof(p), "%s/d.example/u/tmp", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 0);               /* named, not made yet */
+    CU_ASSERT_FATAL(maildir_fill(b, &it, fd, 20, "s@x.example", "u@d.example") == 0);
+    CU_ASSERT_EQUAL(count_dir(p), 1);
+    CU_ASSERT(it.size == strlen("Return-Path: <s@x.example>\nDelivered-To: u@d.example\n") + 17);     /* 3 CRLF became LF */
+    CU_ASSERT(maildir_finish(s, &it) == 0);
+    CU_ASSERT(maildir_sync(s) == 0);
+    CU_ASSERT(maildir_publish(s, &it) == 0);
+    CU_ASSERT(maildir_sync_dirs(s) == 0);
+    maildir_release(&it);
+    CU_ASSERT_EQUAL(count_dir(p), 0);
+    snprintf(p, sizeof(p), "%s/d.example/u/new", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 1);
+    /* a fill that fails (spool shorter than its record) leaves nothing */
+    CU_ASSERT_FATAL(maildir_prepare(s, "d.example/u", &it) == 0);
+    CU_ASSERT(maildir_fill(b, &it, fd, 4000, "s@x.example", "u@d.example") < 0);
+    maildir_release(&it);
+    snprintf(p, sizeof(p), "%s/d.example/u/tmp", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 0);
+    free(b);
+    maildir_close(s);
+    close(fd);
+    close(root);
+    rm_tree(dir);
+}
+
+/* A batch over three Maildirs: every copy in its new/, none left in tmp/. */
+static void test_batch_three_maildirs(void)
+{
+    static const char *const box[3] = { "d.example/a", "d.example/b", "e.example/c" };
+    struct md_item it[6];
+    struct md_store *s;
+    char p[256];
+    int root, fd;
+
+    mk_tmp();
+    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
+    root = open(dir, O_RDONLY | O_DIRECTORY);
+    s = maildir_open(root, "h");
+    CU_ASSERT_FATAL(s != NULL);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_FATAL(maildir_write(s, box[i % 3], fd, 20, "s@x.example", "r@d.example", &it[i]) == 0);
+    CU_ASSERT(maildir_sync(s) == 0);
+    CU_ASSERT(maildir_sync(s) == 0);                    /* nothing new: nothing to sync */
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT(maildir_publish(s, &it[i]) == 0);
+    CU_ASSERT(maildir_sync_dirs(s) == 0);
+    for (int i = 0; i < 6; i++)
+        maildir_release(&it[i]);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s/new", dir, box[i]);
+        CU_ASSERT_EQUAL(count_dir(p), 2);
+        snprintf(p, sizeof(p), "%s/%s/tmp", dir, box[i]);
+        CU_ASSERT_EQUAL(count_dir(p), 0);
+    }
     maildir_close(s);
     close(fd);
     close(root);
@@ -326,6 +436,10 @@ void suite_maildir(void)
 
     CU_add_test(s, "CRLF to LF, headers added, tmp/ to new/ with ,S=size", test_write_publish);
     CU_add_test(s, "Delivered-To: values of the header only", test_header_scan);
+    CU_add_test(s, "directory syncs of a batch: syncfs per file system, fsync of a lone one", test_sync_plan);
+    CU_add_test(s, "a batch over three Maildirs: all in new/, none in tmp/", test_batch_three_maildirs);
+    CU_add_test(s, "filler threads per batch size", test_fillers);
+    CU_add_test(s, "prepare, fill, finish: the same copy; a failed fill leaves nothing", test_prepare_fill_finish);
     CU_add_test(s, "no symlink followed, no unsafe component", test_no_symlink_no_unsafe_path);
     CU_add_test(s, "aliases expanded at commit: members, NOTIFY, ORCPT, T_R_ALIAS", test_alias_expand);
 }
