@@ -247,7 +247,7 @@ def test_dovecot_e2e_smtp_to_maildir_to_imap():
     _need_dovecot()
     with dovecotfix.Dovecot(users=USERS) as dc:
         inst = _local_instance("e2e-maildir", dc, local_transport="maildir")
-        with inst.start():
+        with inst:
             user = "alice@" + DOMAIN
             tok = harness.token("dc")
             body = (b"From: <sender@example.org>\r\nTo: <" + user.encode() + b">\r\nSubject: " + tok.encode()
@@ -276,7 +276,7 @@ def test_dovecot_e2e_smtp_to_lmtp():
     _need_dovecot()
     with dovecotfix.Dovecot(users=USERS) as dc:
         inst = _local_instance("e2e-lmtp", dc, local_transport="lmtp:[127.0.0.1]:%d" % dc.lmtp_port)
-        with inst.start():
+        with inst:
             user = "bob@" + DOMAIN
             tok = harness.token("dl")
             body = (b"From: <sender@example.org>\r\nTo: <" + user.encode() + b">\r\nSubject: " + tok.encode()
