@@ -283,16 +283,6 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
     client_update(c);
 }
 
-static int uid_allowed(uid_t uid)
-{
-    if (uid == getuid())
-        return 1;
-    for (size_t i = 0; i < nallowed; i++)
-        if (allowed[i] == uid)
-            return 1;
-    return 0;
-}
-
 static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
     (void)events;
@@ -301,16 +291,11 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
         struct client *c;
         uid_t uid;
         pid_t pid;
-        int cfd = net_accept_peer(fd, &uid, &pid);
+        int cfd = net_accept_from(fd, allowed, nallowed, &uid, &pid);
         if (cfd < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 log_warning("accept: %s", strerror(errno));
             return;
-        }
-        if (!uid_allowed(uid)) {
-            log_warning("refused connection from uid %lu pid %ld", (unsigned long)uid, (long)pid);
-            close(cfd);
-            continue;
         }
         if (!(c = calloc(1, sizeof(*c)))) {
             close(cfd);

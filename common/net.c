@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 int net_listen(const struct listen_addr *la, char *err, size_t errlen)
@@ -115,6 +116,23 @@ int net_accept_peer(int lfd, uid_t *uid, pid_t *pid)
         }
         if (net_peer_cred(fd, uid, NULL, pid) == 0)
             return fd;
+        close(fd);
+    }
+}
+
+int net_accept_from(int lfd, const uid_t *allowed, size_t n, uid_t *uid, pid_t *pid)
+{
+    for (;;) {
+        int fd = net_accept_peer(lfd, uid, pid);
+        int ok = fd >= 0 && *uid == getuid();
+
+        if (fd < 0)
+            return -1;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = allowed[i] == *uid;
+        if (ok)
+            return fd;
+        log_warning("refused connection from uid %lu pid %ld", (unsigned long)*uid, (long)*pid);
         close(fd);
     }
 }

@@ -29,5 +29,9 @@ int net_peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
  * Returns the descriptor, or -1 when none is waiting (errno EAGAIN) or on
  * an error (errno set). */
 int net_accept_peer(int lfd, uid_t *uid, pid_t *pid);
+/* net_accept_peer() for a server that serves only some accounts: a peer
+ * that is neither this process's own uid nor one of allowed[0..n) is
+ * logged, closed and skipped. Same returns. */
+int net_accept_from(int lfd, const uid_t *allowed, size_t n, uid_t *uid, pid_t *pid);
 
 #endif

@@ -461,16 +461,6 @@ static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
     client_update_events(c);
 }
 
-static int uid_allowed(uid_t uid)
-{
-    if (uid == 0 || uid == getuid())
-        return 1;
-    for (size_t i = 0; i < nallowed; i++)
-        if (allowed_uid[i] == uid)
-            return 1;
-    return 0;
-}
-
 static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
     (void)events;
@@ -479,16 +469,11 @@ static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
         struct client *c;
         uid_t uid;
         pid_t pid;
-        int cfd = net_accept_peer(fd, &uid, &pid);
+        int cfd = net_accept_from(fd, allowed_uid, nallowed, &uid, &pid);
         if (cfd < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 log_warning("accept: %s", strerror(errno));
             return;
-        }
-        if (!uid_allowed(uid)) {
-            log_warning("refused connection from uid %lu pid %ld", (unsigned long)uid, (long)pid);
-            close(cfd);
-            continue;
         }
         if ((c = calloc(1, sizeof *c)) == NULL) {
             close(cfd);
@@ -563,6 +548,7 @@ int rsv_start(struct evloop *loop, struct ub_ctx *ctx, const int *listen_fd, siz
     ub = ctx;
     if (dns_name_normalize(c->hostname, strlen(c->hostname), self) < 0)
         self[0] = '\0';
+    allowed_uid[nallowed++] = 0;   /* root: the master's checks, the tools run as root */
     for (size_t i = 0; i < npeers && nallowed < ARRAY_LEN(allowed_uid); i++)
         allowed_uid[nallowed++] = peers[i];
     for (size_t i = 0; i < nlisten && i < ARRAY_LEN(lfd); i++) {
