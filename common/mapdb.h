@@ -18,6 +18,7 @@
 #define POSTERN_MAPDB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct addr;
 
@@ -86,6 +87,25 @@ int mapdb_mailbox(struct mapdb *db, const char *key);
  */
 enum mapdb_kind mapdb_find(struct mapdb *db, const struct addr *a, const char *delims, char *found, size_t foundlen,
                            const char **members, size_t *mlen);
+
+/*
+ * Mailbox quotas (issue 7). A mailbox's 'M' record holds "" (no quota) or
+ * its quota as a Maildir++ quota definition, the text that starts a
+ * "maildirsize" file: "10485760S", "1000C" or "10485760S,1000C" (bytes S,
+ * messages C; the compiler writes them in that order).
+ */
+struct mapdb_quota {
+    uint64_t bytes, msgs;               /* 0: no limit of that kind */
+};
+/* Parses a Maildir++ quota definition of n bytes: 0, or -1 when malformed
+ * (an empty one is no quota: 0 with both zero). */
+int mapdb_quota_parse(const char *s, size_t n, struct mapdb_quota *q);
+/* Writes q as a quota definition ("" for none): its length, or -1 when
+ * it does not fit in len. */
+int mapdb_quota_format(const struct mapdb_quota *q, char *out, size_t len);
+/* The quota of the mailbox key: 1 (a limit is set), 0 (none, or no such
+ * mailbox), -1 when the map cannot be read or the record is malformed. */
+int mapdb_quota(struct mapdb *db, const char *key, struct mapdb_quota *q);
 
 /*
  * Sender binding (submission): may the user whose mailbox key is owner use

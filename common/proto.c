@@ -52,6 +52,9 @@ size_t proto_limit(uint16_t type)
     case A_CHECK:               /* a user name and a password of at most 12,288 octets of base64 */
     case A_RESULT:
         return 16384;
+    case L_QUOTA:               /* a mailbox key and a size */
+    case L_QUOTA_REPLY:
+        return 1024;
     default:
         return 0;
     }

@@ -123,6 +123,9 @@ enum msg_type {
     /* auth (issue 9): types 112-119 */
     A_CHECK = 112,
     A_RESULT = 113,
+    /* mailbox quota, smtpd -> local role (common/quotaproto.h): types 96-103 */
+    L_QUOTA = 96,
+    L_QUOTA_REPLY = 97,
 };
 
 enum field_tag {
@@ -201,6 +204,13 @@ enum field_tag {
     T_A_DELAY = 156,    /* u64, milliseconds smtpd waits before it says 535 */
     /* local delivery (tags 136-143) */
     T_R_ALIAS = 136,    /* str, inside T_RCPT: the alias this recipient was expanded from */
+    T_L_KEY = 137,      /* str, L_QUOTA: the mailbox key (mapdb.h) */
+    T_L_SIZE = 138,     /* u64, L_QUOTA: bytes the message will add (0: unknown) */
+    T_L_VERDICT = 139,  /* u64, L_QUOTA_REPLY: enum quota_verdict */
+    T_L_USED_BYTES = 140, /* u64, L_QUOTA_REPLY: the mailbox's usage */
+    T_L_USED_MSGS = 141,  /* u64, L_QUOTA_REPLY */
+    T_L_LIMIT_BYTES = 142, /* u64, L_QUOTA_REPLY: the quota (0: none of that kind) */
+    T_L_LIMIT_MSGS = 143,  /* u64, L_QUOTA_REPLY */
 };
 
 enum {
