@@ -266,8 +266,24 @@ static int default_update(void *arg, struct commit_job *j, char *err, size_t err
             continue;
         int bounced = bounce_waits(&r);
         qrec_free(&r);
-        if (!bounced && qstore_delete(q, qid) == 0)
+        if (!bounced)
             memcpy(j->removed[j->nremoved++], qid, QID_LEN + 1);
+    }
+    /* the finished messages go in one more transaction (one flush for the
+     * batch, not one a message); only those really removed are reported */
+    if (j->nremoved > 0) {
+        unsigned char *gone = calloc(j->nremoved, 1);
+        size_t n = 0;
+        if (!gone || qstore_delete_many(q, j->removed, j->nremoved, gone) != 0) {
+            free(gone);
+            j->nremoved = 0;    /* they stay; the next result or start-up finishes them */
+            return 0;
+        }
+        for (size_t i = 0; i < j->nremoved; i++)
+            if (gone[i] && n++ != i)
+                memcpy(j->removed[n - 1], j->removed[i], QID_LEN + 1);
+        j->nremoved = n;
+        free(gone);
     }
     return 0;
 }
