@@ -153,10 +153,13 @@ static void *sync_main(void *arg)
         if (failed) {
             snprintf(j->err, sizeof(j->err), "an earlier commit failed");
         } else {
+            /* results touch the index only: one flush of it, not a syncfs
+             * of the whole file system with everyone's dirty pages */
+            int index_only = j->n == 0 && j->nupdates > 0 && !j->run && ops.sync_index;
             pthread_mutex_unlock(&mu);
-            failed = ops.sync(ops.arg) < 0;
+            failed = (index_only ? ops.sync_index(ops.arg) : ops.sync(ops.arg)) < 0;
             if (failed)
-                snprintf(j->err, sizeof(j->err), "syncfs: %s", strerror(errno));
+                snprintf(j->err, sizeof(j->err), "%s: %s", index_only ? "index sync" : "syncfs", strerror(errno));
             pthread_mutex_lock(&mu);
             if (failed)
                 broken = 1;
@@ -220,6 +223,11 @@ static int default_sync(void *arg)
 {
     (void)arg;
     return spool_sync();
+}
+
+static int default_sync_index(void *arg)
+{
+    return qstore_sync(arg);
 }
 
 /* Results, then the messages they finished: no recipient left to
@@ -294,6 +302,7 @@ void committer_default_ops(struct commit_ops *o, struct qstore *q)
     o->index = default_index;
     o->unindex = default_unindex;
     o->sync = default_sync;
+    o->sync_index = default_sync_index;
     o->arg = q;
 }
 
