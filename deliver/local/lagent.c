@@ -2,13 +2,16 @@
  * lagent.c - the local delivery role's work loop (lagent.h).
  *
  * Jobs that arrive together are stored together: each D_JOB joins the
- * batch, and when the event loop has nothing else to do the batch runs:
- * every copy written into tmp/ of its Maildir, one syncfs per file
- * system written to, the renames into new/, the new/ directories made
- * durable (one more syncfs where several share a file system, else an
- * fsync: maildir.h), then the log lines and the results. So
- * RCPT_SENT always means the message is in new/ on stable storage, and
- * a batch of N messages costs two flushes, not 2N.
+ * batch, which runs once it holds LAGENT_GATHER_JOBS jobs or its first has
+ * waited LAGENT_GATHER_MS: every copy written into tmp/ of its Maildir,
+ * one syncfs per file system written to, the renames into new/. Those
+ * renames are made durable by the next batch's syncfs (which covers the
+ * new/ directories' file systems too: maildir_sync_all), and only then is
+ * the batch logged and reported; when no batch follows within
+ * LAGENT_GATHER_MS, its new/ directories are synced on their own
+ * (maildir_sync_dirs). So RCPT_SENT always means the message is in new/
+ * on stable storage, and under load a batch of N messages costs one
+ * flush, not 2N.
  *
  * Must never trust a D_JOB (deliver/job.c checks it), never let an
  * address become a path except through maps_path_component() of a map
@@ -271,12 +274,64 @@ static void fill_all(struct item *items, size_t n)
         pthread_join(fl[t].t, NULL);
 }
 
+/* The batch whose renames are made but not yet durable: reported by
+ * pending_finish once they are (err 0), or deferred (err: the sync failed;
+ * its copies are taken out of new/ again). */
+static struct ljob *pend_jobs;
+static struct item *pend_items;
+static size_t pend_n;
+static uint64_t pend_t_start, pend_timer;
+
+static void pending_finish(int err)
+{
+    struct ljob *lj;
+    uint64_t t_end = wall_ms();
+
+    if (pend_timer)
+        ev_timer_cancel(ev, pend_timer);
+    pend_timer = 0;
+    if (!pend_jobs)
+        return;
+    for (size_t k = 0; k < pend_n; k++) {
+        if (err && pend_items[k].it.state == 2) {
+            maildir_discard(&pend_items[k].it);
+            fail_errno(pend_items[k].lj, pend_items[k].r, "cannot sync mailbox_dir", err);
+        }
+        maildir_release(&pend_items[k].it);
+    }
+    free(pend_items);
+    pend_items = NULL;
+    pend_n = 0;
+    while ((lj = pend_jobs)) {
+        pend_jobs = lj->next;
+        log_job(lj, pend_t_start, t_end);
+        send_result(lj);
+        ljob_free(lj);
+    }
+}
+
+/* No batch has come to share the flush: the pending renames on their own. */
+static void pending_flush(void)
+{
+    if (pend_jobs)
+        pending_finish(maildir_sync_dirs(store) < 0 ? errno : 0);
+}
+
+static void on_pend_timer(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    pend_timer = 0;
+    pending_flush();
+    top_up();
+}
+
 static void run_batch(void)
 {
     struct ljob *jobs = batch, *lj;
     struct item *items;
     size_t n = 0, cap = 0, written = 0;
-    uint64_t t_start = wall_ms(), t_end;
+    uint64_t t_start = wall_ms();
 
     batch = NULL;
     batch_tail = &batch;
@@ -352,14 +407,19 @@ static void run_batch(void)
         written++;
     }
     n = m;
-    /* data first, then the names: a name in new/ always has its data */
-    if (written && maildir_sync(store) < 0) {
-        int e = errno;
-        for (size_t k = 0; k < n; k++) {
-            maildir_discard(&items[k].it);
-            fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
+    /* data first, then the names: a name in new/ always has its data. The
+     * one flush also makes the batch before's renames durable, which is
+     * when that batch is reported (pending_finish). */
+    if (written || pend_jobs) {
+        int bad = maildir_sync_all(store) < 0, e = errno;
+        pending_finish(bad ? e : 0);
+        if (bad) {
+            for (size_t k = 0; k < n; k++) {
+                maildir_discard(&items[k].it);
+                fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
+            }
+            n = 0;
         }
-        n = 0;
     }
     for (size_t k = 0; k < n; k++) {
         if (maildir_publish(store, &items[k].it) < 0) {
@@ -369,24 +429,14 @@ static void run_batch(void)
             continue;
         }
     }
-    if (n && maildir_sync_dirs(store) < 0) {
-        int e = errno;
-        for (size_t k = 0; k < n; k++)
-            if (items[k].it.state == 2) {
-                maildir_discard(&items[k].it);
-                fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
-            }
-    }
-    for (size_t k = 0; k < n; k++)
-        maildir_release(&items[k].it);
-    free(items);
-    t_end = wall_ms();
-    while ((lj = jobs)) {
-        jobs = lj->next;
-        log_job(lj, t_start, t_end);
-        send_result(lj);
-        ljob_free(lj);
-    }
+    /* reported once its renames are durable: by the next batch's flush,
+     * or by pending_flush when no batch comes */
+    pend_jobs = jobs;
+    pend_items = items;
+    pend_n = n;
+    pend_t_start = t_start;
+    if (!n)
+        pending_finish(0);
 }
 
 static void on_gather(struct evloop *loop, void *arg)
@@ -415,7 +465,13 @@ static void on_idle(struct evloop *loop, void *arg)
         run_batch();
         top_up();
     }
-    if (draining && !batch)
+    if (pend_jobs && (draining || batch == NULL) && !pend_timer) {
+        if (draining)
+            pending_flush();
+        else
+            pend_timer = ev_timer(loop, LAGENT_GATHER_MS, on_pend_timer, NULL);
+    }
+    if (draining && !batch && !pend_jobs)
         ev_stop(loop);
 }
 
@@ -596,7 +652,7 @@ void lagent_drain(void)
 
 int lagent_drained(void)
 {
-    return draining && !batch;
+    return draining && !batch && !pend_jobs;
 }
 
 void lagent_stop(void)
@@ -609,6 +665,8 @@ void lagent_stop(void)
     if (gather_timer)
         ev_timer_cancel(ev, gather_timer);
     gather_timer = 0;
+    /* stored and renamed: made durable and reported, or delivered twice */
+    pending_flush();
     /* jobs not stored yet get no result: queue-mgr defers them */
     while ((lj = batch)) {
         batch = lj->next;

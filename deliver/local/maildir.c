@@ -445,6 +445,28 @@ int maildir_sync(struct md_store *s)
     return rc;
 }
 
+int maildir_sync_all(struct md_store *s)
+{
+    int rc = 0, e = 0;
+
+    /* the new/ directories' file systems join the data's: one syncfs
+     * each covers both the files written and the renames made */
+    for (size_t i = 0; i < s->dirty.n; i++)
+        if (note(&s->data, s->dirty.v[i].fd, 1) < 0 && fsync(s->dirty.v[i].fd) < 0 && !rc) {
+            rc = -1;
+            e = errno;
+        }
+    for (size_t i = 0; i < s->dirty.n; i++)
+        close(s->dirty.v[i].fd);
+    s->dirty.n = 0;
+    if (maildir_sync(s) < 0 && !rc) {
+        rc = -1;
+        e = errno;
+    }
+    errno = e;
+    return rc;
+}
+
 void maildir_sync_plan(const dev_t *devs, size_t n, size_t syncfs_min, unsigned char *how)
 {
     for (size_t i = 0; i < n; i++) {

@@ -95,6 +95,12 @@ int maildir_publish(struct md_store *s, struct md_item *it);
  * 0, or -1 with errno (all are tried). */
 int maildir_sync_dirs(struct md_store *s);
 
+/* maildir_sync() and maildir_sync_dirs() in one: a syncfs of every file
+ * system written to or renamed in since the last call (so the renames of
+ * one batch share the flush of the next batch's data). 0, or -1 with
+ * errno (all are tried). */
+int maildir_sync_all(struct md_store *s);
+
 /* How n directories, devs[i] the device of each, are made durable:
  * how[i] = MD_FSYNC (fsync of the directory), MD_SYNCFS (one syncfs of
  * its file system, which covers the others there) or MD_COVERED (by

@@ -272,6 +272,49 @@ static void test_batch_three_maildirs(void)
     rm_tree(dir);
 }
 
+/* Two batches pipelined: the second's flush (maildir_sync_all) covers the
+ * first's renames too, and leaves nothing dirty behind. */
+static void test_sync_all_pipelined(void)
+{
+    struct md_item a[2], b[2];
+    struct md_store *s;
+    char p[256];
+    int root, fd;
+
+    mk_tmp();
+    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
+    root = open(dir, O_RDONLY | O_DIRECTORY);
+    s = maildir_open(root, "h");
+    CU_ASSERT_FATAL(s != NULL);
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_FATAL(maildir_write(s, i ? "d.example/b" : "d.example/a", fd, 20, "s@x.example", "r@d.example", &a[i]) == 0);
+    CU_ASSERT(maildir_sync_all(s) == 0);
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT(maildir_publish(s, &a[i]) == 0);
+    /* the next batch: its data and the renames above in one flush */
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_FATAL(maildir_write(s, "d.example/a", fd, 20, "s@x.example", "r@d.example", &b[i]) == 0);
+    CU_ASSERT(maildir_sync_all(s) == 0);
+    CU_ASSERT(maildir_sync_all(s) == 0);                /* nothing left to sync */
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT(maildir_publish(s, &b[i]) == 0);
+        maildir_release(&a[i]);
+    }
+    CU_ASSERT(maildir_sync_dirs(s) == 0);
+    for (int i = 0; i < 2; i++)
+        maildir_release(&b[i]);
+    snprintf(p, sizeof(p), "%s/d.example/a/new", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 3);
+    snprintf(p, sizeof(p), "%s/d.example/b/new", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 1);
+    snprintf(p, sizeof(p), "%s/d.example/a/tmp", dir);
+    CU_ASSERT_EQUAL(count_dir(p), 0);
+    maildir_close(s);
+    close(fd);
+    close(root);
+    rm_tree(dir);
+}
+
 static void test_header_scan(void)
 {
     static const char m[] = "Received: x\r\nDelivered-To: A@B.example \r\ndelivered-to:<c@d.example>\r\n"
@@ -439,6 +482,7 @@ void suite_maildir(void)
     CU_add_test(s, "directory syncs of a batch: syncfs per file system, fsync of a lone one", test_sync_plan);
     CU_add_test(s, "a batch over three Maildirs: all in new/, none in tmp/", test_batch_three_maildirs);
     CU_add_test(s, "filler threads per batch size", test_fillers);
+    CU_add_test(s, "pipelined batches: one flush covers a batch's data and the renames before", test_sync_all_pipelined);
     CU_add_test(s, "prepare, fill, finish: the same copy; a failed fill leaves nothing", test_prepare_fill_finish);
     CU_add_test(s, "no symlink followed, no unsafe component", test_no_symlink_no_unsafe_path);
     CU_add_test(s, "aliases expanded at commit: members, NOTIFY, ORCPT, T_R_ALIAS", test_alias_expand);
