@@ -127,6 +127,7 @@ bench: deps
 	$(MAKE) all
 	scripts/bench
 	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) scripts/bench-local build/bench-latest.md
+	[ "$${BENCH_LOCAL:-1}" = 0 ] || BIN=$(BIN) BENCH_LOCAL_JOURNAL=1 scripts/bench-local build/bench-latest.md
 	[ "$${BENCH_QUEUE:-1}" = 0 ] || BIN=$(BIN) BUILD=$(BUILD) scripts/bench-queue
 
 # PREFIX (default /usr/local), DESTDIR and UNITDIR are passed on (INSTALL)
