@@ -266,7 +266,8 @@ def test_quota_socket_verdicts():
     mailbox without quota and for an unknown key, OK while it fits, FULL
     and TOOBIG by the limits, with the usage of maildirsize; a malformed
     frame gets no answer (the client is cut off); another account is not
-    served."""
+    served. A mailbox without a quota whose maildirsize exists gets its
+    deliveries added to it."""
     with _instance("quota-socket", "userdb_quota_rule=*:bytes=4000:messages=10") as inst:
         wait_until(lambda: os.path.exists(os.path.join(inst.run_dir, "smtpd", "local", "quota.sock")), 30,
                    "the quota socket")
@@ -284,6 +285,20 @@ def test_quota_socket_verdicts():
         assert v["verdict"] == QUOTA_OK and v["used_bytes"] == used and v["used_msgs"] == 1, (v, used)
         assert _ask(inst, ALICE, 4000 - used + 1)["verdict"] == QUOTA_FULL
         assert _ask(inst, ALICE, 4000 - used)["verdict"] == QUOTA_OK
+        # bob has no quota in the map, but a maildirsize (another reader's):
+        # kept up to date all the same (Maildir++), never enforced
+        md = _maildir(inst, BOB)
+        uid, gid = harness.ACCOUNTS["local"] if harness.IS_ROOT else (os.getuid(), os.getgid())
+        for d in (os.path.dirname(md), md, md + "/tmp", md + "/new", md + "/cur"):
+            if not os.path.isdir(d):
+                os.mkdir(d, 0o700)
+            os.chown(d, uid, gid)
+        with open(md + "/maildirsize", "w") as f:
+            f.write("100S\n0 0\n")
+        os.chown(md + "/maildirsize", uid, gid)
+        since = inst.log_size()
+        inst.wait_delivery(_send(inst, BOB, 700), BOB, since=since, timeout=60)
+        assert _usage(_maildirsize(inst, BOB)) == ("100S",) + _stored(inst, BOB), _maildirsize(inst, BOB)
         # malformed: no size; a key with a control byte; another type
         assert _exchange(inst, _frame(L_QUOTA, 77, [(T_L_KEY, ALICE.encode())]))[16:] != b""
         assert _parse_reply(_exchange(inst, _frame(L_QUOTA, 77, [(T_L_KEY, ALICE.encode())])))["verdict"] \

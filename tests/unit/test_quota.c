@@ -356,8 +356,8 @@ static void test_recalc(void)
     CU_ASSERT(u.bytes == 100 + 50 + 70 + 12 + 1000 + 7 && u.msgs == 6);
     CU_ASSERT_STRING_EQUAL(slurp(path), "10240S,100C\n1239 6\n");
     /* appended, read back */
-    CU_ASSERT(mdq_add(md, 500, 1) == 0);
-    CU_ASSERT(mdq_add(md, -70, -1) == 0);
+    CU_ASSERT(mdq_add(md, MDQ_FILE, 500, 1) == 0);
+    CU_ASSERT(mdq_add(md, MDQ_FILE, -70, -1) == 0);
     CU_ASSERT_STRING_EQUAL(slurp(path), "10240S,100C\n1239 6\n500 1\n-70 -1\n");
     CU_ASSERT(mdq_read(md, &q, time(NULL), &u) == 1 && u.bytes == 1669 && u.msgs == 6);
     /* another quota in the map: recalculated with its definition */
@@ -372,13 +372,13 @@ static void test_recalc(void)
     snprintf(target, sizeof(target), "%s/elsewhere", top);
     put(target, "2048S\n1 1\n");
     CU_ASSERT(unlink(path) == 0 && symlink(target, path) == 0);
-    CU_ASSERT(mdq_add(md, 5, 1) == -1);                 /* O_NOFOLLOW */
+    CU_ASSERT(mdq_add(md, MDQ_FILE, 5, 1) == -1);                 /* O_NOFOLLOW */
     CU_ASSERT(mdq_usage(md, &q, time(NULL), 0, &u) == 0 && u.bytes == 1239);
     CU_ASSERT_STRING_EQUAL(slurp(target), "2048S\n1 1\n");
     CU_ASSERT_STRING_EQUAL(slurp(path), "2048S\n1239 6\n");
     /* missing at append: left missing */
     CU_ASSERT(unlink(path) == 0);
-    CU_ASSERT(mdq_add(md, 5, 1) == 0);
+    CU_ASSERT(mdq_add(md, MDQ_FILE, 5, 1) == 0);
     CU_ASSERT(access(path, F_OK) == -1 && errno == ENOENT);
     /* nothing left in tmp/ */
     CU_ASSERT(rmdir(strcat(strcpy(target, top), "/d/u/tmp")) == 0);
