@@ -8,7 +8,12 @@
  * durable (one more syncfs where several share a file system, else an
  * fsync: maildir.h), then the log lines and the results. So
  * RCPT_SENT always means the message is in new/ on stable storage, and
- * a batch of N messages costs two flushes, not 2N.
+ * a batch of N messages costs two flushes, not 2N. A copy for a mailbox
+ * with a quota (the map's 'M' value) is checked once it is in tmp/ against
+ * the Maildir's maildirsize plus the batch's earlier copies for it
+ * (quota.h): 5.2.2 bounced when larger than the quota, 4.2.2 deferred when
+ * it does not fit; after the renames each such mailbox gets one line in
+ * maildirsize.
  *
  * Must never trust a D_JOB (deliver/job.c checks it), never let an
  * address become a path except through maps_path_component() of a map
