@@ -137,6 +137,36 @@ def test_bytes_quota_fills_defers_then_delivers():
 test_bytes_quota_fills_defers_then_delivers.timeout = 240
 
 
+def test_copies_arriving_together_count_against_each_other():
+    """Six messages of ~1000 bytes sent back to back (the local role
+    gathers them into few batches) to a mailbox of *:bytes=3500: exactly
+    three are stored, three deferred 4.2.2, and maildirsize adds up to
+    what is in the Maildir."""
+    with _instance("quota-batch", "userdb_quota_rule=*:bytes=3500", min_backoff="600s",
+                   max_backoff="600s") as inst:
+        since = inst.log_size()
+        body = b"Subject: together\r\n\r\n" + (b"y" * 78 + b"\r\n") * 11
+        with inst.client() as c:
+            c.ehlo()
+            qids = []
+            for _ in range(6):
+                expect(c.cmd("MAIL FROM:<s@example.com>"), code=250)
+                expect(c.cmd("RCPT TO:<%s>" % ALICE), code=250)
+                qids.append(queued_id(c.data(body, timeout=60)))
+        got = wait_until(lambda: (len(inst.deliveries(rcpt=ALICE, since=since)) >= 6
+                                  and inst.deliveries(rcpt=ALICE, since=since)), 90, "six results for alice")
+        sent = [d for d in got if d.status == "sent"]
+        deferred = [d for d in got if d.status == "deferred"]
+        assert len(sent) == 3 and len(deferred) == 3, [d.line for d in got]
+        assert all(d.dsn == "4.2.2" for d in deferred), [d.line for d in deferred]
+        assert len(_new(inst, ALICE)) == 3
+        definition, used, count = _usage(_maildirsize(inst, ALICE))
+        assert definition == "3500S" and (used, count) == _stored(inst, ALICE), _maildirsize(inst, ALICE)
+
+
+test_copies_arriving_together_count_against_each_other.timeout = 240
+
+
 def test_message_count_quota_and_stale_maildirsize():
     """*:messages=2: two are stored, the third deferred 4.2.2. A
     maildirsize that claims more than the quota (one line, fresh) is
