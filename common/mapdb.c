@@ -288,3 +288,68 @@ int mapdb_owned_by(struct mapdb *db, const struct addr *a, const char *delims, c
         r = key_owned(db, key, owner);
     return r == KEY_ABSENT ? 0 : r;
 }
+
+/* ------------------------------------------------------------ quotas */
+
+int mapdb_quota_parse(const char *s, size_t n, struct mapdb_quota *q)
+{
+    int have_s = 0, have_c = 0;
+    size_t i = 0;
+
+    q->bytes = q->msgs = 0;
+    while (i < n) {
+        uint64_t v = 0;
+        size_t digits = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            unsigned d = (unsigned)(s[i] - '0');
+            if (v > (UINT64_MAX - d) / 10)
+                return -1;
+            v = v * 10 + d;
+            i++;
+            digits++;
+        }
+        if (!digits || i >= n)
+            return -1;
+        if (s[i] == 'S' && !have_s++)
+            q->bytes = v;
+        else if (s[i] == 'C' && !have_c++)
+            q->msgs = v;
+        else
+            return -1;
+        i++;
+        if (i < n && (s[i] != ',' || ++i >= n))
+            return -1;
+    }
+    return 0;
+}
+
+int mapdb_quota_format(const struct mapdb_quota *q, char *out, size_t len)
+{
+    int n;
+
+    if (q->bytes && q->msgs)
+        n = snprintf(out, len, "%lluS,%lluC", (unsigned long long)q->bytes, (unsigned long long)q->msgs);
+    else if (q->bytes)
+        n = snprintf(out, len, "%lluS", (unsigned long long)q->bytes);
+    else if (q->msgs)
+        n = snprintf(out, len, "%lluC", (unsigned long long)q->msgs);
+    else
+        n = len ? snprintf(out, len, "%s", "") : 0;
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+int mapdb_quota(struct mapdb *db, const char *key, struct mapdb_quota *q)
+{
+    MDB_val v;
+    int rc;
+
+    q->bytes = q->msgs = 0;
+    if (!db)
+        return -1;
+    rc = get(db, MAPDB_K_MAILBOX, key, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || mapdb_quota_parse(v.mv_data, v.mv_size, q) < 0)
+        return -1;
+    return q->bytes || q->msgs ? 1 : 0;
+}

@@ -40,6 +40,7 @@ struct ent {
     char **mem;                 /* alias: the expansion */
     size_t nmem;
     char *hash;                 /* mailbox: its password hash, for the auth map only */
+    struct mapdb_quota quota;   /* mailbox: its quota (none: both 0) */
 };
 
 struct ctx {
@@ -167,6 +168,7 @@ static int sort_merge(struct ctx *x)
                 e->tg = NULL, e->ntg = 0;
             } else if (e->mailbox) {
                 p->mailbox = 1;
+                p->quota = e->quota;
                 p->hash = e->hash;
                 e->hash = NULL;
             }
@@ -241,6 +243,161 @@ static FILE *open_file(struct ctx *x, const char *file, int *rc)
     return f;
 }
 
+/* "N[unit]" of a quota limit, Dovecot's units (b, k, M, G, T, any case;
+ * none: unit): 0, or -1 when malformed or too large. */
+static int quota_number(const char *v, uint64_t unit, uint64_t *out)
+{
+    uint64_t n = 0;
+    const char *p = v;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -1;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    switch (*p) {
+    case 0: break;
+    case 'b': case 'B': unit = 1; break;
+    case 'k': case 'K': unit = 1024; break;
+    case 'm': case 'M': unit = 1024 * 1024; break;
+    case 'g': case 'G': unit = 1024 * 1024 * 1024; break;
+    case 't': case 'T': unit = 1024ull * 1024 * 1024 * 1024; break;
+    default: return -1;
+    }
+    if (*p && p[1])
+        return -1;
+    if (n && unit > UINT64_MAX / n)
+        return -1;
+    *out = n * unit;
+    return 0;
+}
+
+#define QUOTA_UNDERSTOOD "Postern understands \"*:storage=N\", \"*:bytes=N\" and \"*:messages=N\" " \
+    "(units b, k, M, G, T; several joined with ':'), in userdb_quota_rule, userdb_quota_rule2, ..."
+
+/* One quota rule "MASK:LIMIT[:LIMIT]" (Dovecot's syntax) into q. */
+static int quota_rule(struct ctx *x, const char *file, unsigned line, const char *name, const char *rule,
+                      struct mapdb_quota *q)
+{
+    char buf[512], b[256], *save, *lim;
+
+    if (strlen(rule) >= sizeof(buf))
+        return fail(x, file, line, "%s is too long", name);
+    snprintf(buf, sizeof(buf), "%s", rule);
+    lim = strchr(buf, ':');
+    if (strncmp(buf, "*:", 2) != 0 || !lim[1])
+        return fail(x, file, line, "%s=%s: only a rule for \"*\" (the whole mailbox) can be enforced; %s", name,
+                    shown(rule, b, sizeof(b)), QUOTA_UNDERSTOOD);
+    for (char *l = strtok_r(lim + 1, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+        char *eq = strchr(l, '=');
+        uint64_t v, *dst;
+        uint64_t unit = 1;
+        if (eq)
+            *eq++ = 0;
+        if (!strcmp(l, "storage"))
+            dst = &q->bytes, unit = 1024;       /* Dovecot: kilobytes without a unit */
+        else if (!strcmp(l, "bytes"))
+            dst = &q->bytes;
+        else if (!strcmp(l, "messages"))
+            dst = &q->msgs;
+        else
+            return fail(x, file, line, "%s=%s: \"%s\" cannot be enforced; %s", name, shown(rule, b, sizeof(b)),
+                        l, QUOTA_UNDERSTOOD);
+        if (!eq || quota_number(eq, unit, &v) < 0)
+            return fail(x, file, line, "%s=%s: \"%s\" needs a number (no '+', '-' or %%); %s", name,
+                        shown(rule, b, sizeof(b)), l, QUOTA_UNDERSTOOD);
+        *dst = v;
+    }
+    return 0;
+}
+
+/* The extra fields of a passwd-file line (space-separated key=value): the
+ * quota rules into q; every other field (Dovecot's) is left alone. */
+static int extra_fields(struct ctx *x, const char *file, unsigned line, char *extra, struct mapdb_quota *q)
+{
+    char *save, b[256];
+    unsigned seen = 0, top = 0;
+
+    for (char *f = strtok_r(extra, " \t", &save); f; f = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(f, '='), *name = f, *end;
+        unsigned long idx = 1;
+        if (!strncmp(name, "userdb_", 7))
+            name += 7;
+        if (strncmp(name, "quota_rule", 10) != 0)
+            continue;
+        end = name + 10;
+        if (*end >= '0' && *end <= '9')
+            idx = strtoul(end, &end, 10);
+        if (*end && *end != '=')
+            continue;           /* another field ("quota_rules"): not ours */
+        if (!eq)
+            return fail(x, file, line, "%s without a value; %s", shown(f, b, sizeof(b)), QUOTA_UNDERSTOOD);
+        *eq = 0;
+        if (name[10] && (idx < 2 || name[10] == '0'))
+            return fail(x, file, line, "%s: Dovecot does not read it (the rules are quota_rule, quota_rule2, "
+                        "quota_rule3, ...)", shown(f, b, sizeof(b)));
+        if (idx > 31)
+            return fail(x, file, line, "%s: at most 31 quota rules", shown(f, b, sizeof(b)));
+        if (seen & (1u << idx))
+            return fail(x, file, line, "%s is given twice", shown(f, b, sizeof(b)));
+        seen |= 1u << idx;
+        if (idx > top)
+            top = (unsigned)idx;
+        if (quota_rule(x, file, line, f, eq + 1, q) < 0)
+            return -1;
+    }
+    /* Dovecot reads quota_rule, quota_rule2, ... up to the first missing
+     * one: a rule after a gap would count here and not there */
+    for (unsigned i = 1; i <= top; i++)
+        if (!(seen & (1u << i))) {
+            char missing[16] = "";
+            if (i > 1)
+                snprintf(missing, sizeof(missing), "%u", i);
+            return fail(x, file, line, "quota_rule%u without quota_rule%s before it (Dovecot stops at the "
+                        "first missing number)", top, missing);
+        }
+    return 0;
+}
+
+/*
+ * One mailboxes_file line, Dovecot's passwd-file format:
+ * "user@domain[:HASH[:uid:gid:gecos:home:shell[:extra fields]]]". Fields 3
+ * to 7 are Dovecot's; the hash may be empty when more fields follow (no
+ * AUTH for that user). *hash points into s or is NULL.
+ */
+static int mailbox_line(struct ctx *x, const char *file, unsigned lineno, char *s, char **hash,
+                        struct mapdb_quota *q)
+{
+    char *f[8] = { s }, *p = s;
+    size_t n = 1;
+
+    *hash = NULL;
+    memset(q, 0, sizeof(*q));
+    /* the 8th field is the rest of the line: extra fields hold ':' */
+    while (n < 8 && (p = strchr(p, ':'))) {
+        *p++ = 0;
+        f[n++] = p;
+    }
+    trim(s);
+    if (n == 1)
+        return 0;
+    *hash = trim(f[1]);
+    if (!**hash) {
+        if (n == 2)
+            return fail(x, file, lineno, "empty password hash after ':'");
+        *hash = NULL;
+    }
+    /* shape only: printable ASCII, no space; never shown */
+    for (char *h = *hash; h && *h; h++)
+        if (*h <= ' ' || *h >= 0x7f)
+            return fail(x, file, lineno, "the password hash has a space or a non-printable character");
+    if (n == 8 && extra_fields(x, file, lineno, f[7], q) < 0)
+        return -1;
+    return 0;
+}
+
 static int load_mailboxes(struct ctx *x)
 {
     const char *file = x->c->mailboxes_file;
@@ -252,25 +409,14 @@ static int load_mailboxes(struct ctx *x)
     if (!f)
         return rc;
     while ((rc = read_line(x, f, file, &lineno, buf, sizeof(buf))) > 0) {
-        char *s = trim(buf), *hash = strchr(s, ':');
+        char *s = trim(buf), *hash;
+        struct mapdb_quota q;
         struct ent *e;
         if (!*s || *s == '#')
             continue;
-        if (hash) {
-            *hash++ = 0;
-            hash = trim(hash);
-            trim(s);
-            /* shape only: printable ASCII, no space; never shown */
-            if (!*hash) {
-                rc = fail(x, file, lineno, "empty password hash after ':'");
-                break;
-            }
-            for (char *p = hash; *p; p++)
-                if (*p <= ' ' || *p >= 0x7f) {
-                    rc = fail(x, file, lineno, "the password hash has a space or a non-printable character");
-                    goto out;
-                }
-        }
+        if ((rc = mailbox_line(x, file, lineno, s, &hash, &q)) < 0)
+            break;
+        s = trim(s);
         if ((rc = parse_key(x, s, file, lineno, key, sizeof(key), &local)) < 0)
             break;
         if (!local) {
@@ -282,13 +428,13 @@ static int load_mailboxes(struct ctx *x)
             break;
         }
         e->mailbox = 1;
+        e->quota = q;
         x->hashes += hash != NULL;
         if (hash && !(e->hash = strdup(hash))) {
             rc = fail(x, file, lineno, "out of memory");
             break;
         }
     }
-out:
     fclose(f);
     return rc < 0 ? -1 : 0;
 }
@@ -569,8 +715,10 @@ static int fill_map(struct ctx *x, MDB_txn *txn, MDB_dbi dbi, char *buf)
 
     for (size_t i = 0; i < x->n; i++) {
         struct ent *e = &x->e[i];
-        if (e->mailbox && (rc = put(txn, dbi, MAPDB_K_MAILBOX, e->key, "", 0)) != 0)
-            return rc;
+        char quota[64];
+        int qlen = mapdb_quota_format(&e->quota, quota, sizeof(quota));
+        if (e->mailbox && (qlen < 0 || (rc = put(txn, dbi, MAPDB_K_MAILBOX, e->key, quota, (size_t)qlen)) != 0))
+            return qlen < 0 ? MDB_BAD_VALSIZE : rc;
         if (e->alias) {
             size_t o = 0;
             for (size_t k = 0; k < e->nmem; k++) {

@@ -6,7 +6,15 @@
  * mailboxes_file: "user@domain" a line, optionally ":HASH" (a password
  * hash for AUTH). The hash is checked for shape and then left out: the map
  * smtpd reads never holds a password hash (the auth process of a later
- * issue compiles its own).
+ * issue compiles its own). The file may be Dovecot's passwd-file too:
+ * "user@domain:HASH:uid:gid:gecos:home:shell:extra fields", the hash
+ * empty for a user without AUTH, fields 3-7 ignored, and of the extra
+ * fields (space-separated key=value, the rest of the line) the quota rules
+ * of the whole mailbox understood: [userdb_]quota_rule[N]=*:storage=N
+ * (kilobytes without a unit), *:bytes=N, *:messages=N, units b k M G T,
+ * several limits joined with ':'. A rule this cannot honour (another
+ * folder, "ignore", '+', '%') is an error; other fields are left alone.
+ * The quota goes into the mailbox's 'M' record (mapdb.h).
  *
  * aliases_file: "alias: target, target" (continued on lines that start
  * with white space); alias is "name@domain" or a bare "name" (in every
