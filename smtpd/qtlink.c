@@ -37,6 +37,7 @@ static int failing;             /* a failure burst is going on (logged once) */
 static unsigned stale;          /* questions that timed out on an open link, answer still due */
 static unsigned stale_gen;      /* the link generation they were sent on */
 static int said_off;
+static uint64_t wait_ms = QTLINK_WAIT_MS;
 
 static void unlink_ask(struct ask *q)
 {
@@ -142,6 +143,8 @@ void qtlink_init(struct evloop *ev, const char *path, qtlink_cb cb)
 {
     loop = ev;
     answer_cb = cb;
+    failing = 0;
+    stale = 0;
     ql = link_new(ev, "local (quota)", path, proto_limit);
     if (ql)
         link_set_orphan(ql, on_orphan);
@@ -186,12 +189,12 @@ uint32_t qtlink_ask(const char *key, uint64_t size, void *arg)
     }
     q->id = link_new_id(ql);
     q->arg = arg;
-    q->deadline = now_ms() + QTLINK_WAIT_MS;
+    q->deadline = now_ms() + wait_ms;
     memset(&m, 0, sizeof(m));
     r = quotap_build_ask(&m, q->id, key, size);
     /* while failing, a link that is down is not waited for either */
     if (r == 0)
-        r = link_request(ql, &m, -1, q->id, failing ? 0 : QTLINK_WAIT_MS, on_reply, q);
+        r = link_request(ql, &m, -1, q->id, failing ? 0 : wait_ms, on_reply, q);
     ipc_out_free(&m);
     if (r < 0) {
         free(q);
@@ -206,6 +209,11 @@ uint32_t qtlink_ask(const char *key, uint64_t size, void *arg)
     tail = q;
     arm();
     return q->id;
+}
+
+void qtlink_set_wait(uint64_t ms)
+{
+    wait_ms = ms;
 }
 
 void qtlink_cancel(uint32_t id)

@@ -32,5 +32,7 @@ void qtlink_free(void);
 uint32_t qtlink_ask(const char *key, uint64_t size, void *arg);
 /* The asker is gone: its callback is never called. */
 void qtlink_cancel(uint32_t id);
+/* The wait instead of QTLINK_WAIT_MS (unit tests). */
+void qtlink_set_wait(uint64_t ms);
 
 #endif

@@ -32,6 +32,7 @@ void suite_notice(void);
 void suite_notice_store(void);
 void suite_auth(void);
 void suite_maildir(void);
+void suite_rcptquota(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -63,6 +64,7 @@ void suite_maildir(void);
     SUITE(notice) \
     SUITE(notice_store) \
     SUITE(auth) \
-    SUITE(maildir)
+    SUITE(maildir) \
+    SUITE(rcptquota)
 
 #endif
