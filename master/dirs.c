@@ -68,6 +68,8 @@ static int dir_table(const struct config *c, const struct dir_owners *o, struct 
          * master, readable only by user_auth) and its socket in smtpd's */
         { c->run_dir, "auth", "auth jail", &o->root, 0755 },
         { c->run_dir, "smtpd/auth", "auth socket in the smtpd jail", &o->auth, 0755 },
+        /* the local role's quota socket in smtpd's jail (deliver/local/qserver.h) */
+        { c->run_dir, "smtpd/local", "quota socket in the smtpd jail", &o->local, 0755 },
     };
     const char *keys[] = { "spool_dir", "run_dir", "mailbox_dir" };
     const char *vals[] = { c->spool_dir, c->run_dir, c->mailbox_dir };

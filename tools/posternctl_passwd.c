@@ -208,7 +208,12 @@ static int rewrite(const char *file, int fd, const char *key, const char *hash)
         while (klen > 0 && strchr(" \t\r\n", s[klen - 1]))
             klen--;
         if (!found && *s != '#' && klen > 0 && key_of(s, klen, lkey, sizeof(lkey)) == 0 && !strcmp(lkey, key)) {
-            fprintf(f, "%.*s:%s\n", (int)klen, s, hash);
+            /* a passwd-file line keeps its fields after the hash (uid ... extra fields: the quota) */
+            const char *rest = colon ? memchr(colon + 1, ':', (size_t)(line + len - colon - 1)) : NULL;
+            size_t rlen = rest ? (size_t)(line + len - rest) : 0;
+            while (rlen > 0 && strchr("\r\n", rest[rlen - 1]))
+                rlen--;
+            fprintf(f, "%.*s:%s%.*s\n", (int)klen, s, hash, (int)rlen, rest ? rest : "");
             found = 1;
             continue;
         }

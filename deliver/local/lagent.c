@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -34,6 +35,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "proto.h"
+#include "quota.h"
 #include "util.h"
 
 #define TICK_MS 200u
@@ -56,6 +58,19 @@ struct item {
     size_t r;
     int err;                            /* of maildir_fill */
     struct md_item it;
+    struct mapdb_quota q;               /* the mailbox's quota (none: both 0) */
+    long box;                           /* its entry in the batch's boxes, or -1 */
+    char comp[MAPDB_KEY_MAX + 8];
+};
+
+/* A mailbox with a quota, once per batch: its usage and what the batch adds. */
+struct box {
+    char comp[MAPDB_KEY_MAX + 8];
+    int md;                             /* the Maildir, or -1 */
+    int err;                            /* the usage could not be read: errno */
+    struct mdq_usage u;
+    uint64_t add_bytes, add_msgs;       /* accepted in this batch */
+    uint64_t done_bytes, done_msgs;     /* published: into maildirsize */
 };
 
 /* The fill step of a batch, shared by its threads (fill_all). */
@@ -70,6 +85,7 @@ static struct evloop *ev;
 static const struct config *cfg;
 static struct link *ql;
 static struct mapdb *db;
+static int mbox_fd = -1;
 static struct md_store *store;
 static int exit_on_loss, draining;
 static unsigned nwants, nbatch;
@@ -151,8 +167,9 @@ static void ljob_free(struct ljob *lj)
 
 /* ------------------------------------------------------------ mailboxes */
 
-/* The Maildir of a recipient: 0 with comp, or -1 with the result set. */
-static int mailbox_of(struct ljob *lj, size_t i, char *comp, size_t complen)
+/* The Maildir of a recipient: 0 with comp (and its quota in q when q is
+ * not NULL), or -1 with the result set. */
+static int mailbox_of(struct ljob *lj, size_t i, char *comp, size_t complen, struct mapdb_quota *q)
 {
     char key[MAPDB_KEY_MAX], stripped[MAPDB_KEY_MAX];
     struct addr a;
@@ -188,6 +205,10 @@ static int mailbox_of(struct ljob *lj, size_t i, char *comp, size_t complen)
     }
     if (maps_path_component(key, comp, complen) < 0) {
         set_result(lj, i, SMTPC_BOUNCED, "5.1.1", "user unknown (no safe mailbox path)");
+        return -1;
+    }
+    if (q && mapdb_quota(db, key, q) < 0) {
+        set_result(lj, i, SMTPC_DEFERRED, "4.3.0", "local: mailbox map read error (quota)");
         return -1;
     }
     return 0;
@@ -270,6 +291,74 @@ static void fill_all(struct item *items, size_t n)
         pthread_join(fl[t].t, NULL);
 }
 
+/*
+ * A copy for a mailbox with a quota, written into tmp/ (it->it.size is its
+ * size as stored): against the usage of maildirsize and the copies this
+ * batch has accepted for the same mailbox already. 0 (accepted, counted),
+ * or -1 with the result set: 5.2.2 bounced when the copy alone is larger
+ * than the quota, 4.2.2 deferred when it does not fit now, a deferral
+ * when the usage cannot be read.
+ */
+static int quota_check(struct box *boxes, size_t *nboxes, struct item *it)
+{
+    char text[SMTPC_REPLY_TEXT];
+    struct box *b = NULL;
+    struct mdq_usage now;
+
+    if (!boxes) {
+        set_result(it->lj, it->r, SMTPC_DEFERRED, "4.3.0", "local: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < *nboxes && !b; i++)
+        if (!strcmp(boxes[i].comp, it->comp))
+            b = &boxes[i];
+    if (!b) {
+        b = &boxes[(*nboxes)++];
+        str_copy(b->comp, it->comp, sizeof(b->comp));
+        b->md = mdq_open_maildir(mbox_fd, it->comp);
+        if (b->md < 0 || mdq_usage(b->md, &it->q, time(NULL), 0, &b->u) < 0)
+            b->err = errno ? errno : EIO;
+    }
+    if (b->err) {
+        fail_errno(it->lj, it->r, "cannot read the quota usage (maildirsize)", b->err);
+        return -1;
+    }
+    now.bytes = b->u.bytes + b->add_bytes;
+    now.msgs = b->u.msgs + b->add_msgs;
+    switch (mdq_verdict(&it->q, &now, it->it.size)) {
+    case QUOTA_TOOBIG:
+        snprintf(text, sizeof(text), "mailbox full: the message (%llu bytes) is larger than the quota (%llu bytes)",
+                 (unsigned long long)it->it.size, (unsigned long long)it->q.bytes);
+        set_result(it->lj, it->r, SMTPC_BOUNCED, "5.2.2", text);
+        return -1;
+    case QUOTA_FULL:
+        snprintf(text, sizeof(text), "mailbox full: over quota with this message (%llu bytes; %llu of %llu bytes, "
+                 "%llu of %llu messages in use)", (unsigned long long)it->it.size, (unsigned long long)now.bytes,
+                 (unsigned long long)it->q.bytes, (unsigned long long)now.msgs, (unsigned long long)it->q.msgs);
+        set_result(it->lj, it->r, SMTPC_DEFERRED, "4.2.2", text);
+        return -1;
+    default:
+        break;
+    }
+    b->add_bytes += it->it.size;
+    b->add_msgs++;
+    it->box = b - boxes;
+    return 0;
+}
+
+/* What the batch published, one line per mailbox into its maildirsize. */
+static void quota_record(struct box *boxes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct box *b = &boxes[i];
+        if (b->done_msgs && b->md >= 0 && mdq_add(b->md, (int64_t)b->done_bytes, (int64_t)b->done_msgs) < 0)
+            log_warning("%s/maildirsize: cannot add %llu bytes: %s (recounted once it is stale)", b->comp,
+                        (unsigned long long)b->done_bytes, strerror(errno));
+        if (b->md >= 0)
+            close(b->md);
+    }
+}
+
 static void run_batch(void)
 {
     struct ljob *jobs = batch, *lj;
@@ -295,8 +384,9 @@ static void run_batch(void)
             continue;
         }
         for (size_t i = 0; i < lj->j.nrcpt; i++) {
+            struct mapdb_quota q;
             char comp[MAPDB_KEY_MAX + 8];
-            if (mailbox_of(lj, i, comp, sizeof(comp)) < 0)
+            if (mailbox_of(lj, i, comp, sizeof(comp), &q) < 0)
                 continue;
             if (!scanned) {
                 if (maildir_scan_header(lj->fd, lj->j.size, &seen) < 0) {
@@ -314,6 +404,9 @@ static void run_batch(void)
             struct item *it = &items[n];
             it->lj = lj;
             it->r = i;
+            it->q = q;
+            it->box = -1;
+            str_copy(it->comp, comp, sizeof(it->comp));
             if (maildir_prepare(store, comp, &it->it) < 0) {
                 fail_errno(lj, i, "cannot write the message into the maildir", errno);
                 continue;
@@ -323,7 +416,8 @@ static void run_batch(void)
     }
     /* the copies into tmp/, side by side; then each checked in order */
     fill_all(items, n);
-    size_t m = 0;
+    size_t m = 0, nboxes = 0;
+    struct box *boxes = calloc(n ? n : 1, sizeof(*boxes));
     for (size_t k = 0; k < n; k++) {
         struct item *it = &items[k];
         struct ljob *o = it->lj;
@@ -333,7 +427,7 @@ static void run_batch(void)
             if (e == ENOENT) {
                 /* the Maildir was removed under us: made again, once */
                 char comp[MAPDB_KEY_MAX + 8];
-                if (mailbox_of(o, it->r, comp, sizeof(comp)) < 0)
+                if (mailbox_of(o, it->r, comp, sizeof(comp), NULL) < 0)
                     continue;
                 maildir_forget(store, comp);
                 e = maildir_write(store, comp, o->fd, o->j.size, o->j.sender, o->j.jr[it->r].addr, &it->it) < 0
@@ -344,6 +438,10 @@ static void run_batch(void)
         }
         if (e) {
             fail_errno(o, it->r, "cannot write the message into the maildir", e);
+            continue;
+        }
+        if ((it->q.bytes || it->q.msgs) && quota_check(boxes, &nboxes, it) < 0) {
+            maildir_discard(&it->it);
             continue;
         }
         set_result(o, it->r, SMTPC_SENT, "2.0.0", "delivered to maildir");
@@ -376,8 +474,15 @@ static void run_batch(void)
                 fail_errno(items[k].lj, items[k].r, "cannot sync mailbox_dir", e);
             }
     }
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
+        if (boxes && items[k].box >= 0 && items[k].it.state == 2) {
+            boxes[items[k].box].done_bytes += items[k].it.size;
+            boxes[items[k].box].done_msgs++;
+        }
         maildir_release(&items[k].it);
+    }
+    quota_record(boxes, nboxes);
+    free(boxes);
     free(items);
     t_end = wall_ms();
     while ((lj = jobs)) {
@@ -540,6 +645,7 @@ int lagent_start(struct evloop *loop, const struct config *c, struct link *l, in
 {
     ev = loop;
     cfg = c;
+    mbox_fd = root_fd;
     for (unsigned t = 0; t < LAGENT_FILLERS; t++)
         if (!(bufs[t] = malloc(sizeof(*bufs[t]))) && t == 0) {
             snprintf(err, errlen, "out of memory");

@@ -8,7 +8,9 @@
  * chroot applies, chroots into mailbox_dir itself and drops to user_local,
  * the account that owns mailbox_dir: it can reach the Maildirs and nothing
  * else. The queue socket is then out of reach, so a lost link ends the
- * process and the master starts a new one. Spool files come as read-only
+ * process and the master starts a new one. Before that it binds the quota
+ * socket RUN/smtpd/local/quota.sock in smtpd's jail (qserver.h), served
+ * to user_smtpd only. Spool files come as read-only
  * descriptors. It must never open a path built from a job but through
  * maps_path_component(), run anything, or trust a peer.
  * SIGHUP: take no new job, store the batch in hand, report, exit (the
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +35,10 @@
 #include "mapdb.h"
 #include "paths.h"
 #include "privsep.h"
+#include "net.h"
 #include "proto.h"
+#include "qserver.h"
+#include "quotaproto.h"
 #include "ready.h"
 
 static struct config cfg;
@@ -54,23 +60,36 @@ static void on_hup(struct evloop *ev, int signo, void *arg)
 
 int main(int argc, char **argv)
 {
-    struct account acct;
+    struct account acct, smtpd;
     struct evloop *ev;
     struct link *ql;
     struct mapdb *map = NULL;
-    char err[1024], qsock[4096], mpath[4096];
-    int jailed, root_fd;
+    char err[1024], qsock[4096], mpath[4096], quota_sock[4096], quota_dir[4096];
+    uid_t peers[1];
+    size_t npeers = 0;
+    int jailed, root_fd, quota_fd;
 
     daemon_start(argc, argv, "local", &cfg);
     signal(SIGPIPE, SIG_IGN);
     tzset();
     jailed = priv_is_root() && cfg.chroot;
     memset(&acct, 0, sizeof acct);
-    if (priv_is_root() && priv_resolve(cfg.user_local, &acct, err, sizeof err) < 0)
+    if (priv_is_root() && (priv_resolve(cfg.user_local, &acct, err, sizeof err) < 0 ||
+                           priv_resolve(cfg.user_smtpd, &smtpd, err, sizeof err) < 0))
         log_fatal("%s", err);
+    if (priv_is_root())
+        peers[npeers++] = smtpd.uid;
     if ((size_t)snprintf(qsock, sizeof qsock, "%s/%s", cfg.run_dir, SOCK_QUEUE_LOCAL) >= sizeof qsock ||
-        (size_t)snprintf(mpath, sizeof mpath, "%s/%s/%s", cfg.run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof mpath)
+        (size_t)snprintf(mpath, sizeof mpath, "%s/%s/%s", cfg.run_dir, SOCK_SMTPD_JAIL, MAPDB_FILE) >= sizeof mpath ||
+        (size_t)snprintf(quota_sock, sizeof quota_sock, "%s/%s", cfg.run_dir, QUOTA_SOCK) >= sizeof quota_sock ||
+        (size_t)snprintf(quota_dir, sizeof quota_dir, "%s/%s", cfg.run_dir, QUOTA_SOCK_DIR) >= sizeof quota_dir)
         log_fatal("run_dir too long");
+    /* the master makes it (master/dirs.c); made here for a role started alone */
+    if (mkdir(quota_dir, 0755) < 0 && errno != EEXIST)
+        log_fatal("cannot create %s: %s", quota_dir, strerror(errno));
+    /* anyone may connect; SO_PEERCRED decides who is served */
+    if ((quota_fd = net_listen_unix(quota_sock, 0666, err, sizeof err)) < 0)
+        log_fatal("%s", err);
     root_fd = open(cfg.mailbox_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
         log_fatal("mailbox_dir %s: %s", cfg.mailbox_dir, strerror(errno));
@@ -85,13 +104,15 @@ int main(int argc, char **argv)
         log_fatal("cannot connect to queue-mgr at %s", qsock);
     if (priv_is_root())
         priv_drop(&acct, jailed ? cfg.mailbox_dir : NULL);
-    if (lagent_start(ev, &cfg, ql, root_fd, map, jailed, err, sizeof err) < 0)
+    if (lagent_start(ev, &cfg, ql, root_fd, map, jailed, err, sizeof err) < 0 ||
+        qsrv_start(ev, quota_fd, peers, npeers, map, root_fd, err, sizeof err) < 0)
         log_fatal("%s", err);
     log_info("ready: %u slots, queue-mgr at %s, mailbox_dir %s%s", LAGENT_SLOTS, qsock, cfg.mailbox_dir,
              jailed ? " (chrooted)" : "");
     ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
+    qsrv_stop();
     lagent_stop();
     link_free(ql);
     mapdb_close(map);

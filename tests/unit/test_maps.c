@@ -402,6 +402,93 @@ static void test_config_keys(void)
     unlink(path);
 }
 
+
+/* The quota of key in the open map as "BYTES/MSGS", or "NONE" / "ERROR". */
+static const char *quota_of(const char *key)
+{
+    static char out[64];
+    struct mapdb_quota q;
+    int r = mapdb_quota(db, key, &q);
+
+    if (r <= 0)
+        return r == 0 ? "NONE" : "ERROR";
+    snprintf(out, sizeof(out), "%llu/%llu", (unsigned long long)q.bytes, (unsigned long long)q.msgs);
+    return out;
+}
+
+/* mailboxes_file in Dovecot's passwd-file format: the quota rules of "*". */
+static void test_quota_fields(void)
+{
+    struct maps_stats st;
+
+    CU_ASSERT_FATAL(compile("plain@mx.example\n"
+                            "hashed@mx.example:{SHA512-CRYPT}$6$abc$def\n"
+                            "a@mx.example:{PLAIN}x:1000:1000::/home/a::userdb_quota_rule=*:storage=1k\n"
+                            "b@mx.example:::::::userdb_quota_rule=*:messages=3 userdb_quota_rule2=*:bytes=2M\n"
+                            "c@mx.example:::::::userdb_mail=maildir:~/Maildir nopassword userdb_quota_rules=x\n"
+                            "d@mx.example:{PLAIN}y:1:1:gecos:/h:/bin/false:quota_rule=*:storage=1G:messages=10\n"
+                            "e@mx.example:h:1:1::::userdb_quota_rule=*:storage=0 userdb_quota_rule2=*:bytes=512b\n"
+                            "f@mx.example:h:1:1::::userdb_quota_rule=*:storage=2T\n"
+                            "g@mx.example:h:1:1\n",
+                            "") == 0);
+    CU_ASSERT_STRING_EQUAL(quota_of("plain@mx.example"), "NONE");
+    CU_ASSERT_STRING_EQUAL(quota_of("hashed@mx.example"), "NONE");
+    CU_ASSERT_STRING_EQUAL(quota_of("a@mx.example"), "1024/0");
+    CU_ASSERT_STRING_EQUAL(quota_of("b@mx.example"), "2097152/3");
+    CU_ASSERT_STRING_EQUAL(quota_of("c@mx.example"), "NONE");
+    CU_ASSERT_STRING_EQUAL(quota_of("d@mx.example"), "1073741824/10");
+    CU_ASSERT_STRING_EQUAL(quota_of("e@mx.example"), "512/0");
+    CU_ASSERT_STRING_EQUAL(quota_of("f@mx.example"), "2199023255552/0");
+    CU_ASSERT_STRING_EQUAL(quota_of("g@mx.example"), "NONE");
+    CU_ASSERT_STRING_EQUAL(quota_of("nobody@mx.example"), "NONE");
+    CU_ASSERT_STRING_EQUAL(expand("b@mx.example"), "MAILBOX");
+    CU_ASSERT_STRING_EQUAL(expand("c@mx.example"), "MAILBOX");
+    /* hashes: hashed, a, d, e, f, g; b and c have an empty one (no AUTH) */
+    CU_ASSERT(maps_compile(&cfg, NULL, &st, err, sizeof(err)) == 0);
+    CU_ASSERT_EQUAL(st.hashes, 6);
+    CU_ASSERT_EQUAL(st.mailboxes, 9 + 1);       /* and postmaster@mx.example */
+}
+
+static void test_quota_errors(void)
+{
+    static const struct {
+        const char *line, *err;
+    } bad[] = {
+        { "x@mx.example:::::::userdb_quota_rule=Trash:ignore",
+          "userdb_quota_rule=Trash:ignore: only a rule for \"*\" (the whole mailbox) can be enforced; Postern "
+          "understands \"*:storage=N\"" },
+        { "x@mx.example:::::::userdb_quota_rule=*:ignore", "userdb_quota_rule=*:ignore: \"ignore\" cannot be enforced" },
+        { "x@mx.example:::::::userdb_quota_rule=?:storage=1G", "userdb_quota_rule=?:storage=1G: only a rule for" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=+100M", "userdb_quota_rule=*:storage=+100M: \"storage\" "
+          "needs a number (no '+', '-' or %)" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=10%", "userdb_quota_rule=*:storage=10%: \"storage\" needs" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=-1", "userdb_quota_rule=*:storage=-1: \"storage\" needs" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=1Q", "userdb_quota_rule=*:storage=1Q: \"storage\" needs" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=1kb", "userdb_quota_rule=*:storage=1kb: \"storage\" needs" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=99999999999999999T", "userdb_quota_rule=*:storage=9999" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage", "userdb_quota_rule=*:storage: \"storage\" needs" },
+        { "x@mx.example:::::::userdb_quota_rule=*:backend=1G", "userdb_quota_rule=*:backend=1G: \"backend\" cannot" },
+        { "x@mx.example:::::::userdb_quota_rule=*:", "userdb_quota_rule=*:: only a rule for" },
+        { "x@mx.example:::::::userdb_quota_rule=", "userdb_quota_rule=: only a rule for" },
+        { "x@mx.example:::::::userdb_quota_rule", "userdb_quota_rule without a value" },
+        { "x@mx.example:::::::userdb_quota_rule2=*:storage=1", "quota_rule2 without quota_rule before it" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=1 userdb_quota_rule3=*:messages=2",
+          "quota_rule3 without quota_rule2 before it" },
+        { "x@mx.example:::::::userdb_quota_rule=*:storage=1 quota_rule=*:storage=2", "quota_rule is given twice" },
+        { "x@mx.example:::::::userdb_quota_rule1=*:storage=1", "userdb_quota_rule1: Dovecot does not read it" },
+        { "x@mx.example:::::::userdb_quota_rule40=*:storage=1", "userdb_quota_rule40: at most 31 quota rules" },
+        { "x@mx.example:", "empty password hash after ':'" },
+        { "x@mx.example:a b::::::", "the password hash has a space" },
+    };
+    char text[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "ok@mx.example\n%s\n", bad[i].line);
+        CU_ASSERT(compile(text, "") == -1);
+        CU_ASSERT(err_at(0, 2, bad[i].err));
+    }
+}
+
 #define T(name, fn) CU_add_test(s, name, fn)
 
 static void wrap(void (*fn)(void))
@@ -420,6 +507,8 @@ W(test_postmaster_abuse)
 W(test_subaddress_and_case)
 W(test_failed_compile_keeps_map)
 W(test_config_keys)
+W(test_quota_fields)
+W(test_quota_errors)
 
 void suite_maps(void)
 {
@@ -433,4 +522,6 @@ void suite_maps(void)
     T("sub-addressing, case rules, no percent hack", w_test_subaddress_and_case);
     T("a failed compile keeps the old map", w_test_failed_compile_keeps_map);
     T("recipient_delimiter, vrfy, expn, postmaster_address", w_test_config_keys);
+    T("passwd-file lines: quota rules of * into the mailbox record", w_test_quota_fields);
+    T("quota rules that cannot be honoured are FILE:LINE errors", w_test_quota_errors);
 }
