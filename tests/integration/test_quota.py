@@ -184,36 +184,36 @@ def test_mixed_accepted_small_one_bounced():
     inst.wait_delivery(qid, big, status="sent", since=since, timeout=60)
 
 
+def _full_then_room(addr, definition, full, room, mail_params="", body=None):
+    """In one session: RCPT to addr while its maildirsize says full (bytes,
+    count) is 452 4.2.2; once it says room, 250; then body (if any) is
+    delivered to it."""
+    inst = _inst()
+    set_usage(inst, addr, definition, *full)
+    since = inst.log_size()
+    with inst.client() as c:
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<s@example.com>%s" % mail_params), exact="250 2.1.0 Ok")
+        expect(c.cmd("RCPT TO:<%s>" % addr), exact=_full_reply(addr))
+        set_usage(inst, addr, definition, *room)
+        expect(c.cmd("RCPT TO:<%s>" % addr), exact="250 2.1.5 Ok")
+        if body is None:
+            return
+        qid = queued_id(c.data(body))
+    inst.wait_delivery(qid, addr, status="sent", since=since, timeout=60)
+
+
 def test_message_count_quota():
     """messages=2: a Maildir with two messages is full (452 4.2.2), with one
     it has room (250)."""
-    inst = _inst()
-    counted = "counted@" + HOST
-    set_usage(inst, counted, "2C", 500, 2)
-    with inst.client() as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<s@example.com>"), exact="250 2.1.0 Ok")
-        expect(c.cmd("RCPT TO:<%s>" % counted), exact=_full_reply(counted))
-        set_usage(inst, counted, "2C", 250, 1)
-        expect(c.cmd("RCPT TO:<%s>" % counted), exact="250 2.1.5 Ok")
+    _full_then_room("counted@" + HOST, "2C", (500, 2), (250, 1))
 
 
 def test_full_clears_once_maildirsize_shows_room():
     """A full mailbox gets 452; once its maildirsize shows room (the user
     deleted mail), the next RCPT is 250, in the same session, and a
     message is delivered to it."""
-    inst = _inst()
-    clears = "clears@" + HOST
-    set_usage(inst, clears, "10240S", 10240, 5)
-    since = inst.log_size()
-    with inst.client() as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<s@example.com> SIZE=500"), exact="250 2.1.0 Ok")
-        expect(c.cmd("RCPT TO:<%s>" % clears), exact=_full_reply(clears))
-        set_usage(inst, clears, "10240S", 1000, 1)
-        expect(c.cmd("RCPT TO:<%s>" % clears), exact="250 2.1.5 Ok")
-        qid = queued_id(c.data(_body(400, "clears")))
-    inst.wait_delivery(qid, clears, status="sent", since=since, timeout=60)
+    _full_then_room("clears@" + HOST, "10240S", (10240, 5), (1000, 1), " SIZE=500", _body(400, "clears"))
 
 
 def _timed_rcpt(c, addr):

@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -27,6 +25,7 @@
 #include "../../smtpd/rcptquota.h"
 #include "../../smtpd/txn.h"
 #include "suites.h"
+#include "unixpeer.h"
 #include "util.h"
 
 /* ---- the decisions ---- */
@@ -201,9 +200,8 @@ static void test_txn_quota(void)
 enum peer_mode { PEER_ANSWER, PEER_SILENT, PEER_MALFORMED };
 
 static struct evloop *ev;
-static char dir[64], path[128];
-static int lfd = -1, cfd = -1;
-static struct ipc_conn pconn;
+static char path[128];
+static struct unixpeer peer;
 static enum peer_mode mode;
 static enum quota_verdict verdict;
 static struct quota_ask asked;
@@ -221,82 +219,37 @@ static void peer_answer(uint32_t id, enum quota_verdict v)
 
     memset(&out, 0, sizeof(out));
     CU_ASSERT(quotap_build_answer(&out, id, &a) == 0);
-    ipc_conn_send(&pconn, &out, -1);
+    unixpeer_send(&peer, &out);
     ipc_out_free(&out);
-    ipc_conn_flush(&pconn);
 }
 
-static void peer_close(void)
+static void peer_frame(struct unixpeer *p, const struct ipc_msg *m)
 {
-    if (cfd >= 0) {
-        ev_del(ev, cfd);
-        ipc_conn_close(&pconn);
-        cfd = -1;
-    }
-}
-
-static void peer_io(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    struct ipc_msg m;
-
-    (void)loop, (void)fd, (void)events, (void)arg;
-    if (ipc_conn_read(&pconn) < 0) {
-        peer_close();
-        return;
-    }
-    while (cfd >= 0 && ipc_conn_next(&pconn, &m) == 1) {
-        peer_asks++;
-        CU_ASSERT(quotap_parse_ask(&m, &asked) == 0);
-        if (mode == PEER_SILENT) {
-            held_id = m.reqid;
-        } else if (mode == PEER_MALFORMED) {
-            struct ipc_out out;
-            ipc_out_begin(&out, L_QUOTA_REPLY, m.reqid); /* no verdict */
-            ipc_out_finish(&out);
-            ipc_conn_send(&pconn, &out, -1);
-            ipc_out_free(&out);
-            ipc_conn_flush(&pconn);
-        } else {
-            peer_answer(m.reqid, verdict);
-        }
+    (void)p;
+    peer_asks++;
+    CU_ASSERT(quotap_parse_ask(m, &asked) == 0);
+    if (mode == PEER_SILENT) {
+        held_id = m->reqid;
+    } else if (mode == PEER_MALFORMED) {
+        struct ipc_out out;
+        ipc_out_begin(&out, L_QUOTA_REPLY, m->reqid); /* no verdict */
+        ipc_out_finish(&out);
+        unixpeer_send(&peer, &out);
+        ipc_out_free(&out);
+    } else {
+        peer_answer(m->reqid, verdict);
     }
     ev_stop(ev);
 }
 
-static void peer_accept(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    (void)events, (void)arg;
-    if (c < 0)
-        return;
-    peer_close();
-    cfd = c;
-    ipc_conn_init(&pconn, c, proto_limit);
-    ev_add(loop, c, EPOLLIN, peer_io, NULL);
-}
-
 static void peer_listen(void)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-    str_copy(sa.sun_path, path, sizeof(sa.sun_path));
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    CU_ASSERT_FATAL(lfd >= 0);
-    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CU_ASSERT_FATAL(listen(lfd, 8) == 0);
-    ev_add(ev, lfd, EPOLLIN, peer_accept, NULL);
+    unixpeer_listen(&peer);
 }
 
 static void peer_stop(void)
 {
-    peer_close();
-    if (lfd >= 0) {
-        ev_del(ev, lfd);
-        close(lfd);
-        lfd = -1;
-    }
-    unlink(path);
+    unixpeer_stop(&peer);
 }
 
 static void on_answer(void *arg, const struct quota_answer *a)
@@ -311,7 +264,7 @@ static void on_answer(void *arg, const struct quota_answer *a)
 
 static int c_called(void) { return called > 0; }
 static int c_asked(void) { return peer_asks > 0; }
-static int c_connected(void) { return cfd >= 0; }
+static int c_connected(void) { return peer.cfd >= 0; }
 
 static void reset(enum peer_mode m)
 {
@@ -324,19 +277,16 @@ static void reset(enum peer_mode m)
 
 static int setup(void)
 {
-    str_copy(dir, "/tmp/postern-qt.XXXXXX", sizeof(dir));
-    if (!mkdtemp(dir))
+    ev = unixpeer_open(&peer, "quota.sock", proto_limit, peer_frame);
+    if (!ev)
         return -1;
-    snprintf(path, sizeof(path), "%s/quota.sock", dir);
-    ev = ev_new();
-    return ev ? 0 : -1;
+    str_copy(path, peer.path, sizeof(path));
+    return 0;
 }
 
 static int teardown(void)
 {
-    peer_stop();
-    rmdir(dir);
-    ev_free(ev);
+    unixpeer_free(&peer);
     return 0;
 }
 
