@@ -29,7 +29,7 @@
 #include "paths.h"
 #include "util.h"
 
-#define JAIL_MAX_ENTRIES 8
+#define JAIL_MAX_ENTRIES 10
 #define WALK_MAX_DEPTH   6
 #define WALK_MAX_ENTRIES 1000       /* findings beyond this are summarised */
 
@@ -56,7 +56,8 @@ static const struct jail jails[] = {
     /* smtpd: queue-mgr's socket, and the map the master compiles */
     { "smtpd", SOCK_SMTPD_JAIL, ACCOUNT(smtpd),
       { { "queue", ENT_DIR }, { "queue/queue.sock", ENT_SOCK }, { MAPDB_FILE, ENT_FILE },
-        { MAPDB_FILE ".NEW", ENT_FILE }, { "auth", ENT_DIR }, { "auth/auth.sock", ENT_SOCK }, { NULL, ENT_FILE } } },
+        { MAPDB_FILE ".NEW", ENT_FILE }, { "auth", ENT_DIR }, { "auth/auth.sock", ENT_SOCK },
+        { "local", ENT_DIR }, { "local/quota.sock", ENT_SOCK }, { NULL, ENT_FILE } } },
     /* auth: the password map the master compiles (root's, group user_auth, 0440) */
     { "auth", AUTH_JAIL, ACCOUNT(auth),
       { { AUTH_DB_FILE, ENT_FILE }, { AUTH_DB_FILE ".NEW", ENT_FILE }, { NULL, ENT_FILE } } },

@@ -351,7 +351,7 @@ static void quota_record(struct box *boxes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct box *b = &boxes[i];
-        if (b->done_msgs && b->md >= 0 && mdq_add(b->md, (int64_t)b->done_bytes, (int64_t)b->done_msgs) < 0)
+        if (b->done_msgs && b->md >= 0 && mdq_add(b->md, MDQ_FILE, (int64_t)b->done_bytes, (int64_t)b->done_msgs) < 0)
             log_warning("%s/maildirsize: cannot add %llu bytes: %s (recounted once it is stale)", b->comp,
                         (unsigned long long)b->done_bytes, strerror(errno));
         if (b->md >= 0)
@@ -478,6 +478,12 @@ static void run_batch(void)
         if (boxes && items[k].box >= 0 && items[k].it.state == 2) {
             boxes[items[k].box].done_bytes += items[k].it.size;
             boxes[items[k].box].done_msgs++;
+        } else if (items[k].it.state == 2 && items[k].box < 0) {
+            /* no quota in our map, but a maildirsize (Dovecot's, say) is
+             * kept up to date by every deliverer (Maildir++) */
+            if (mdq_add(items[k].it.tmp_fd, "../" MDQ_FILE, (int64_t)items[k].it.size, 1) < 0)
+                log_warning("%s/maildirsize: cannot add %llu bytes: %s", items[k].comp,
+                            (unsigned long long)items[k].it.size, strerror(errno));
         }
         maildir_release(&items[k].it);
     }

@@ -352,11 +352,11 @@ int mdq_usage(int md, const struct mapdb_quota *q, time_t now, size_t max_entrie
     return mdq_recalc(md, q, max_entries, u);
 }
 
-int mdq_add(int md, int64_t bytes, int64_t msgs)
+int mdq_add(int dirfd, const char *name, int64_t bytes, int64_t msgs)
 {
     char line[64];
     int n = snprintf(line, sizeof(line), "%" PRId64 " %" PRId64 "\n", bytes, msgs);
-    int fd = openat(md, MDQ_FILE, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), e;
+    int fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), e;
     ssize_t w;
 
     if (fd < 0)

@@ -62,10 +62,11 @@ int mdq_recalc(int md, const struct mapdb_quota *q, size_t max_entries, struct m
 /* mdq_read, else mdq_recalc: 0 with u, or -1 with errno. */
 int mdq_usage(int md, const struct mapdb_quota *q, time_t now, size_t max_entries, struct mdq_usage *u);
 
-/* Appends "BYTES COUNT\n" to an existing maildirsize (one write, O_APPEND);
- * a missing file is left missing (the next reader recalculates). 0, or -1
- * with errno. */
-int mdq_add(int md, int64_t bytes, int64_t msgs);
+/* Appends "BYTES COUNT\n" to an existing maildirsize, name relative to
+ * dirfd (MDQ_FILE in the Maildir, or "../" MDQ_FILE from its tmp/): one
+ * write, O_APPEND; a missing file is left missing (the next reader
+ * recalculates). 0, or -1 with errno. */
+int mdq_add(int dirfd, const char *name, int64_t bytes, int64_t msgs);
 
 /* The verdict for size more bytes and one more message (quotaproto.h). */
 enum quota_verdict mdq_verdict(const struct mapdb_quota *q, const struct mdq_usage *u, uint64_t size);

@@ -32,6 +32,7 @@ void suite_notice(void);
 void suite_notice_store(void);
 void suite_auth(void);
 void suite_maildir(void);
+void suite_quota(void);
 void suite_rcptquota(void);
 
 #define ALL_SUITES \
@@ -65,6 +66,7 @@ void suite_rcptquota(void);
     SUITE(notice_store) \
     SUITE(auth) \
     SUITE(maildir) \
+    SUITE(quota) \
     SUITE(rcptquota)
 
 #endif
