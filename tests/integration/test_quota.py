@@ -85,7 +85,7 @@ def _inst():
     mailboxes), started on first use."""
     inst = harness._shared.get("quota")
     if inst is None or not inst.alive():
-        inst = harness.Instance("quota")
+        inst = harness.Instance("quota", vrfy="reveal")
         _write(inst, MAILBOXES, ALIASES)
         inst.start()
         harness._shared["quota"] = inst
@@ -106,7 +106,8 @@ def _replies(c, n):
 def test_pipelined_full_room_unknown_alias():
     """One write: MAIL SIZE=100, RCPT to a full mailbox, one with room, an
     unknown user and an alias: 452 4.2.2 / 250 / 550 5.1.1 / 250, in that
-    order; the 452 is logged like the 550 (NOQUEUE: reject)."""
+    order; the 452 is logged like the 550 (NOQUEUE: reject). VRFY of the
+    full mailbox is 250: it checks no quota."""
     inst = _inst()
     full, room = "full@" + HOST, "room@" + HOST
     set_usage(inst, full, "10240S", 10200, 3)   # 40 bytes left: SIZE=100 does not fit
@@ -115,11 +116,12 @@ def test_pipelined_full_room_unknown_alias():
     with inst.client() as c:
         c.ehlo()
         c.send("MAIL FROM:<s@example.com> SIZE=100\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\n"
-               "RCPT TO:<nobody@%s>\r\nRCPT TO:<team@%s>\r\nRSET\r\n" % (full, room, HOST, HOST))
-        got = _replies(c, 6)
+               "RCPT TO:<nobody@%s>\r\nRCPT TO:<team@%s>\r\nRSET\r\nVRFY <%s>\r\n" % (full, room, HOST, HOST, full))
+        got = _replies(c, 7)
+    # VRFY (vrfy = reveal) says whether the address exists, not whether it has room
     assert got == ["250 2.1.0 Ok", _full_reply(full), "250 2.1.5 Ok",
                    "550 5.1.1 <nobody@%s>: Recipient address rejected: User unknown" % HOST,
-                   "250 2.1.5 Ok", "250 2.0.0 Ok"], got
+                   "250 2.1.5 Ok", "250 2.0.0 Ok", "250 2.0.0 <%s>" % full], got
     inst.wait_log(r"NOQUEUE: reject: RCPT from .*: 452 4\.2\.2 <%s>: Recipient address rejected: Mailbox full; "
                   r"from=<s@example\.com> to=<%s> proto=ESMTP helo=<client\.example>" % (full, full),
                   since=since, timeout=10)

@@ -120,6 +120,14 @@ static const char *end_of(struct txn *t, const char **why)
     return txn_data_end(t, why);
 }
 
+/* Whether the end of the data said the 552 of every recipient. */
+static int refused_at_end(struct txn *t, const char **why)
+{
+    const char *r = end_of(t, why);
+
+    return r && !strcmp(r, RQ_REPLY_DATA);
+}
+
 static void finish(struct txn *t, int fd)
 {
     t->qid[0] = 0;
@@ -149,7 +157,7 @@ static void test_txn_quota(void)
     fd = spool(&t);
     add(&t, "a@x", 10);
     add(&t, "b@x", 19);
-    CU_ASSERT_PTR_EQUAL(end_of(&t, &why), RQ_REPLY_DATA);
+    CU_ASSERT_TRUE(refused_at_end(&t, &why));
     CU_ASSERT_STRING_EQUAL(why, "message exceeds the mailbox quota of every recipient");
     CU_ASSERT(t.spool_fd >= 0);
     finish(&t, fd);
@@ -191,7 +199,7 @@ static void test_txn_quota(void)
         add(&t, r, 19);
     }
     CU_ASSERT_EQUAL(t.env.nrcpt, 20);
-    CU_ASSERT_PTR_EQUAL(end_of(&t, &why), RQ_REPLY_DATA);
+    CU_ASSERT_TRUE(refused_at_end(&t, &why));
     finish(&t, fd);
 }
 
