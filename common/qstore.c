@@ -1354,6 +1354,17 @@ void qstore_close(struct qstore *q)
     free(q);
 }
 
+int qstore_sync(struct qstore *q)
+{
+    int rc = mdb_env_sync(q->env, 1);
+
+    if (rc != 0) {
+        errno = rc > 0 ? rc : EIO;
+        return -1;
+    }
+    return 0;
+}
+
 int qstore_set_map_size(struct qstore *q, uint64_t bytes)
 {
     int rc;

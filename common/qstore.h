@@ -43,6 +43,9 @@ struct qstore_item {
  * it and read its last id. -1 with err. */
 int qstore_open(struct qstore **out, const char *spool_dir, int readonly, char *err, size_t errlen);
 void qstore_close(struct qstore *q);
+/* Flushes the index file (data and meta pages): every transaction committed
+ * so far is durable. 0, or -1 with errno. */
+int qstore_sync(struct qstore *q);
 
 /* The map size (address space, not disk: the file grows as it is written),
  * never below the data already stored. The map also grows by itself when a

@@ -153,10 +153,13 @@ static void *sync_main(void *arg)
         if (failed) {
             snprintf(j->err, sizeof(j->err), "an earlier commit failed");
         } else {
+            /* results touch the index only: one flush of it, not a syncfs
+             * of the whole file system with everyone's dirty pages */
+            int index_only = j->n == 0 && j->nupdates > 0 && !j->run && ops.sync_index;
             pthread_mutex_unlock(&mu);
-            failed = ops.sync(ops.arg) < 0;
+            failed = (index_only ? ops.sync_index(ops.arg) : ops.sync(ops.arg)) < 0;
             if (failed)
-                snprintf(j->err, sizeof(j->err), "syncfs: %s", strerror(errno));
+                snprintf(j->err, sizeof(j->err), "%s: %s", index_only ? "index sync" : "syncfs", strerror(errno));
             pthread_mutex_lock(&mu);
             if (failed)
                 broken = 1;
@@ -222,6 +225,11 @@ static int default_sync(void *arg)
     return spool_sync();
 }
 
+static int default_sync_index(void *arg)
+{
+    return qstore_sync(arg);
+}
+
 /* Results, then the messages they finished: no recipient left to
  * deliver and no notice still to write (bounce_waits). A result
  * for a recipient sent or bounced already (a late or repeated one) is
@@ -266,8 +274,24 @@ static int default_update(void *arg, struct commit_job *j, char *err, size_t err
             continue;
         int bounced = bounce_waits(&r);
         qrec_free(&r);
-        if (!bounced && qstore_delete(q, qid) == 0)
+        if (!bounced)
             memcpy(j->removed[j->nremoved++], qid, QID_LEN + 1);
+    }
+    /* the finished messages go in one more transaction (one flush for the
+     * batch, not one a message); only those really removed are reported */
+    if (j->nremoved > 0) {
+        unsigned char *gone = calloc(j->nremoved, 1);
+        size_t n = 0;
+        if (!gone || qstore_delete_many(q, j->removed, j->nremoved, gone) != 0) {
+            free(gone);
+            j->nremoved = 0;    /* they stay; the next result or start-up finishes them */
+            return 0;
+        }
+        for (size_t i = 0; i < j->nremoved; i++)
+            if (gone[i] && n++ != i)
+                memcpy(j->removed[n - 1], j->removed[i], QID_LEN + 1);
+        j->nremoved = n;
+        free(gone);
     }
     return 0;
 }
@@ -278,6 +302,7 @@ void committer_default_ops(struct commit_ops *o, struct qstore *q)
     o->index = default_index;
     o->unindex = default_unindex;
     o->sync = default_sync;
+    o->sync_index = default_sync_index;
     o->arg = q;
 }
 

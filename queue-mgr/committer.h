@@ -67,10 +67,14 @@ struct commit_ops {
     int (*sync)(void *arg);
     /* a result job: updates and removals; 0, -1 with err, or QSTORE_EFULL */
     int (*update)(void *arg, struct commit_job *job, char *err, size_t errlen);
+    /* the sync stage of a result job, which wrote no spool file: the index
+     * alone made durable (NULL: sync); 0, or -1 with errno */
+    int (*sync_index)(void *arg);
     void *arg;
 };
 
-/* The real stages: qstore_put_batch/qstore_delete/qstore_update_rcpts on q, spool_sync(). */
+/* The real stages: qstore_put_batch/qstore_delete/qstore_update_rcpts on q,
+ * spool_sync(), and qstore_sync() for result jobs. */
 void committer_default_ops(struct commit_ops *ops, struct qstore *q);
 
 /* done() runs in the event loop for each finished job, in submit order. */

@@ -69,6 +69,7 @@ static int create_file(char qid[QID_LEN + 1])
  * vanish with the process.
  */
 #define POOL_SIZE 64
+#define POOL_LOW 32             /* the creators start again at this many */
 #define POOL_CREATORS 2
 
 static struct pooled {
@@ -77,8 +78,9 @@ static struct pooled {
 } pool[POOL_SIZE];
 static size_t pool_head, pool_len, pool_making;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
-static int pool_running, pool_quit, pool_off;
+static pthread_cond_t pool_need = PTHREAD_COND_INITIALIZER;  /* creators wait: the pool is full enough */
+static pthread_cond_t pool_have = PTHREAD_COND_INITIALIZER;  /* the taker waits: the pool is empty */
+static int pool_running, pool_quit, pool_off, pool_refill, pool_waiting;
 static pthread_t pool_threads[POOL_CREATORS];
 
 static void *pool_main(void *arg)
@@ -86,8 +88,11 @@ static void *pool_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&pool_mu);
     for (;;) {
-        while (pool_len + pool_making >= POOL_SIZE && !pool_quit)
-            pthread_cond_wait(&pool_cv, &pool_mu);
+        /* asleep until the pool is down to POOL_LOW, then filled up in one
+         * go: a few wake-ups for many files, not one a message */
+        while ((pool_len + pool_making >= POOL_SIZE || (!pool_refill && pool_len > POOL_LOW)) && !pool_quit)
+            pthread_cond_wait(&pool_need, &pool_mu);
+        pool_refill = pool_len + pool_making + 1 < POOL_SIZE;
         if (pool_quit || pool_off)
             break;
         pool_making++;
@@ -100,12 +105,14 @@ static void *pool_main(void *arg)
         if (p.fd < 0 && (p.err == EOPNOTSUPP || p.err == EISDIR || p.err == EINVAL)) {
             /* No O_TMPFILE here: spool_create() makes files itself. */
             pool_off = 1;
-            pthread_cond_broadcast(&pool_cv);
+            pthread_cond_broadcast(&pool_have);
+            pthread_cond_broadcast(&pool_need);
             break;
         }
         pool[(pool_head + pool_len) % POOL_SIZE] = p;
         pool_len++;
-        pthread_cond_broadcast(&pool_cv);
+        if (pool_waiting)
+            pthread_cond_signal(&pool_have);
         if (p.fd < 0) {
             /* Disk full or worse: do not spin; try again in a moment. */
             struct timespec ts;
@@ -113,7 +120,7 @@ static void *pool_main(void *arg)
             ts.tv_nsec += 200 * 1000000L;
             if (ts.tv_nsec >= 1000000000L)
                 ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            pthread_cond_timedwait(&pool_cv, &pool_mu, &ts);
+            pthread_cond_timedwait(&pool_need, &pool_mu, &ts);
         }
     }
     pthread_mutex_unlock(&pool_mu);
@@ -144,7 +151,7 @@ void spool_pool_stop(void)
         return;
     pthread_mutex_lock(&pool_mu);
     pool_quit = 1;
-    pthread_cond_broadcast(&pool_cv);
+    pthread_cond_broadcast(&pool_need);
     pthread_mutex_unlock(&pool_mu);
     for (int i = 0; i < pool_running; i++)
         pthread_join(pool_threads[i], NULL);
@@ -163,8 +170,13 @@ static int pool_take(void)
     if (!pool_running)
         return -2;
     pthread_mutex_lock(&pool_mu);
-    while (pool_len == 0 && !pool_off)
-        pthread_cond_wait(&pool_cv, &pool_mu);
+    while (pool_len == 0 && !pool_off) {
+        pool_refill = 1;
+        pthread_cond_broadcast(&pool_need);
+        pool_waiting++;
+        pthread_cond_wait(&pool_have, &pool_mu);
+        pool_waiting--;
+    }
     if (pool_len == 0) {
         pthread_mutex_unlock(&pool_mu);
         return -2;
@@ -172,7 +184,10 @@ static int pool_take(void)
     p = pool[pool_head];
     pool_head = (pool_head + 1) % POOL_SIZE;
     pool_len--;
-    pthread_cond_broadcast(&pool_cv);
+    if (pool_len == POOL_LOW) {
+        pool_refill = 1;
+        pthread_cond_broadcast(&pool_need);
+    }
     pthread_mutex_unlock(&pool_mu);
     if (p.fd < 0)
         errno = p.err;

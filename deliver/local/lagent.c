@@ -8,7 +8,12 @@
  * durable (one more syncfs where several share a file system, else an
  * fsync: maildir.h), then the log lines and the results. So
  * RCPT_SENT always means the message is in new/ on stable storage, and
- * a batch of N messages costs two flushes, not 2N.
+ * a batch of N messages costs two flushes, not 2N. A copy for a mailbox
+ * with a quota (the map's 'M' value) is checked once it is in tmp/ against
+ * the Maildir's maildirsize plus the batch's earlier copies for it
+ * (quota.h): 5.2.2 bounced when larger than the quota, 4.2.2 deferred when
+ * it does not fit; after the renames each such mailbox gets one line in
+ * maildirsize.
  *
  * Must never trust a D_JOB (deliver/job.c checks it), never let an
  * address become a path except through maps_path_component() of a map
@@ -89,6 +94,7 @@ static int mbox_fd = -1;
 static struct md_store *store;
 static int exit_on_loss, draining;
 static unsigned nwants, nbatch;
+static uint64_t batch_t0, gather_timer;   /* now_ms() of the batch's first job; the wait's timer */
 static struct want *wants;
 static struct ljob *batch, **batch_tail = &batch;
 static uint64_t tick;
@@ -499,10 +505,29 @@ static void run_batch(void)
     }
 }
 
+static void on_gather(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    gather_timer = 0;           /* on_idle, which runs next, decides */
+}
+
+/* A batch runs once it has LAGENT_GATHER_JOBS jobs, or its first job has
+ * waited LAGENT_GATHER_MS: under load, many messages share each flush
+ * (the flushes, not the copies, are what limits local delivery). */
 static void on_idle(struct evloop *loop, void *arg)
 {
     (void)arg;
     if (batch) {
+        uint64_t age = now_ms() - batch_t0;
+        if (!draining && nbatch < LAGENT_GATHER_JOBS && age < LAGENT_GATHER_MS) {
+            if (!gather_timer)
+                gather_timer = ev_timer(loop, LAGENT_GATHER_MS - age, on_gather, NULL);
+            return;
+        }
+        if (gather_timer)
+            ev_timer_cancel(loop, gather_timer);
+        gather_timer = 0;
         run_batch();
         top_up();
     }
@@ -573,6 +598,8 @@ static void take_job(const struct ipc_msg *m, int fd)
     }
     job_bind(&lj->j, fd);
     read_aliases(m, lj);
+    if (!batch)
+        batch_t0 = now_ms();
     *batch_tail = lj;
     batch_tail = &lj->next;
     nbatch++;
@@ -696,6 +723,9 @@ void lagent_stop(void)
     if (tick)
         ev_timer_cancel(ev, tick);
     tick = 0;
+    if (gather_timer)
+        ev_timer_cancel(ev, gather_timer);
+    gather_timer = 0;
     /* jobs not stored yet get no result: queue-mgr defers them */
     while ((lj = batch)) {
         batch = lj->next;

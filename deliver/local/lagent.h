@@ -14,6 +14,8 @@
 #include "mapdb.h"
 
 #define LAGENT_SLOTS 256                /* D_WANTs held: jobs in one batch at most */
+#define LAGENT_GATHER_JOBS 64           /* a batch runs when it has this many jobs, */
+#define LAGENT_GATHER_MS 10             /* or when its first job has waited this long */
 #define LAGENT_FILLERS 4                /* threads that write a batch's copies into tmp/ */
 #define LAGENT_FILL_PER_THREAD 8        /* copies per thread, at least, before one more starts */
 

@@ -117,7 +117,7 @@ static void handle_ask(struct client *c, const struct ipc_msg *m)
         qsrv_answer(map, mbox_fd, ask.key, ask.size, time(NULL), &a);
         if (a.verdict == QUOTA_TEMPFAIL) {
             log_sanitize(ask.key, strlen(ask.key), shown, sizeof(shown));
-            log_warning("quota of %s: usage cannot be read now: %s", shown, strerror(errno));
+            log_warning("quota of %s: the map or maildirsize cannot be read now: answered TEMPFAIL", shown);
         }
     }
     if (quotap_build_answer(&out, m->reqid, &a) == 0 && ipc_conn_send(&c->conn, &out, -1) < 0)

@@ -359,8 +359,15 @@ int mdq_add(int dirfd, const char *name, int64_t bytes, int64_t msgs)
     int fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), e;
     ssize_t w;
 
+    struct stat st;
+
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
+    /* at MDQ_FILE_MAX every reader recounts it anyway: it grows no more */
+    if (fstat(fd, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size >= MDQ_FILE_MAX)) {
+        close(fd);
+        return 0;
+    }
     /* one write: O_APPEND keeps lines of concurrent writers whole */
     do
         w = write(fd, line, (size_t)n);

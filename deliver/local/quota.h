@@ -64,8 +64,9 @@ int mdq_usage(int md, const struct mapdb_quota *q, time_t now, size_t max_entrie
 
 /* Appends "BYTES COUNT\n" to an existing maildirsize, name relative to
  * dirfd (MDQ_FILE in the Maildir, or "../" MDQ_FILE from its tmp/): one
- * write, O_APPEND; a missing file is left missing (the next reader
- * recalculates). 0, or -1 with errno. */
+ * write, O_APPEND; a missing file is left missing and one of
+ * MDQ_FILE_MAX bytes or more left as it is (the next reader recalculates
+ * either). 0, or -1 with errno. */
 int mdq_add(int dirfd, const char *name, int64_t bytes, int64_t msgs);
 
 /* The verdict for size more bytes and one more message (quotaproto.h). */

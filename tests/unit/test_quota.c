@@ -376,6 +376,20 @@ static void test_recalc(void)
     CU_ASSERT(mdq_usage(md, &q, time(NULL), 0, &u) == 0 && u.bytes == 1239);
     CU_ASSERT_STRING_EQUAL(slurp(target), "2048S\n1 1\n");
     CU_ASSERT_STRING_EQUAL(slurp(path), "2048S\n1239 6\n");
+    /* at MDQ_FILE_MAX bytes: not appended to (every reader recounts it) */
+    {
+        char big[MDQ_FILE_MAX + 1];
+        memset(big, ' ', sizeof(big) - 1);
+        big[sizeof(big) - 1] = 0;
+        memcpy(big, "2048S\n1 1\n", 10);
+        big[MDQ_FILE_MAX - 1] = '\n';
+        big[MDQ_FILE_MAX] = 0;
+        put(path, big);
+        CU_ASSERT(mdq_add(md, MDQ_FILE, 5, 1) == 0);
+        CU_ASSERT(strlen(slurp(path)) == MDQ_FILE_MAX);
+        CU_ASSERT(mdq_usage(md, &q, time(NULL), 0, &u) == 0 && u.bytes == 1239);
+        CU_ASSERT_STRING_EQUAL(slurp(path), "2048S\n1239 6\n");
+    }
     /* missing at append: left missing */
     CU_ASSERT(unlink(path) == 0);
     CU_ASSERT(mdq_add(md, MDQ_FILE, 5, 1) == 0);
