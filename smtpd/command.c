@@ -26,6 +26,8 @@
 #include "proto.h"
 #include "qclient.h"
 #include "qlink.h"
+#include "qtlink.h"
+#include "rcptquota.h"
 #include "received.h"
 #include "session.h"
 #include "throttle.h"
@@ -374,10 +376,60 @@ static void cmd_mail(struct session *s, char *arg)
     session_reply(s, "250 2.1.0 Ok");
 }
 
+/* A refused recipient: the Postfix-shaped log line, then the reply. */
+static void rcpt_reject(struct session *s, const char *mailbox, const char *refusal)
+{
+    log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+             s->name, refusal, s->txn.env.sender, mailbox, protocol_name(s), s->helo);
+    session_reply(s, "%s", refusal);
+}
+
+/* The recipient just added is a mailbox with a quota: refused at once when
+ * SIZE= alone exceeds it, else the local role is asked (the session waits
+ * for command_quota_answer). 1 when it replied or suspended, 0 to go on. */
+static int rcpt_quota(struct session *s, const char *mailbox, const char *key, const struct mapdb_quota *q)
+{
+    char refusal[TXN_REPLY_MAX + ADDR_MAX];
+    uint32_t id;
+
+    if (rcptquota_at_rcpt(q, s->txn.size_param, mailbox, refusal, sizeof(refusal)) == RQ_REFUSE) {
+        txn_drop_last_rcpt(&s->txn);
+        rcpt_reject(s, mailbox, refusal);
+        return 1;
+    }
+    if (q->bytes && txn_set_rcpt_quota(&s->txn, q->bytes) < 0)
+        log_warning("out of memory: the quota of <%s> is not checked at the end of DATA", mailbox);
+    id = qtlink_ask(key, s->txn.size_param, s);
+    if (!id)
+        return 0; /* no answer to wait for: accepted, delivery enforces */
+    session_suspend(s, qtlink_cancel, id);
+    return 1;
+}
+
+void command_quota_answer(void *arg, const struct quota_answer *qa)
+{
+    struct session *s = arg;
+    char refusal[TXN_REPLY_MAX + ADDR_MAX];
+    const char *mailbox = s->txn.env.nrcpt ? s->txn.env.rcpt[s->txn.env.nrcpt - 1].addr : "";
+    const char *r = rcptquota_answer(qa, mailbox, refusal, sizeof(refusal));
+
+    if (r) {
+        rcpt_reject(s, mailbox, r);
+        txn_drop_last_rcpt(&s->txn);
+    } else {
+        s->cnt_ok[CMD_RCPT]++;
+        session_reply(s, "250 2.1.5 Ok");
+    }
+    session_resume(s);
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
     struct addr a;
     char *params, orcpt[QREC_ORCPT_MAX + 1], err[TXN_REPLY_MAX];
+    char refusal[TXN_REPLY_MAX + ADDR_MAX], key[MAPDB_KEY_MAX];
+    struct mapdb_quota quota;
+    int has_quota = 0;
     unsigned notify;
     enum policy_verdict verdict;
 
@@ -409,30 +461,29 @@ static void cmd_rcpt(struct session *s, char *arg)
     }
     verdict = policy_rcpt(CFG, policy_trusted(CFG, (const struct sockaddr *)&s->peer, s->auth_user), s->c.fd, &a);
     if (verdict == POLICY_DENIED || verdict == POLICY_LOOP) {
-        char refusal[TXN_REPLY_MAX + ADDR_MAX];
         if (verdict == POLICY_DENIED)
             snprintf(refusal, sizeof(refusal), "554 5.7.1 <%s>: Relay access denied", a.mailbox);
         else
             snprintf(refusal, sizeof(refusal), "550 5.4.6 <%s>: Recipient address rejected: mail for %s loops back to myself",
                      a.mailbox, a.domain);
-        log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-                 s->name, refusal, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
-        session_reply(s, "%s", refusal);
+        rcpt_reject(s, a.mailbox, refusal);
         return;
     }
     if (verdict == POLICY_LOCAL && a.domain[0]) {
-        char refusal[TXN_REPLY_MAX + ADDR_MAX];
         if (localrcpt_check(CFG, &a, refusal, sizeof(refusal))) {
-            log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-                     s->name, refusal, s->txn.env.sender, a.mailbox, protocol_name(s), s->helo);
-            session_reply(s, "%s", refusal);
+            rcpt_reject(s, a.mailbox, refusal);
             return;
         }
+        has_quota = localrcpt_quota(CFG, &a, key, sizeof(key), &quota);
+        if (has_quota < 0)
+            log_warning("the quota of <%s> cannot be read from the map; checked at delivery only", a.mailbox);
     }
     if (txn_add_rcpt(&s->txn, a.mailbox, notify, orcpt, CFG->max_recipients, err, sizeof(err)) < 0) {
         session_reply(s, "%s", err);
         return;
     }
+    if (has_quota > 0 && rcpt_quota(s, a.mailbox, key, &quota))
+        return;
     if (rcpt_checker) {
         /* Held as added; command_rcpt_checked() takes it back if refused. */
         uint32_t id = rcpt_checker->start(s, a.mailbox);

@@ -37,4 +37,10 @@ struct rcpt_checker {
 void command_set_rcpt_checker(const struct rcpt_checker *c);
 void command_rcpt_checked(struct session *s, const char *reply);
 
+/* The local role's answer to a RCPT's quota question (the qtlink.h
+ * callback; arg is the session, qa NULL when none came): 452/552 or 250,
+ * then the session goes on. */
+struct quota_answer;
+void command_quota_answer(void *arg, const struct quota_answer *qa);
+
 #endif

@@ -76,6 +76,17 @@ const char *localrcpt_check(const struct config *cfg, const struct addr *a, char
     return reply;
 }
 
+int localrcpt_quota(const struct config *cfg, const struct addr *a, char *key, size_t keylen,
+                    struct mapdb_quota *q)
+{
+    q->bytes = q->msgs = 0;
+    if (!map || is_postmaster(a) || !config_local_maildir(cfg))
+        return 0;
+    if (mapdb_find(map, a, cfg->recipient_delimiter, key, keylen, NULL, NULL) != MAPDB_MAILBOX)
+        return 0;
+    return mapdb_quota(map, key, q);
+}
+
 int localrcpt_parse_arg(const struct config *cfg, const char *arg, struct addr *a)
 {
     char path[ADDR_MAX + 8];

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "mapdb.h"
 
 /* Opens the map at path (retried by localrcpt_tick while it fails). */
 void localrcpt_init(const char *path);
@@ -23,6 +24,16 @@ void localrcpt_free(void);
  * when the map cannot be read. postmaster@ is always accepted, and so is
  * everything before localrcpt_init() (no map configured). */
 const char *localrcpt_check(const struct config *cfg, const struct addr *a, char *reply, size_t len);
+
+/*
+ * The quota of the mailbox that a (accepted by localrcpt_check) resolves
+ * to, directly or without its +tag, when the local role stores mail in
+ * Maildirs: 1 with the limits in q and the mailbox key in key, 0 when
+ * there is none to check (no quota, an alias: its members are checked at
+ * delivery, postmaster, LMTP storage), -1 when the record cannot be read.
+ */
+int localrcpt_quota(const struct config *cfg, const struct addr *a, char *key, size_t keylen,
+                    struct mapdb_quota *q);
 
 /*
  * The argument of VRFY or EXPN ("<a@d>", "a@d", or a bare name in the

@@ -27,6 +27,9 @@
 #include "mapdb.h"
 #include "paths.h"
 #include "qlink.h"
+#include "qtlink.h"
+#include "quotaproto.h"
+#include "command.h"
 #include "ready.h"
 #include "session.h"
 #include "tls.h"
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
 {
     struct account acct;
     struct evloop *ev;
-    char err[1024], jail[4096], qsock[4096], mapfile[4096], asock[4096];
+    char err[1024], jail[4096], qsock[4096], mapfile[4096], asock[4096], qtsock[4096];
     int jailed;
 
     conf_path = daemon_start(argc, argv, "smtpd", cfg);
@@ -175,11 +178,21 @@ int main(int argc, char **argv)
             log_fatal("run_dir too long");
         authcmd_init(ev, asock);
     }
+    /* mailbox quotas: only the local role sees the Maildirs; with LMTP
+     * storage the LMTP server keeps its own quotas */
+    if (config_local_maildir(cfg) && !(cfg->master_service_disable & CONF_SERVICE_LOCAL)) {
+        if (jailed)
+            str_copy(qtsock, QUOTA_SOCK_IN_SMTPD_JAIL, sizeof(qtsock));
+        else if ((size_t)snprintf(qtsock, sizeof(qtsock), "%s/%s", cfg->run_dir, QUOTA_SOCK) >= sizeof(qtsock))
+            log_fatal("run_dir too long");
+        qtlink_init(ev, qtsock, command_quota_answer);
+    }
     ev_timer(ev, 1000, tick, NULL);
     ready_notify();
     if (ev_run(ev) < 0)
         log_fatal("event loop: %s", strerror(errno));
     qlink_free();
+    qtlink_free();
     authcmd_shutdown();
     localrcpt_free();
     ev_free(ev);

@@ -17,6 +17,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "qlink.h"
+#include "rcptquota.h"
 #include "util.h"
 
 #define SPOOL_BUF 32768
@@ -49,6 +50,10 @@ void txn_reset(struct txn *t)
     t->msg_size = 0;
     t->poison = P_NONE;
     t->via_bdat = 0;
+    t->size_param = 0;
+    free(t->rcpt_quota);
+    t->rcpt_quota = NULL;
+    t->rcpt_quota_cap = 0;
     free(t->bdat_lr);
     t->bdat_lr = NULL;
     if (t->sub) {
@@ -104,6 +109,7 @@ int txn_mail_params(struct txn *t, char *p, uint64_t *size, int *utf8, char *err
         if (!strcasecmp(key, "SIZE") && val && !seen_size++) {
             if (parse_u64(val, size) < 0)
                 return refuse(err, errlen, "501 5.5.4 Bad SIZE parameter syntax");
+            t->size_param = *size;
         } else if (!strcasecmp(key, "BODY") && val && !seen_body++) {
             if (!strcasecmp(val, "7BIT"))
                 t->env.body = BODY_7BIT;
@@ -165,6 +171,8 @@ int txn_add_rcpt(struct txn *t, const char *mailbox, unsigned notify, const char
     if (t->env.nrcpt >= max || qrec_add_rcpt(&t->env, mailbox) < 0)
         return refuse(err, errlen, "452 4.5.3 Error: too many recipients");
     r = &t->env.rcpt[t->env.nrcpt - 1];
+    if (t->env.nrcpt <= t->rcpt_quota_cap)
+        t->rcpt_quota[t->env.nrcpt - 1] = 0;
     r->notify = notify;
     if (qrcpt_set(&r->orcpt, orcpt, QREC_ORCPT_MAX) < 0) {
         txn_drop_last_rcpt(t);
@@ -179,11 +187,35 @@ void txn_drop_last_rcpt(struct txn *t)
 
     if (t->env.nrcpt == 0)
         return;
+    if (t->env.nrcpt <= t->rcpt_quota_cap)
+        t->rcpt_quota[t->env.nrcpt - 1] = 0;
     r = &t->env.rcpt[--t->env.nrcpt]; /* qrec_free frees only counted recipients */
     free(r->addr);
     free(r->orcpt);
     free(r->reply);
     memset(r, 0, sizeof(*r));
+}
+
+int txn_set_rcpt_quota(struct txn *t, uint64_t bytes)
+{
+    unsigned i;
+
+    if (t->env.nrcpt == 0)
+        return -1;
+    i = t->env.nrcpt - 1;
+    if (i >= t->rcpt_quota_cap) {
+        unsigned cap = t->rcpt_quota_cap ? t->rcpt_quota_cap : 8;
+        uint64_t *p;
+        while (cap <= i)
+            cap *= 2;
+        if (!(p = realloc(t->rcpt_quota, (size_t)cap * sizeof(*p))))
+            return -1;
+        memset(p + t->rcpt_quota_cap, 0, (size_t)(cap - t->rcpt_quota_cap) * sizeof(*p));
+        t->rcpt_quota = p;
+        t->rcpt_quota_cap = cap;
+    }
+    t->rcpt_quota[i] = bytes;
+    return 0;
 }
 
 /* ---- the spool file ---- */
@@ -346,6 +378,11 @@ const char *txn_data_end(struct txn *t, const char **why)
     if (t->poison != P_NONE) {
         *why = reason[t->poison];
         return reply[t->poison];
+    }
+    /* advice with a sure outcome: every recipient would bounce it 5.2.2 */
+    if (t->env.nrcpt <= t->rcpt_quota_cap && rcptquota_none_fits(t->rcpt_quota, t->env.nrcpt, t->msg_size)) {
+        *why = "message exceeds the mailbox quota of every recipient";
+        return RQ_REPLY_DATA;
     }
     if (t->sub && subfix_end(t->sub, t->sub_reply, sizeof(t->sub_reply))) {
         *why = "From: header not the user's";

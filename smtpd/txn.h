@@ -37,6 +37,9 @@ struct txn {
     int bdat_last, bdat_discard;
     struct subfix *sub;         /* submission (587/465): header fix-ups and the From: check */
     char sub_reply[TXN_REPLY_MAX];
+    uint64_t size_param;        /* MAIL SIZE= (0: not given) */
+    uint64_t *rcpt_quota;       /* by recipient index: its mailbox quota in bytes (0: none), */
+    unsigned rcpt_quota_cap;    /* grown only when a recipient has one */
 };
 
 void txn_init(struct txn *t);
@@ -55,6 +58,9 @@ int txn_add_rcpt(struct txn *t, const char *mailbox, unsigned notify, const char
                  char *err, size_t errlen);
 /* Takes back the last recipient (an asynchronous check refused it). */
 void txn_drop_last_rcpt(struct txn *t);
+/* Remembers the last recipient's mailbox quota in bytes for the end of
+ * DATA. -1 when out of memory (then that recipient counts as without). */
+int txn_set_rcpt_quota(struct txn *t, uint64_t bytes);
 
 /* The spool file for the message (queue-mgr's Q_OPENED), and the trace
  * line that goes first; it does not count against SIZE. */
@@ -69,7 +75,9 @@ void txn_bdat_bytes(struct txn *t, const char *p, size_t n);
 /* BDAT LAST: a message must end with a line end; adds a missing one. */
 void txn_bdat_finish(struct txn *t);
 /* The end of the data: flushes and closes the spool file. NULL when the
- * message may be committed, else the refusal reply; why gets the log text. */
+ * message may be committed, else the refusal reply; why gets the log text.
+ * A message larger than the quota of every recipient is refused 552 5.2.2
+ * (rcptquota.h); the spool file then stays open for txn_reset to abort. */
 const char *txn_data_end(struct txn *t, const char **why);
 
 #endif

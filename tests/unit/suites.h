@@ -33,6 +33,7 @@ void suite_notice_store(void);
 void suite_auth(void);
 void suite_maildir(void);
 void suite_quota(void);
+void suite_rcptquota(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -65,6 +66,7 @@ void suite_quota(void);
     SUITE(notice_store) \
     SUITE(auth) \
     SUITE(maildir) \
-    SUITE(quota)
+    SUITE(quota) \
+    SUITE(rcptquota)
 
 #endif

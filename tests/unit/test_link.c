@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -21,14 +19,14 @@
 #include "link.h"
 #include "proto.h"
 #include "suites.h"
+#include "unixpeer.h"
 #include "util.h"
 
 enum peer_mode { PEER_ECHO, PEER_WRONG_ID, PEER_CLOSE, PEER_SILENT };
 
 static struct evloop *ev;
-static char dir[64], path[128];
-static int lfd = -1, cfd = -1;
-static struct ipc_conn pconn;
+static char path[128];
+static struct unixpeer peer;
 static enum peer_mode mode;
 static unsigned peer_frames;
 
@@ -42,75 +40,31 @@ static size_t any_limit(uint16_t type)
     return 1u << 16;
 }
 
-static void peer_close(void)
+static void peer_frame(struct unixpeer *p, const struct ipc_msg *m)
 {
-    if (cfd >= 0) {
-        ev_del(ev, cfd);
-        ipc_conn_close(&pconn);
-        cfd = -1;
-    }
-}
+    struct ipc_out out;
 
-static void peer_io(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    struct ipc_msg m;
-
-    (void)loop, (void)fd, (void)events, (void)arg;
-    if (ipc_conn_read(&pconn) < 0) {
-        peer_close();
+    peer_frames++;
+    if (mode == PEER_CLOSE) {
+        unixpeer_close(p);
         return;
     }
-    while (cfd >= 0 && ipc_conn_next(&pconn, &m) == 1) {
-        struct ipc_out out;
-        peer_frames++;
-        if (mode == PEER_CLOSE) {
-            peer_close();
-            return;
-        }
-        if (mode == PEER_SILENT)
-            continue;
-        ipc_out_begin(&out, (uint16_t)(m.type + 1), mode == PEER_WRONG_ID ? m.reqid + 1000 : m.reqid);
-        ipc_out_finish(&out);
-        ipc_conn_send(&pconn, &out, -1);
-        ipc_out_free(&out);
-        ipc_conn_flush(&pconn);
-    }
-}
-
-static void peer_accept(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    (void)events, (void)arg;
-    if (c < 0)
+    if (mode == PEER_SILENT)
         return;
-    peer_close();
-    cfd = c;
-    ipc_conn_init(&pconn, c, any_limit);
-    ev_add(loop, c, EPOLLIN, peer_io, NULL);
+    ipc_out_begin(&out, (uint16_t)(m->type + 1), mode == PEER_WRONG_ID ? m->reqid + 1000 : m->reqid);
+    ipc_out_finish(&out);
+    unixpeer_send(p, &out);
+    ipc_out_free(&out);
 }
 
 static void peer_listen(void)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-    str_copy(sa.sun_path, path, sizeof(sa.sun_path));
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    CU_ASSERT_FATAL(lfd >= 0);
-    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CU_ASSERT_FATAL(listen(lfd, 8) == 0);
-    ev_add(ev, lfd, EPOLLIN, peer_accept, NULL);
+    unixpeer_listen(&peer);
 }
 
 static void peer_stop(void)
 {
-    peer_close();
-    if (lfd >= 0) {
-        ev_del(ev, lfd);
-        close(lfd);
-        lfd = -1;
-    }
-    unlink(path);
+    unixpeer_stop(&peer);
 }
 
 static void on_answer(void *arg, const struct ipc_msg *m)
@@ -146,19 +100,16 @@ static int c_orphan(void) { return orphans > 0; }
 
 static int setup(void)
 {
-    str_copy(dir, "/tmp/postern-link.XXXXXX", sizeof(dir));
-    if (!mkdtemp(dir))
+    ev = unixpeer_open(&peer, "s.sock", any_limit, peer_frame);
+    if (!ev)
         return -1;
-    snprintf(path, sizeof(path), "%s/s.sock", dir);
-    ev = ev_new();
-    return ev ? 0 : -1;
+    str_copy(path, peer.path, sizeof(path));
+    return 0;
 }
 
 static int teardown(void)
 {
-    peer_stop();
-    rmdir(dir);
-    ev_free(ev);
+    unixpeer_free(&peer);
     return 0;
 }
 
