@@ -21,10 +21,10 @@
 #include "ipc.h"
 #include "log.h"
 #include "mapdb.h"
-#include "net.h"
 #include "passwd.h"
 #include "pool.h"
 #include "proto.h"
+#include "rpcsrv.h"
 #include "failures.h"
 #include "util.h"
 
@@ -32,19 +32,9 @@
 #define QUEUE_MAX 4096          /* checks waiting for a thread, in all */
 #define TABLE_MAX 200000        /* addresses, users and pairs remembered */
 
-struct client {
-    struct ipc_conn conn;
-    uint64_t serial;
-    uid_t uid;
-    pid_t pid;
-    uint32_t events;
-    unsigned jobs;
-    struct client *prev, *next;
-};
-
 /* What a job needs besides the password, to answer and to count. */
 struct req {
-    uint64_t client;            /* serial: the client may be gone by the answer */
+    uint64_t client;            /* rpcsrv_later(): the client may be gone by the answer */
     uint32_t reqid;
     char key[AUTH_USER_MAX + 1];     /* mailbox key, or the name as given */
     char shown[AUTH_USER_MAX * 4 + 1]; /* the name as given, escaped for logs */
@@ -52,12 +42,9 @@ struct req {
 };
 
 static struct evloop *ev;
-static struct client *clients;
-static uint64_t next_serial = 1;
+static struct rpcsrv *srv;
 static struct failures *thr;
-static uid_t allowed[8];
-static size_t nallowed;
-static int listen_fd = -1, pool_fd = -1;
+static int pool_fd = -1;
 static unsigned in_flight;
 
 static void limits_of(const struct config *c, struct failure_limits *l)
@@ -74,46 +61,15 @@ unsigned authsrv_in_flight(void)
     return in_flight;
 }
 
-static void client_update(struct client *c)
-{
-    uint32_t e = EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0);
-
-    if (e != c->events && ev_mod(ev, c->conn.fd, e) == 0)
-        c->events = e;
-}
-
-static void client_close(struct client *c, const char *why)
-{
-    if (why)
-        log_warning("smtpd uid %lu pid %ld: %s; disconnecting", (unsigned long)c->uid, (long)c->pid, why);
-    ev_del(ev, c->conn.fd);
-    ipc_conn_close(&c->conn);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    free(c);
-}
-
-static struct client *client_by_serial(uint64_t serial)
-{
-    for (struct client *c = clients; c; c = c->next)
-        if (c->serial == serial)
-            return c;
-    return NULL;
-}
-
-static void answer(struct client *c, uint32_t reqid, enum auth_status st, uint64_t delay, const char *user)
+static void answer(struct rpc_client *c, uint32_t reqid, enum auth_status st, uint64_t delay, const char *user)
 {
     struct auth_result r = { .status = st, .delay_ms = delay };
     struct ipc_out m;
 
     if (user)
         str_copy(r.user, user, sizeof(r.user));
-    if (authp_build_result(&m, reqid, &r) == 0 && ipc_conn_send(&c->conn, &m, -1) < 0)
-        log_warning("smtpd pid %ld: cannot queue an answer", (long)c->pid);
+    if (authp_build_result(&m, reqid, &r) == 0 && rpcsrv_send(c, &m) < 0)
+        log_warning("smtpd pid %ld: cannot queue an answer", (long)rpcsrv_pid(c));
     ipc_out_free(&m);
 }
 
@@ -147,7 +103,7 @@ static int login_key(const char *user, char *key, size_t keylen)
     return maps_addr_key(&a, key, keylen);
 }
 
-static void handle_check(struct client *c, const struct ipc_msg *m)
+static void handle_check(struct rpc_client *c, const struct ipc_msg *m, void *arg)
 {
     struct auth_check ck;
     struct pool_job *j;
@@ -155,22 +111,22 @@ static void handle_check(struct client *c, const struct ipc_msg *m)
     uint64_t now = now_ms();
     int r;
 
+    (void)arg;
     if (authp_parse_check(m, &ck) < 0) {
         OPENSSL_cleanse(&ck, sizeof(ck));
         answer(c, m->reqid, AUTH_TEMPFAIL, 0, NULL);
-        log_warning("smtpd pid %ld: malformed A_CHECK", (long)c->pid);
+        log_warning("smtpd pid %ld: malformed A_CHECK", (long)rpcsrv_pid(c));
         return;
     }
     q = calloc(1, sizeof(*q));
     j = calloc(1, sizeof(*j));
-    if (!q || !j || c->jobs >= CLIENT_JOBS_MAX) {
+    if (!q || !j || rpcsrv_pending(c) >= CLIENT_JOBS_MAX) {
         free(q);
         free(j);
         OPENSSL_cleanse(&ck, sizeof(ck));
         answer(c, m->reqid, AUTH_TEMPFAIL, 0, NULL);
         return;
     }
-    q->client = c->serial;
     q->reqid = m->reqid;
     client_key(ck.client, q->ip, sizeof(q->ip));
     log_sanitize(ck.user, strlen(ck.user), q->shown, sizeof(q->shown));
@@ -207,7 +163,7 @@ static void handle_check(struct client *c, const struct ipc_msg *m)
         free(q);
         return;
     }
-    c->jobs++;
+    q->client = rpcsrv_later(c);
     in_flight++;
 }
 
@@ -219,7 +175,7 @@ static void on_pool(struct evloop *loop, int fd, uint32_t events, void *arg)
     (void)arg;
     for (struct pool_job *j = pool_done(), *n; j; j = n) {
         struct req *q = j->arg;
-        struct client *c = client_by_serial(q->client);
+        struct rpc_client *c = rpcsrv_settle(srv, q->client);
         uint64_t now = now_ms(), delay = 0;
 
         n = j->next;
@@ -229,90 +185,11 @@ static void on_pool(struct evloop *loop, int fd, uint32_t events, void *arg)
         } else {
             delay = failures_failure(thr, q->ip, q->key, now);
         }
-        if (c) {
-            c->jobs--;
+        if (c)
             answer(c, q->reqid, j->ok ? AUTH_OK : AUTH_FAIL, delay, j->ok ? q->key : NULL);
-            if (ipc_conn_flush(&c->conn) < 0)
-                client_close(c, "write error");
-            else
-                client_update(c);
-        }
         OPENSSL_cleanse(j->hash, sizeof(j->hash));
         free(j);
         free(q);
-    }
-}
-
-static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    struct client *c = arg;
-    struct ipc_msg m;
-    int r;
-
-    (void)loop;
-    (void)fd;
-    if (events & EPOLLIN) {
-        if (ipc_conn_read(&c->conn) < 0) {
-            client_close(c, NULL);
-            return;
-        }
-        while ((r = ipc_conn_next(&c->conn, &m)) == 1) {
-            if (m.fd >= 0) {
-                close(m.fd);
-                client_close(c, "unexpected descriptor");
-                return;
-            }
-            if (m.type != A_CHECK) {
-                client_close(c, "unexpected message type");
-                return;
-            }
-            handle_check(c, &m);
-        }
-        if (r < 0) {
-            client_close(c, "malformed frame");
-            return;
-        }
-    } else if (events & (EPOLLHUP | EPOLLERR)) {
-        client_close(c, NULL);
-        return;
-    }
-    if (ipc_conn_flush(&c->conn) < 0) {
-        client_close(c, NULL);
-        return;
-    }
-    client_update(c);
-}
-
-static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    (void)events;
-    (void)arg;
-    for (;;) {
-        struct client *c;
-        uid_t uid;
-        pid_t pid;
-        int cfd = net_accept_from(fd, allowed, nallowed, &uid, &pid);
-        if (cfd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warning("accept: %s", strerror(errno));
-            return;
-        }
-        if (!(c = calloc(1, sizeof(*c)))) {
-            close(cfd);
-            continue;
-        }
-        c->uid = uid;
-        c->pid = pid;
-        c->serial = next_serial++;
-        c->events = EPOLLIN;
-        if (ipc_conn_watch(&c->conn, cfd, proto_limit, loop, client_cb, c) < 0) {
-            free(c);
-            continue;
-        }
-        c->next = clients;
-        if (clients)
-            clients->prev = c;
-        clients = c;
     }
 }
 
@@ -326,19 +203,21 @@ static void sweep(struct evloop *loop, void *arg)
 int authsrv_start(struct evloop *loop, int lfd, int pfd, const struct config *c, const uid_t *peers, size_t npeers,
                   char *err, size_t errlen)
 {
+    static const uint16_t types[] = { A_CHECK };
+    struct rpcsrv_conf conf = {
+        .peer = "smtpd", .types = types, .ntypes = ARRAY_LEN(types),
+        .allowed = peers, .nallowed = npeers, .on_frame = handle_check,
+    };
     struct failure_limits l;
 
     ev = loop;
     limits_of(c, &l);
-    if (!(thr = failures_new(&l))) {
+    if (!(thr = failures_new(&l)) || !(srv = rpcsrv_new(ev, &conf))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < npeers && nallowed < ARRAY_LEN(allowed); i++)
-        allowed[nallowed++] = peers[i];
-    listen_fd = lfd;
     pool_fd = pfd;
-    if (ev_add(ev, lfd, EPOLLIN, accept_cb, NULL) < 0 || ev_add(ev, pfd, EPOLLIN, on_pool, NULL) < 0) {
+    if (rpcsrv_listen(srv, lfd) < 0 || ev_add(ev, pfd, EPOLLIN, on_pool, NULL) < 0) {
         snprintf(err, errlen, "event loop: %s", strerror(errno));
         return -1;
     }
@@ -356,13 +235,8 @@ void authsrv_config(const struct config *c)
 
 void authsrv_stop(void)
 {
-    while (clients)
-        client_close(clients, NULL);
-    if (listen_fd >= 0) {
-        ev_del(ev, listen_fd);
-        close(listen_fd);
-        listen_fd = -1;
-    }
+    rpcsrv_free(srv);
+    srv = NULL;
     if (pool_fd >= 0)
         ev_del(ev, pool_fd);
     pool_fd = -1;

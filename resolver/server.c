@@ -5,7 +5,8 @@
  * Each request becomes a job with one or more libunbound queries in flight;
  * answers come back through ub_fd() in the event loop, never blocking it.
  * Every request is validated as if it came from the network; a client that
- * sends a bad request gets R_ERROR, one that breaks the framing is cut off.
+ * sends a bad request gets R_ERROR, one that breaks the framing is cut off
+ * (the socket and its clients are rpcsrv.c's).
  * A job outlives a client that disconnects (its answer warms the cache) but
  * never writes to it. Nothing here may turn a temporary DNS failure into a
  * permanent one.
@@ -22,9 +23,9 @@
 #include "answer.h"
 #include "dnsclient.h"
 #include "log.h"
-#include "net.h"
 #include "nexthop.h"
 #include "proto.h"
+#include "rpcsrv.h"
 #include "util.h"
 
 #define JOB_TIMEOUT_MS 30000u       /* a job answers by then, with what it has */
@@ -33,15 +34,6 @@
 #define CLIENT_OUT_MAX (16u << 20)  /* a client that does not read is cut off */
 #define HOP_FAMILY_MAX (DNS_HOP_MAX_ADDR / 2)
 #define JOB_MAX_Q (1 + 2 * DNS_MAX_HOPS)
-
-struct client {
-    struct ipc_conn conn;
-    uint32_t events;
-    uid_t uid;
-    pid_t pid;
-    unsigned njobs;
-    struct client *prev, *next;
-};
 
 enum job_kind { JOB_LOOKUP, JOB_NEXTHOPS };
 
@@ -64,7 +56,7 @@ struct hopstate {
 
 struct job {
     enum job_kind kind;
-    struct client *c;               /* NULL once the client is gone */
+    uint64_t client;                /* rpcsrv_later(); 0 once settled */
     uint32_t reqid;
     uint16_t type;
     char name[DNS_NAME_MAX + 1];
@@ -76,68 +68,27 @@ struct job {
     struct job *prev, *next;
 };
 
-static struct evloop *ev;
 static struct ub_ctx *ub;
-static int lfd[2] = { -1, -1 };    /* RUN/resolver and deliver's jail */
+static struct rpcsrv *srv;          /* RUN/resolver and deliver's jail */
 static char self[DNS_NAME_MAX + 1];
-static uid_t allowed_uid[8];
-static size_t nallowed;
-static struct client *clients;
 static struct job *jobs;
 static unsigned njobs;
 static struct dns_answer scratch;   /* one answer at a time: callbacks run in the loop */
 
 /* ---------------------------------------------------------------- clients */
 
-static void client_update_events(struct client *c)
+/* Queues a frame (freed here) built (0) or not; a client it cannot go to
+ * is cut off, one that does not read too (rpcsrv_send). */
+static void client_send(struct rpc_client *c, struct ipc_out *m, int built)
 {
-    uint32_t events = EPOLLIN | (ipc_conn_want_write(&c->conn) ? EPOLLOUT : 0);
-
-    if (events != c->events && ev_mod(ev, c->conn.fd, events) == 0)
-        c->events = events;
-}
-
-static void client_close(struct client *c, const char *why)
-{
-    if (why)
-        log_warning("client uid %lu pid %ld: %s; disconnecting", (unsigned long)c->uid, (long)c->pid, why);
-    for (struct job *j = jobs; j; j = j->next)
-        if (j->c == c)
-            j->c = NULL;
-    ev_del(ev, c->conn.fd);
-    ipc_conn_close(&c->conn);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    free(c);
-}
-
-/* Queues a finished frame (freed here); 0, or -1 when the client was closed. */
-static int client_send(struct client *c, struct ipc_out *m, int built)
-{
-    int r = built == 0 ? ipc_conn_send(&c->conn, m, -1) : -1;
+    int r = built == 0 ? rpcsrv_send(c, m) : -1;
 
     ipc_out_free(m);
-    if (r < 0) {
-        client_close(c, built == 0 ? "cannot queue an answer" : "answer does not fit a frame");
-        return -1;
-    }
-    if (ipc_conn_flush(&c->conn) < 0) {
-        client_close(c, NULL);
-        return -1;
-    }
-    if (c->conn.out.len > CLIENT_OUT_MAX) {
-        client_close(c, "does not read its answers");
-        return -1;
-    }
-    client_update_events(c);
-    return 0;
+    if (r < 0)
+        rpcsrv_close(c, built == 0 ? "cannot queue an answer" : "answer does not fit a frame");
 }
 
-static void send_error(struct client *c, uint32_t reqid, const char *code, const char *text)
+static void send_error(struct rpc_client *c, uint32_t reqid, const char *code, const char *text)
 {
     struct ipc_out m;
 
@@ -147,6 +98,15 @@ static void send_error(struct client *c, uint32_t reqid, const char *code, const
 
 /* ---------------------------------------------------------------- jobs */
 
+/* The job's answer is settled: its client, or NULL when it has gone. */
+static struct rpc_client *job_settle(struct job *j)
+{
+    struct rpc_client *c = j->client ? rpcsrv_settle(srv, j->client) : NULL;
+
+    j->client = 0;
+    return c;
+}
+
 static void job_free(struct job *j)
 {
     for (size_t i = 0; i < JOB_MAX_Q; i++)
@@ -154,8 +114,7 @@ static void job_free(struct job *j)
             ub_cancel(ub, j->q[i].async_id);
             j->q[i].active = 0;
         }
-    if (j->c)
-        j->c->njobs--;
+    job_settle(j);
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -191,12 +150,13 @@ static int query_start(struct job *j, size_t idx, const char *name, uint16_t typ
 
 static void lookup_answer(struct job *j, const struct dns_answer *a)
 {
+    struct rpc_client *c = job_settle(j);
     struct ipc_out m;
     int built;
 
-    if (j->c) {
+    if (c) {
         built = dnsc_answer_encode(&m, j->reqid, a);
-        client_send(j->c, &m, built);
+        client_send(c, &m, built);
     }
     job_free(j);
 }
@@ -212,6 +172,7 @@ static void hops_fail(struct job *j, enum dns_status st, const char *dsn, const 
 static void hops_answer(struct job *j)
 {
     struct dns_hops *h = j->hops;
+    struct rpc_client *c;
     struct ipc_out m;
     int built;
 
@@ -242,9 +203,9 @@ static void hops_answer(struct job *j)
     }
     log_debug("next hops for %s: %s%s%s, %zu host(s)", h->domain, dns_status_name(h->status),
               h->dsn[0] ? " " : "", h->dsn, h->nhop);
-    if (j->c) {
+    if ((c = job_settle(j))) {
         built = dnsc_hops_encode(&m, j->reqid, h);
-        client_send(j->c, &m, built);
+        client_send(c, &m, built);
     }
     job_free(j);
 }
@@ -350,7 +311,7 @@ static void on_result(void *arg, int err, struct ub_result *res)
         hops_answer(j);
 }
 
-static struct job *job_new(struct client *c, enum job_kind kind, uint32_t reqid)
+static struct job *job_new(struct rpc_client *c, enum job_kind kind, uint32_t reqid)
 {
     struct job *j = calloc(1, sizeof *j);
 
@@ -367,7 +328,7 @@ static struct job *job_new(struct client *c, enum job_kind kind, uint32_t reqid)
         }
     }
     j->kind = kind;
-    j->c = c;
+    j->client = rpcsrv_later(c);
     j->reqid = reqid;
     j->deadline = now_ms() + JOB_TIMEOUT_MS;
     j->next = jobs;
@@ -375,17 +336,17 @@ static struct job *job_new(struct client *c, enum job_kind kind, uint32_t reqid)
         jobs->prev = j;
     jobs = j;
     njobs++;
-    c->njobs++;
     return j;
 }
 
-static void handle_request(struct client *c, const struct ipc_msg *m)
+static void handle_request(struct rpc_client *c, const struct ipc_msg *m, void *arg)
 {
     char why[128], name[DNS_NAME_MAX + 1];
     uint16_t type = DNS_T_MX;
     struct job *j;
     int r;
 
+    (void)arg;
     if (m->type == R_LOOKUP)
         r = dnsc_parse_lookup(m, name, &type, why, sizeof why);
     else if (m->type == R_NEXTHOPS)
@@ -395,11 +356,11 @@ static void handle_request(struct client *c, const struct ipc_msg *m)
         r = -1;
     }
     if (r < 0) {
-        log_warning("client uid %lu pid %ld: bad request: %s", (unsigned long)c->uid, (long)c->pid, why);
+        log_warning("client uid %lu pid %ld: bad request: %s", (unsigned long)rpcsrv_uid(c), (long)rpcsrv_pid(c), why);
         send_error(c, m->reqid, "501 5.5.4", why);
         return;
     }
-    if (c->njobs >= MAX_JOBS_PER_CLIENT || njobs >= MAX_JOBS) {
+    if (rpcsrv_pending(c) >= MAX_JOBS_PER_CLIENT || njobs >= MAX_JOBS) {
         send_error(c, m->reqid, "451 4.3.2", "too many look-ups in flight; try again");
         return;
     }
@@ -413,83 +374,8 @@ static void handle_request(struct client *c, const struct ipc_msg *m)
     if (j->hops)
         str_copy(j->hops->domain, name, sizeof j->hops->domain);
     if (query_start(j, 0, name, type, -1) < 0) {
-        struct client *cc = j->c;
         job_free(j);
-        send_error(cc, m->reqid, "451 4.3.0", "the look-up could not be started");
-    }
-}
-
-static void client_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    struct client *c = arg;
-    struct ipc_msg m;
-    int r;
-
-    (void)loop;
-    (void)fd;
-    if (events & EPOLLIN) {
-        if (ipc_conn_read(&c->conn) < 0) {
-            client_close(c, NULL);
-            return;
-        }
-        /* A request may close the client (an answer it does not read). */
-        while ((r = ipc_conn_next(&c->conn, &m)) == 1) {
-            struct client *p;
-            if (m.fd >= 0) {
-                close(m.fd);
-                client_close(c, "unexpected descriptor");
-                return;
-            }
-            handle_request(c, &m);
-            for (p = clients; p && p != c; p = p->next)
-                ;
-            if (!p)
-                return;
-        }
-        if (r < 0) {
-            client_close(c, "malformed frame");
-            return;
-        }
-    } else if (events & (EPOLLHUP | EPOLLERR)) {
-        client_close(c, NULL);
-        return;
-    }
-    if (ipc_conn_flush(&c->conn) < 0) {
-        client_close(c, NULL);
-        return;
-    }
-    client_update_events(c);
-}
-
-static void accept_cb(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-    (void)events;
-    (void)arg;
-    for (;;) {
-        struct client *c;
-        uid_t uid;
-        pid_t pid;
-        int cfd = net_accept_from(fd, allowed_uid, nallowed, &uid, &pid);
-        if (cfd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warning("accept: %s", strerror(errno));
-            return;
-        }
-        if ((c = calloc(1, sizeof *c)) == NULL) {
-            close(cfd);
-            continue;
-        }
-        c->uid = uid;
-        c->pid = pid;
-        c->events = EPOLLIN;
-        if (ipc_conn_watch(&c->conn, cfd, proto_limit, loop, client_cb, c) < 0) {
-            free(c);
-            continue;
-        }
-        c->next = clients;
-        if (clients)
-            clients->prev = c;
-        clients = c;
+        send_error(c, m->reqid, "451 4.3.0", "the look-up could not be started");
     }
 }
 
@@ -544,20 +430,27 @@ static void sweep(struct evloop *loop, void *arg)
 int rsv_start(struct evloop *loop, struct ub_ctx *ctx, const int *listen_fd, size_t nlisten,
               const struct config *c, const uid_t *peers, size_t npeers, char *err, size_t errlen)
 {
-    ev = loop;
+    uid_t allowed[RPCSRV_UIDS_MAX];
+    struct rpcsrv_conf conf = {
+        .peer = "client", .max_clients = 0, .out_max = CLIENT_OUT_MAX,
+        .allowed = allowed, .on_frame = handle_request, /* any type: a wrong one gets R_ERROR */
+    };
+
     ub = ctx;
     if (dns_name_normalize(c->hostname, strlen(c->hostname), self) < 0)
         self[0] = '\0';
-    allowed_uid[nallowed++] = 0;   /* root: the master's checks, the tools run as root */
-    for (size_t i = 0; i < npeers && nallowed < ARRAY_LEN(allowed_uid); i++)
-        allowed_uid[nallowed++] = peers[i];
-    for (size_t i = 0; i < nlisten && i < ARRAY_LEN(lfd); i++) {
-        lfd[i] = listen_fd[i];
-        if (ev_add(loop, lfd[i], EPOLLIN, accept_cb, NULL) < 0) {
+    allowed[conf.nallowed++] = 0;   /* root: the master's checks, the tools run as root */
+    for (size_t i = 0; i < npeers && conf.nallowed < ARRAY_LEN(allowed); i++)
+        allowed[conf.nallowed++] = peers[i];
+    if (!(srv = rpcsrv_new(loop, &conf))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < nlisten && i < 2; i++)
+        if (rpcsrv_listen(srv, listen_fd[i]) < 0) {
             snprintf(err, errlen, "epoll: %s", strerror(errno));
             return -1;
         }
-    }
     if (ev_add(loop, ub_fd(ub), EPOLLIN, ub_cb, NULL) < 0) {
         snprintf(err, errlen, "epoll: %s", strerror(errno));
         return -1;
@@ -568,12 +461,8 @@ int rsv_start(struct evloop *loop, struct ub_ctx *ctx, const int *listen_fd, siz
 
 void rsv_close_listener(void)
 {
-    for (size_t i = 0; i < ARRAY_LEN(lfd); i++)
-        if (lfd[i] >= 0) {
-            ev_del(ev, lfd[i]);
-            close(lfd[i]);
-            lfd[i] = -1;
-        }
+    if (srv)
+        rpcsrv_close_listeners(srv);
 }
 
 unsigned rsv_jobs(void)
@@ -586,8 +475,6 @@ void rsv_stop(void)
     rsv_close_listener();
     while (jobs)
         job_free(jobs);
-    while (clients) {
-        ipc_conn_flush(&clients->conn);
-        client_close(clients, NULL);
-    }
+    rpcsrv_free(srv);
+    srv = NULL;
 }
