@@ -34,6 +34,7 @@ void suite_auth(void);
 void suite_maildir(void);
 void suite_quota(void);
 void suite_rcptquota(void);
+void suite_rpcsrv(void);
 
 #define ALL_SUITES \
     SUITE(config) \
@@ -67,6 +68,7 @@ void suite_rcptquota(void);
     SUITE(auth) \
     SUITE(maildir) \
     SUITE(quota) \
-    SUITE(rcptquota)
+    SUITE(rcptquota) \
+    SUITE(rpcsrv)
 
 #endif
