@@ -44,7 +44,8 @@ struct rpcsrv_conf {
     void *arg;
 };
 
-/* A server on ev (conf copied; its strings must stay). NULL when out of memory. */
+/* A server on ev (conf copied, its strings must stay; at most 16 types).
+ * NULL when out of memory or conf is wrong. */
 struct rpcsrv *rpcsrv_new(struct evloop *ev, const struct rpcsrv_conf *conf);
 /* Serves on the listening socket lfd, taken over (closed by
  * rpcsrv_close_listeners/rpcsrv_free) on success; -1 (lfd still the
@@ -53,7 +54,7 @@ int rpcsrv_listen(struct rpcsrv *s, int lfd);
 /* Stops accepting (draining); the clients are still served. */
 void rpcsrv_close_listeners(struct rpcsrv *s);
 /* Closes the listeners and every client (after writing what the sockets
- * take now); late answers' ids then settle to NULL. NULL is a no-op. */
+ * take now), and frees s; not from on_frame. NULL is a no-op. */
 void rpcsrv_free(struct rpcsrv *s);
 
 /* Queues a finished frame for c; -1 (nothing changed, c still open) when
