@@ -137,7 +137,7 @@ static int client_frames(struct rpc_client *c)
 {
     struct rpcsrv *s = c->srv;
     struct ipc_msg m;
-    int r;
+    int r = 0;
 
     c->busy = 1;
     while (!c->dead && (r = ipc_conn_next(&c->conn, &m)) == 1) {
