@@ -69,7 +69,7 @@ struct job {
 };
 
 static struct ub_ctx *ub;
-static struct rpcsrv *srv;          /* RUN/resolver and deliver's jail */
+static struct rpcsrv *srv;          /* on RUN/resolver and in deliver's jail */
 static char self[DNS_NAME_MAX + 1];
 static struct job *jobs;
 static unsigned njobs;
@@ -77,8 +77,8 @@ static struct dns_answer scratch;   /* one answer at a time: callbacks run in th
 
 /* ---------------------------------------------------------------- clients */
 
-/* Queues a frame (freed here) built (0) or not; a client it cannot go to
- * is cut off, one that does not read too (rpcsrv_send). */
+/* Queues m (freed here) when it was built (built == 0); a client it
+ * cannot go to is cut off, and so is one that does not read (rpcsrv_send). */
 static void client_send(struct rpc_client *c, struct ipc_out *m, int built)
 {
     int r = built == 0 ? rpcsrv_send(c, m) : -1;
