@@ -204,6 +204,18 @@ static void on_opened(void *arg, const struct ipc_msg *m)
 
         if (m && m->fd >= 0)
             close(m->fd);
+        if (!m && !t->open_retried) {
+            /* sent on a link that was up, and the link went while the
+             * request was out (queue-mgr died before smtpd saw its end of
+             * the socket close): asked again, it waits up to
+             * QLINK_WAIT_MS for the restarted queue-mgr */
+            uint32_t id;
+            t->open_retried = 1;
+            if ((id = qlink_open(on_opened, s)) != 0) {
+                session_suspend(s, qlink_cancel, id);
+                return;
+            }
+        }
         if (refused) {
             log_warning("no queue file for %s: queue-mgr refused: %s %s", s->name, q.code, q.text);
             queue_refusal(s, q.code, q.text);
@@ -245,7 +257,12 @@ static void on_opened(void *arg, const struct ipc_msg *m)
 
 static int message_begin(struct session *s)
 {
-    uint32_t id = qlink_open(on_opened, s);
+    uint32_t id;
+
+    /* asked while the link is down, the request waits for it already: no
+     * second try after that wait (on_opened) */
+    s->txn.open_retried = !qlink_up();
+    id = qlink_open(on_opened, s);
 
     if (!id) {
         log_warning("queue-mgr unavailable; refusing message from %s", s->name);

@@ -50,6 +50,7 @@ void txn_reset(struct txn *t)
     t->msg_size = 0;
     t->poison = P_NONE;
     t->via_bdat = 0;
+    t->open_retried = 0;
     t->size_param = 0;
     free(t->rcpt_quota);
     t->rcpt_quota = NULL;

@@ -32,6 +32,7 @@ struct txn {
     enum txn_poison poison;
     int prev_crlf;              /* DATA: the last line ended in CRLF */
     int via_bdat;
+    int open_retried;           /* Q_OPEN asked again (or asked while the link was down): no more tries */
     struct linereader *bdat_lr; /* BDAT: line checks across chunks */
     uint64_t bdat_left, bdat_chunk;
     int bdat_last, bdat_discard;
