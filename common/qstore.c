@@ -766,6 +766,105 @@ static int update_fn(struct qstore *q, MDB_txn *txn, void *arg)
     return 0;
 }
 
+static int assemble(struct qstore *q, MDB_cursor *rc_cur, const char *qid, const MDB_val *envv,
+                    struct ipc_out *m);
+static void record_buf_init(struct ipc_out *m);
+
+/* Recipients of qid still to deliver, in txn (unreadable ones count). */
+static long count_due(struct qstore *q, MDB_txn *txn, const char *qid)
+{
+    unsigned char key[RKEY_LEN];
+    MDB_cursor *c;
+    MDB_val k = { RKEY_LEN, key }, v;
+    long n = 0;
+    int rc;
+
+    if (mdb_cursor_open(txn, q->rcpt, &c) != 0)
+        return -1;
+    rkey(key, qid, 0);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t status;
+        if (k.mv_size != RKEY_LEN || memcmp(k.mv_data, qid, QID_LEN) != 0)
+            break;
+        if (qrec_peek_u64(v.mv_data, v.mv_size, T_R_STATUS, &status) < 0 || is_due_status(status))
+            n++;
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? n : -1;
+}
+
+struct finish_ctx {
+    struct update_ctx uc;
+    int (*keep)(const struct qrec *r, void *arg);
+    void *arg;
+    char (*removed)[QID_LEN + 1];
+    size_t nremoved;
+};
+
+/* The updates, then each message they finished removed, unless keep()
+ * says it waits (a notice still to write). */
+static int finish_fn(struct qstore *q, MDB_txn *txn, void *arg)
+{
+    struct finish_ctx *fc = arg;
+    int rc;
+
+    fc->nremoved = 0;
+    if ((rc = update_fn(q, txn, &fc->uc)) != 0)
+        return rc;
+    for (size_t i = 0; i < fc->uc.n; i++) {
+        const char *qid = fc->uc.u[i].qid;
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(fc->uc.u[k].qid, qid) == 0;
+        if (seen || is_due_status(fc->uc.u[i].status) || count_due(q, txn, qid) != 0)
+            continue;
+        MDB_val k = { QID_LEN, (void *)qid }, v;
+        MDB_cursor *rcur;
+        struct ipc_out m;
+        struct qrec r;
+        char why[128];
+        int got = -1;
+        if (mdb_get(txn, q->envdb, &k, &v) != 0 || mdb_cursor_open(txn, q->rcpt, &rcur) != 0)
+            continue;
+        record_buf_init(&m);
+        if (assemble(q, rcur, qid, &v, &m) == 0)
+            got = qrec_decode((const unsigned char *)buf_head(&m.b), m.b.len, &r, why, sizeof(why));
+        mdb_cursor_close(rcur);
+        ipc_out_free(&m);
+        if (got != 0)
+            continue;           /* unreadable: left for the operator, as before */
+        int wait = fc->keep && fc->keep(&r, fc->arg);
+        qrec_free(&r);
+        if (wait)
+            continue;
+        if ((rc = remove_message(q, txn, qid)) != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        if (rc == 0)
+            memcpy(fc->removed[fc->nremoved++], qid, QID_LEN + 1);
+    }
+    return 0;
+}
+
+int qstore_update_finish(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
+                         int (*keep)(const struct qrec *r, void *arg), void *arg,
+                         char (*removed)[QID_LEN + 1], size_t *nremoved, char *err, size_t errlen)
+{
+    struct finish_ctx fc = { { u, n, 0, err, errlen }, keep, arg, removed, 0 };
+    int rc;
+
+    if (errlen)
+        err[0] = 0;
+    *nremoved = 0;
+    if (n == 0)
+        return 0;
+    if (q->layout != QSTORE_LAYOUT)
+        return write_result(EACCES, "update", err, errlen);
+    rc = write_txn(q, finish_fn, &fc);
+    if (rc == 0)
+        *nremoved = fc.nremoved;
+    return write_result(rc, "update", err, errlen);
+}
+
 int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
                         size_t *missing, char *err, size_t errlen)
 {
