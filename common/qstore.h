@@ -113,13 +113,6 @@ struct qstore_rcpt_update {
  * 0, -1 with err (nothing applied), or QSTORE_EFULL as for put_batch. */
 int qstore_update_rcpts(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
                         size_t *missing, char *err, size_t errlen);
-/* qstore_update_rcpts, and in the SAME transaction every message of u
- * that the updates finished (no recipient left to deliver) removed, unless
- * keep(record, arg) returns non-zero (a notice still to write): one flush
- * for a batch of results. removed (capacity n) gets the ids removed. */
-int qstore_update_finish(struct qstore *q, const struct qstore_rcpt_update *u, size_t n,
-                         int (*keep)(const struct qrec *r, void *arg), void *arg,
-                         char (*removed)[QID_LEN + 1], size_t *nremoved, char *err, size_t errlen);
 
 /* A bounce, in ONE transaction (queue-mgr/bounce.c): stores the notice
  * (a whole record, whose spool file the caller has written and synced

@@ -230,13 +230,6 @@ static int default_sync_index(void *arg)
     return qstore_sync(arg);
 }
 
-/* keep() of qstore_update_finish: a notice still to write holds the message. */
-static int notice_waits(const struct qrec *r, void *arg)
-{
-    (void)arg;
-    return bounce_waits(r);
-}
-
 /* Results, then the messages they finished: no recipient left to
  * deliver and no notice still to write (bounce_waits). A result
  * for a recipient sent or bounced already (a late or repeated one) is
@@ -262,11 +255,45 @@ static int default_update(void *arg, struct commit_job *j, char *err, size_t err
             keep[nkeep++] = j->updates[i];
         qrcpt_free(&rc0);
     }
-    /* the updates and the messages they finished in ONE transaction: one
-     * flush for the batch */
-    rc = qstore_update_finish(q, keep, nkeep, notice_waits, NULL, j->removed, &j->nremoved, err, errlen);
+    rc = qstore_update_rcpts(q, keep, nkeep, NULL, err, errlen);
     free(keep);
-    return rc;
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < j->nupdates; i++) {
+        const char *qid = j->updates[i].qid;
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(j->updates[k].qid, qid) == 0;
+        if (seen || j->updates[i].status == RCPT_PENDING || j->updates[i].status == RCPT_DEFERRED)
+            continue;
+        if (qstore_undelivered(q, qid) != 0)
+            continue;
+        struct qrec r;
+        char why[128];
+        if (qstore_get(q, qid, &r, why, sizeof(why)) != 0)
+            continue;
+        int bounced = bounce_waits(&r);
+        qrec_free(&r);
+        if (!bounced)
+            memcpy(j->removed[j->nremoved++], qid, QID_LEN + 1);
+    }
+    /* the finished messages go in one more transaction (one flush for the
+     * batch, not one a message); only those really removed are reported */
+    if (j->nremoved > 0) {
+        unsigned char *gone = calloc(j->nremoved, 1);
+        size_t n = 0;
+        if (!gone || qstore_delete_many(q, j->removed, j->nremoved, gone) != 0) {
+            free(gone);
+            j->nremoved = 0;    /* they stay; the next result or start-up finishes them */
+            return 0;
+        }
+        for (size_t i = 0; i < j->nremoved; i++)
+            if (gone[i] && n++ != i)
+                memcpy(j->removed[n - 1], j->removed[i], QID_LEN + 1);
+        j->nremoved = n;
+        free(gone);
+    }
+    return 0;
 }
 
 void committer_default_ops(struct commit_ops *o, struct qstore *q)

@@ -816,51 +816,6 @@ static int qst_due_is(const struct qstore_due *d, uint64_t t, const char *qid, u
     return d->next_try == t && strcmp(d->qid, qid) == 0 && d->rcpt == i;
 }
 
-static int qst_keep_all(const struct qrec *r, void *arg)
-{
-    (void)r;
-    ++*(int *)arg;
-    return 1;
-}
-
-/* Results and the messages they finish in one transaction: a message with
- * a recipient left, or one keep() holds, stays; the finished one goes. */
-static void test_qs_update_finish(void)
-{
-    char dir[96], err[256] = "", removed[4][QID_LEN + 1];
-    struct qstore *q;
-    struct qrec r;
-    size_t nr = 9;
-    int asked = 0;
-
-    q = qst_filled(dir, sizeof(dir));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    {
-        struct qstore_rcpt_update u[3] = {
-            { "000000000009", 0, RCPT_SENT, 1, 0, "2.0.0", "250 ok", NULL, 0 },
-            { "000000000009", 1, RCPT_BOUNCED, 1, 0, "5.1.1", "550 no", NULL, 0 },
-            { "000000000005", 0, RCPT_SENT, 1, 0, "2.0.0", "250 ok", NULL, 0 }, /* two left */
-        };
-        CU_ASSERT_EQUAL(qstore_update_finish(q, u, 3, qst_keep_all, &asked, removed, &nr, err, sizeof(err)), 0);
-        CU_ASSERT_EQUAL(nr, 0);
-        CU_ASSERT_EQUAL(asked, 1);              /* 9 only: 5 is not finished */
-        CU_ASSERT_EQUAL(qstore_get(q, "000000000009", &r, err, sizeof(err)), 0);
-        qrec_free(&r);
-        /* a repeated result, nothing holds it now: removed, in that transaction */
-        CU_ASSERT_EQUAL(qstore_update_finish(q, u, 1, NULL, NULL, removed, &nr, err, sizeof(err)), 0);
-        CU_ASSERT_EQUAL(nr, 1);
-        CU_ASSERT_STRING_EQUAL(removed[0], "000000000009");
-        CU_ASSERT_EQUAL(qstore_get(q, "000000000009", &r, err, sizeof(err)), 1);
-        qrec_free(&r);
-        CU_ASSERT_EQUAL(qstore_get(q, "000000000005", &r, err, sizeof(err)), 0);
-        qrec_free(&r);
-        CU_ASSERT_EQUAL(qstore_update_finish(q, u, 0, NULL, NULL, removed, &nr, err, sizeof(err)), 0);
-        CU_ASSERT_EQUAL(nr, 0);
-    }
-    qstore_close(q);
-    CU_ASSERT_EQUAL(qst_rmtree(dir), 0);
-}
-
 static void test_qs_update_and_due(void)
 {
     char dir[96], err[256] = "";
@@ -1444,7 +1399,6 @@ void suite_qstore(void)
     CU_add_test(s, "layout 2 on disk", test_qs_layout_on_disk);
     CU_add_test(s, "a bad record fails its batch", test_qs_bad_record_refused);
     CU_add_test(s, "recipient results and the due scan", test_qs_update_and_due);
-    CU_add_test(s, "results and the messages they finish in one transaction", test_qs_update_finish);
     CU_add_test(s, "hold, release, damaged", test_qs_flags_hold);
     CU_add_test(s, "delete removes every part", test_qs_delete_whole);
     CU_add_test(s, "layout 1 is read, then migrated", test_qs_migrate_v1);
