@@ -237,6 +237,23 @@ static void test_prepare_fill_finish(void)
     rm_tree(dir);
 }
 
+/* A fresh mailbox_dir, a 20-byte spool file in *fd, a store on it. */
+static struct md_store *batch_store(int *root, int *fd)
+{
+    mk_tmp();
+    *fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
+    *root = open(dir, O_RDONLY | O_DIRECTORY);
+    return maildir_open(*root, "h");
+}
+
+static void batch_store_done(struct md_store *s, int root, int fd)
+{
+    maildir_close(s);
+    close(fd);
+    close(root);
+    rm_tree(dir);
+}
+
 /* A batch over three Maildirs: every copy in its new/, none left in tmp/. */
 static void test_batch_three_maildirs(void)
 {
@@ -246,10 +263,7 @@ static void test_batch_three_maildirs(void)
     char p[256];
     int root, fd;
 
-    mk_tmp();
-    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
-    root = open(dir, O_RDONLY | O_DIRECTORY);
-    s = maildir_open(root, "h");
+    s = batch_store(&root, &fd);
     CU_ASSERT_FATAL(s != NULL);
     for (int i = 0; i < 6; i++)
         CU_ASSERT_FATAL(maildir_write(s, box[i % 3], fd, 20, "s@x.example", "r@d.example", &it[i]) == 0);
@@ -266,10 +280,7 @@ static void test_batch_three_maildirs(void)
         snprintf(p, sizeof(p), "%s/%s/tmp", dir, box[i]);
         CU_ASSERT_EQUAL(count_dir(p), 0);
     }
-    maildir_close(s);
-    close(fd);
-    close(root);
-    rm_tree(dir);
+    batch_store_done(s, root, fd);
 }
 
 /* Two batches pipelined: the second's flush (maildir_sync_all) covers the
@@ -281,10 +292,7 @@ static void test_sync_all_pipelined(void)
     char p[256];
     int root, fd;
 
-    mk_tmp();
-    fd = spool_file("Subject: x\r\n\r\nbody\r\n", 20);
-    root = open(dir, O_RDONLY | O_DIRECTORY);
-    s = maildir_open(root, "h");
+    s = batch_store(&root, &fd);
     CU_ASSERT_FATAL(s != NULL);
     for (int i = 0; i < 2; i++)
         CU_ASSERT_FATAL(maildir_write(s, i ? "d.example/b" : "d.example/a", fd, 20, "s@x.example", "r@d.example", &a[i]) == 0);
@@ -309,10 +317,7 @@ static void test_sync_all_pipelined(void)
     CU_ASSERT_EQUAL(count_dir(p), 1);
     snprintf(p, sizeof(p), "%s/d.example/a/tmp", dir);
     CU_ASSERT_EQUAL(count_dir(p), 0);
-    maildir_close(s);
-    close(fd);
-    close(root);
-    rm_tree(dir);
+    batch_store_done(s, root, fd);
 }
 
 static void test_header_scan(void)
