@@ -79,6 +79,7 @@ struct box {
     struct mdq_usage u;
     uint64_t add_bytes, add_msgs;       /* accepted in this batch */
     uint64_t done_bytes, done_msgs;     /* published: into maildirsize */
+    int plain_dir;                      /* no quota of ours: a tmp/ of it (not owned), else -1 */
 };
 
 /* The fill step of a batch, shared by its threads (fill_all). */
@@ -376,6 +377,7 @@ static int quota_check(struct box *boxes, size_t *nboxes, struct item *it)
     if (!b) {
         b = &boxes[(*nboxes)++];
         str_copy(b->comp, it->comp, sizeof(b->comp));
+        b->plain_dir = -1;
         b->md = mdq_open_maildir(mbox_fd, it->comp);
         if (b->md < 0 || mdq_usage(b->md, &it->q, time(NULL), 0, &b->u) < 0)
             b->err = errno ? errno : EIO;
@@ -412,6 +414,14 @@ static void quota_record(struct box *boxes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct box *b = &boxes[i];
+        if (b->plain_dir >= 0) {
+            /* no quota in our map, but a maildirsize (Dovecot's, say) is
+             * kept up to date by every deliverer (Maildir++); none: nothing */
+            if (mdq_add(b->plain_dir, "../" MDQ_FILE, (int64_t)b->done_bytes, (int64_t)b->done_msgs) < 0)
+                log_warning("%s/maildirsize: cannot add %llu bytes: %s", b->comp,
+                            (unsigned long long)b->done_bytes, strerror(errno));
+            continue;
+        }
         if (b->done_msgs && b->md >= 0 && mdq_add(b->md, MDQ_FILE, (int64_t)b->done_bytes, (int64_t)b->done_msgs) < 0)
             log_warning("%s/maildirsize: cannot add %llu bytes: %s (recounted once it is stale)", b->comp,
                         (unsigned long long)b->done_bytes, strerror(errno));
@@ -541,9 +551,20 @@ static void run_batch(void)
         if (boxes && items[k].box >= 0) {
             boxes[items[k].box].done_bytes += items[k].it.size;
             boxes[items[k].box].done_msgs++;
-        } else if (items[k].box < 0 && mdq_add(items[k].it.tmp_fd, "../" MDQ_FILE, (int64_t)items[k].it.size, 1) < 0) {
-            log_warning("%s/maildirsize: cannot add %llu bytes: %s", items[k].comp,
-                        (unsigned long long)items[k].it.size, strerror(errno));
+        } else if (boxes && items[k].box < 0) {
+            /* summed per Maildir: one line (one open) per batch */
+            struct box *b = NULL;
+            for (size_t i = 0; i < nboxes && !b; i++)
+                if (boxes[i].plain_dir >= 0 && !strcmp(boxes[i].comp, items[k].comp))
+                    b = &boxes[i];
+            if (!b) {
+                b = &boxes[nboxes++];
+                str_copy(b->comp, items[k].comp, sizeof(b->comp));
+                b->md = -1;
+                b->plain_dir = items[k].it.tmp_fd;
+            }
+            b->done_bytes += items[k].it.size;
+            b->done_msgs++;
         }
     }
     quota_record(boxes, nboxes);
